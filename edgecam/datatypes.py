@@ -1,0 +1,135 @@
+"""Immutable value types passed between stages: boxes, detections, frames, results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BBox:
+    """An axis-aligned box in normalised coordinates (0..1 of the frame), x1 < x2, y1 < y2."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+
+    @property
+    def width(self) -> float:
+        """Width as a fraction of the frame width."""
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        """Height as a fraction of the frame height."""
+        return self.y2 - self.y1
+
+    @property
+    def area(self) -> float:
+        """Area as a fraction of the frame area (0 for an empty box)."""
+        return max(0.0, self.width) * max(0.0, self.height)
+
+    @property
+    def valid(self) -> bool:
+        """True when the box has a positive width and height."""
+        return self.x2 > self.x1 and self.y2 > self.y1
+
+    @property
+    def bottom_centre(self) -> Tuple[float, float]:
+        """The point an object stands on: used to decide which zone it is in."""
+        return ((self.x1 + self.x2) / 2.0, self.y2)
+
+    def clip(self) -> "BBox":
+        """This box clipped to the frame."""
+        c = lambda v: min(1.0, max(0.0, v))  # noqa: E731
+        return BBox(c(self.x1), c(self.y1), c(self.x2), c(self.y2))
+
+    def intersect(self, other: "BBox") -> "BBox":
+        """The overlap of two boxes (possibly empty: check `valid`)."""
+        return BBox(max(self.x1, other.x1), max(self.y1, other.y1),
+                    min(self.x2, other.x2), min(self.y2, other.y2))
+
+    def iou(self, other: "BBox") -> float:
+        """Intersection over union, 0 when the boxes do not overlap."""
+        inter = self.intersect(other).area
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
+    def to_pixels(self, width: int, height: int) -> Tuple[int, int, int, int]:
+        """Pixel corners (x1, y1, x2, y2) in a frame of the given size."""
+        return (int(round(self.x1 * width)), int(round(self.y1 * height)),
+                int(round(self.x2 * width)), int(round(self.y2 * height)))
+
+    def as_list(self, ndigits: int = 4) -> list:
+        """[x1, y1, x2, y2] rounded, for JSON."""
+        return [round(self.x1, ndigits), round(self.y1, ndigits),
+                round(self.x2, ndigits), round(self.y2, ndigits)]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected object: what it is, how sure, and where (normalised to the original frame)."""
+
+    label: str
+    class_id: int
+    score: float
+    bbox: BBox
+
+    def to_dict(self, width: Optional[int] = None, height: Optional[int] = None) -> dict:
+        """JSON form: label, class_id, score, normalised box, and pixel box when a size is given."""
+        d = {"label": self.label, "class_id": int(self.class_id),
+             "score": round(float(self.score), 4), "box": self.bbox.as_list()}
+        if width and height:
+            d["box_px"] = list(self.bbox.to_pixels(width, height))
+        return d
+
+
+@dataclass
+class Frame:
+    """A captured image (BGR, HxWx3 uint8) with its sequence number and capture time.
+
+    `ts` is wall-clock time (for publishing), `mono` the monotonic clock at capture (for
+    measuring latency). `model_input` is an optional image already at the model's input size,
+    e.g. picamera2's low-resolution stream, so the CPU need not resize.
+    """
+
+    seq: int
+    ts: float
+    mono: float
+    image: np.ndarray
+    source: str = ""
+    model_input: Optional[np.ndarray] = None
+
+    @property
+    def width(self) -> int:
+        """Width in pixels."""
+        return int(self.image.shape[1])
+
+    @property
+    def height(self) -> int:
+        """Height in pixels."""
+        return int(self.image.shape[0])
+
+
+@dataclass
+class FrameResult:
+    """A frame with what the detector found in it and how long each stage took (ms)."""
+
+    frame: Frame
+    detections: Tuple[Detection, ...]
+    inference_ms: float
+    timings: Dict[str, float] = field(default_factory=dict)
+    annotated: Optional[np.ndarray] = None
+    skipped: bool = False
+
+    def to_json(self) -> dict:
+        """The `--json` frame line (contract: see README)."""
+        f = self.frame
+        return {"type": "frame", "seq": f.seq, "ts": round(f.ts, 3), "source": f.source,
+                "width": f.width, "height": f.height,
+                "inference_ms": round(self.inference_ms, 2),
+                "detections": [d.to_dict() for d in self.detections]}
+
