@@ -1,0 +1,5 @@
+"""`python -m edgecam` runs the CLI."""
+
+from .cli import main
+
+main(prog_name="edgecam")

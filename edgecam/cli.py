@@ -1,0 +1,63 @@
+"""The `edgecam` command line: parses options into a Config and hands it to the stages.
+
+Every EdgecamError becomes one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from . import config as cfg
+from .errors import EdgecamError
+
+
+class _Group(click.Group):
+    """A click group that turns EdgecamError into a one-line message and exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgecamError as exc:
+            click.echo(f"edgecam: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+def _version_message() -> str:
+    from .runtime import find_runtime
+    try:
+        runtime = find_runtime().describe()
+    except EdgecamError:
+        runtime = "no TFLite runtime installed"
+    return f"edgecam {__version__} (runtime: {runtime})"
+
+
+def _print_version(ctx, _param, value):
+    if value and not ctx.resilient_parsing:
+        click.echo(_version_message())
+        ctx.exit()
+
+
+@click.group(cls=_Group)
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_version, help="Show edgecam's and the TFLite runtime's versions.")
+def main():
+    """edgecam: TFLite object detection on a Raspberry Pi camera, published over MQTT."""
+
+
+@main.group("config")
+def config_group():
+    """Inspect configuration files."""
+
+
+@config_group.command("check")
+@click.argument("path", type=click.Path(dir_okay=False))
+def config_check(path):
+    """Validate a TOML config file; exit 0 when it is valid."""
+    cfg.load_file(path)
+    click.echo(f"{path}: ok")
+
+
+# Subcommands living in their own modules register themselves below.

@@ -1,0 +1,253 @@
+"""Typed configuration: TOML file < environment < command line, validated with errors naming the key."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from .errors import EdgecamError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Raspberry Pi OS Bullseye/Bookworm pythons
+    import tomli as tomllib
+
+DEFAULT_CONFIG_PATH = "/etc/edgecam/config.toml"
+
+
+def _between(lo, hi):
+    def check(v):
+        return lo <= v <= hi or f"must be between {lo} and {hi}"
+    return check
+
+
+def _one_of(*choices):
+    def check(v):
+        return v in choices or f"must be one of {', '.join(map(str, choices))}"
+    return check
+
+
+def _positive(v):
+    return v > 0 or "must be > 0"
+
+
+def _non_negative(v):
+    return v >= 0 or "must be >= 0"
+
+
+def _opt(kind, check=None, help=""):  # noqa: A002 - mirrors click's naming
+    return {"kind": kind, "check": check, "help": help}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which model runs and how: path, labels, CPU threads, delegate."""
+
+    path: Optional[str] = field(default=None, metadata=_opt(str, help="model file (.tflite); default: the cached default model"))
+    labels: Optional[str] = field(default=None, metadata=_opt(str, help="label file; default: the one installed with the model"))
+    threads: Optional[int] = field(default=None, metadata=_opt(int, _between(1, 64), "interpreter threads; default: number of cores"))
+    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral)"))
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """What counts as a detection and which labels are watched."""
+
+    threshold: float = field(default=0.5, metadata=_opt(float, _between(0.0, 1.0), "minimum score"))
+    classes: Tuple[str, ...] = field(default=(), metadata=_opt(list, help="only report these labels (empty: all)"))
+    max_detections: int = field(default=20, metadata=_opt(int, _between(1, 1000), "at most this many per frame"))
+    min_area: float = field(default=0.0, metadata=_opt(float, _between(0.0, 1.0), "ignore boxes smaller than this fraction of the frame"))
+    resize: str = field(default="stretch", metadata=_opt(str, _one_of("stretch", "letterbox"), "how frames are fitted to the model input"))
+    watch: Tuple[str, ...] = field(default=("person",), metadata=_opt(list, help="labels that make events, counts and snapshots"))
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """Where frames come from and at what size."""
+
+    uri: str = field(default="auto", metadata=_opt(str, help="auto, picamera, a camera index or /dev/videoN, rtsp://..., a video file, an image or a folder"))
+    width: int = field(default=1280, metadata=_opt(int, _between(16, 8192), "capture width (cameras)"))
+    height: int = field(default=720, metadata=_opt(int, _between(16, 8192), "capture height (cameras)"))
+    fps: float = field(default=30.0, metadata=_opt(float, _between(0.1, 240.0), "capture frame rate (cameras)"))
+    loop: bool = field(default=False, metadata=_opt(bool, help="repeat file sources"))
+    stall_timeout: float = field(default=5.0, metadata=_opt(float, _positive, "seconds without a frame before a live source is reopened"))
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Local outputs: annotated video or JPEGs, snapshots of watched labels."""
+
+    path: Optional[str] = field(default=None, metadata=_opt(str, help="FILE.mp4 for annotated video, or DIR/ for annotated JPEGs"))
+    snapshot_dir: Optional[str] = field(default=None, metadata=_opt(str, help="write a JPEG when a watched label is seen"))
+    snapshot_interval: float = field(default=5.0, metadata=_opt(float, _non_negative, "at most one snapshot per this many seconds"))
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """Broker connection and publishing options (see README: MQTT)."""
+
+    host: Optional[str] = field(default=None, metadata=_opt(str, help="broker host; unset: MQTT off"))
+    port: int = field(default=1883, metadata=_opt(int, _between(1, 65535), "broker port"))
+    device_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: the hostname, sanitised"))
+    client_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: edgecam-<device_id>"))
+    user: Optional[str] = field(default=None, metadata=_opt(str, help="username"))
+    password_file: Optional[str] = field(default=None, metadata=_opt(str, help="file holding the password (or env EDGECAM_MQTT_PASSWORD)"))
+    tls_ca: Optional[str] = field(default=None, metadata=_opt(str, help="CA file: turns TLS on"))
+    tls_cert: Optional[str] = field(default=None, metadata=_opt(str, help="client certificate"))
+    tls_key: Optional[str] = field(default=None, metadata=_opt(str, help="client key"))
+    tls_insecure: bool = field(default=False, metadata=_opt(bool, help="skip server certificate checks (never in production)"))
+    keepalive: int = field(default=60, metadata=_opt(int, _between(5, 3600), "seconds"))
+    protocol: str = field(default="5", metadata=_opt(str, _one_of("5", "3.1.1"), "MQTT protocol version"))
+    prefix: Optional[str] = field(default=None, metadata=_opt(str, help="topic prefix; default edgecam/<device_id>"))
+    discovery: bool = field(default=True, metadata=_opt(bool, help="publish Home Assistant discovery"))
+    discovery_prefix: str = field(default="homeassistant", metadata=_opt(str, help="Home Assistant discovery prefix"))
+    detections_interval: float = field(default=0.0, metadata=_opt(float, _non_negative, "at most one detections message per this many seconds (0: every frame)"))
+    stats_interval: float = field(default=10.0, metadata=_opt(float, _positive, "seconds between stats messages"))
+    snapshot_interval: float = field(default=5.0, metadata=_opt(float, _non_negative, "at most one snapshot per this many seconds"))
+    event_start_frames: int = field(default=2, metadata=_opt(int, _between(1, 1000), "frames a watched label must be seen to start an event"))
+    event_end_frames: int = field(default=10, metadata=_opt(int, _between(1, 100000), "frames it must be absent to end it"))
+    occupancy_off_delay: float = field(default=5.0, metadata=_opt(float, _non_negative, "seconds an occupancy stays on after the last sighting"))
+    spool_max: int = field(default=10000, metadata=_opt(int, _between(1, 10_000_000), "events kept on disk while the broker is unreachable"))
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Process-level settings: state directory, logging, web preview."""
+
+    state_dir: Optional[str] = field(default=None, metadata=_opt(str, help="default $STATE_DIRECTORY, else ~/.local/state/edgecam"))
+    log_level: str = field(default="info", metadata=_opt(str, _one_of("debug", "info", "warning", "error"), "log level"))
+    web: Optional[str] = field(default=None, metadata=_opt(str, help="HOST:PORT of the preview server (off when unset)"))
+    web_token: Optional[str] = field(default=None, metadata=_opt(str, help="token for the preview server (or env EDGECAM_WEB_TOKEN)"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, one typed section per TOML table."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+
+
+SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+
+
+def _coerce(section: str, key: str, value: Any, meta: Mapping[str, Any]) -> Any:
+    kind, where = meta["kind"], f"[{section}] {key}"
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if kind is list:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise EdgecamError(f"config {where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    if kind is str and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise EdgecamError(f"config {where}: expected {kind.__name__}, got {type(value).__name__} {value!r}")
+    check = meta.get("check")
+    if check is not None:
+        verdict = check(value)
+        if verdict is not True:
+            raise EdgecamError(f"config {where} = {value!r}: {verdict}")
+    return value
+
+
+def build_section(section: str, values: Mapping[str, Any], base: Any = None) -> Any:
+    """A section dataclass from `values` on top of `base` (defaults when None), validated."""
+    cls_factory = SECTIONS.get(section)
+    if cls_factory is None:
+        raise EdgecamError(f"config: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+    base = base if base is not None else cls_factory()
+    known = {f.name: f for f in dataclasses.fields(base)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise EdgecamError(f"config: unknown key [{section}] {key} (known: {', '.join(known)})")
+        changes[key] = None if value is None else _coerce(section, key, value, known[key].metadata)
+    return dataclasses.replace(base, **changes)
+
+
+def from_mapping(data: Mapping[str, Any], base: Optional[Config] = None) -> Config:
+    """A Config from nested mappings ({section: {key: value}}) on top of `base`."""
+    base = base or Config()
+    sections = {}
+    for section, values in data.items():
+        if section not in SECTIONS:
+            raise EdgecamError(f"config: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+        if not isinstance(values, Mapping):
+            raise EdgecamError(f"config: [{section}] must be a table")
+        sections[section] = build_section(section, values, getattr(base, section))
+    return dataclasses.replace(base, **sections)
+
+
+def load_file(path: str) -> Config:
+    """Read and validate a TOML config file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise EdgecamError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise EdgecamError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgecamError(f"config file {path} is not valid TOML: {exc}") from None
+    return from_mapping(data)
+
+
+def resolve(config_path: Optional[str], overrides: Mapping[str, Mapping[str, Any]],
+            env: Optional[Mapping[str, str]] = None) -> Config:
+    """File (explicit, else /etc/edgecam/config.toml when present) < env EDGECAM_* < overrides.
+
+    `overrides` holds only the options a user actually gave; None values are ignored.
+    """
+    env = os.environ if env is None else env
+    if config_path:
+        config = load_file(config_path)
+    elif os.path.exists(DEFAULT_CONFIG_PATH):
+        config = load_file(DEFAULT_CONFIG_PATH)
+    else:
+        config = Config()
+    config = from_mapping(env_overrides(env), config)
+    given = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in overrides.items()}
+    return from_mapping({s: v for s, v in given.items() if v}, config)
+
+
+_ENV_KEY = re.compile(r"^EDGECAM_([A-Z]+)__([A-Z0-9_]+)$")
+
+
+def env_overrides(env: Mapping[str, str]) -> Dict[str, Dict[str, Any]]:
+    """Settings from EDGECAM_<SECTION>__<KEY> variables (strings, parsed like TOML scalars)."""
+    out: Dict[str, Dict[str, Any]] = {}
+    for name, raw in env.items():
+        m = _ENV_KEY.match(name)
+        if not m:
+            continue
+        section, key = m.group(1).lower(), m.group(2).lower()
+        out.setdefault(section, {})[key] = _parse_scalar(raw)
+    return out
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def reference() -> List[Tuple[str, str, str, str]]:
+    """(section, key, default, help) for every setting: the README's config reference."""
+    rows = []
+    for section, factory in SECTIONS.items():
+        for f in dataclasses.fields(factory()):
+            default = getattr(factory(), f.name)
+            rows.append((section, f.name, repr(default), f.metadata.get("help", "")))
+    return rows
