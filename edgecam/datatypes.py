@@ -124,6 +124,7 @@ class FrameResult:
     timings: Dict[str, float] = field(default_factory=dict)
     annotated: Optional[np.ndarray] = None
     skipped: bool = False
+    events: Tuple[dict, ...] = ()
 
     def to_json(self) -> dict:
         """The `--json` frame line (contract: see README)."""

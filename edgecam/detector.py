@@ -1,0 +1,293 @@
+"""Run an SSD-style TFLite detection model on a frame and return Detections in frame coordinates."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from .datatypes import BBox, Detection, Frame, FrameResult
+from .errors import EdgecamError
+from .labels import check_labels_fit, label_for, load_labels
+from .runtime import Runtime, find_runtime, load_interpreter
+from .tflite_graph import custom_options, read_graph
+
+log = logging.getLogger(__name__)
+
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+
+
+@dataclass(frozen=True)
+class DetectOptions:
+    """Which detections are kept, and how frames are fitted to the model input."""
+
+    threshold: float = 0.5
+    classes: Tuple[str, ...] = ()
+    max_detections: int = 20
+    min_area: float = 0.0
+    resize: str = "stretch"
+
+
+@dataclass(frozen=True)
+class Transform:
+    """How a frame was fitted into the model input: scale and padding in input pixels.
+
+    Maps a box normalised to the model input back to one normalised to the original frame.
+    """
+
+    frame_w: int
+    frame_h: int
+    input_w: int
+    input_h: int
+    scale_x: float
+    scale_y: float
+    pad_x: float = 0.0
+    pad_y: float = 0.0
+
+    def to_frame(self, ymin: float, xmin: float, ymax: float, xmax: float) -> BBox:
+        """A model-space (ymin, xmin, ymax, xmax) box as a normalised frame BBox, clipped."""
+        def fx(x):
+            return (x * self.input_w - self.pad_x) / self.scale_x / self.frame_w
+
+        def fy(y):
+            return (y * self.input_h - self.pad_y) / self.scale_y / self.frame_h
+        return BBox(fx(xmin), fy(ymin), fx(xmax), fy(ymax)).clip()
+
+
+def fit_transform(frame_w: int, frame_h: int, input_w: int, input_h: int, resize: str) -> Transform:
+    """The Transform for stretching, or letterboxing (aspect kept, centred, padded) a frame."""
+    if resize == "letterbox":
+        s = min(input_w / frame_w, input_h / frame_h)
+        new_w, new_h = int(round(frame_w * s)), int(round(frame_h * s))
+        return Transform(frame_w, frame_h, input_w, input_h, new_w / frame_w, new_h / frame_h,
+                         (input_w - new_w) // 2, (input_h - new_h) // 2)
+    return Transform(frame_w, frame_h, input_w, input_h, input_w / frame_w, input_h / frame_h)
+
+
+def fit_image(image: np.ndarray, t: Transform) -> np.ndarray:
+    """The BGR image resized (and padded for letterbox) to the model input size."""
+    new_w, new_h = int(round(t.frame_w * t.scale_x)), int(round(t.frame_h * t.scale_y))
+    if (new_w, new_h) == (image.shape[1], image.shape[0]):
+        resized = image
+    else:
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    if (new_w, new_h) == (t.input_w, t.input_h):
+        return resized
+    px, py = int(t.pad_x), int(t.pad_y)
+    return cv2.copyMakeBorder(resized, py, t.input_h - new_h - py, px, t.input_w - new_w - px,
+                              cv2.BORDER_CONSTANT, value=(0, 0, 0))
+
+
+@dataclass(frozen=True)
+class OutputMap:
+    """Which output tensor (by details index) holds boxes, classes, scores and the count."""
+
+    boxes: int
+    classes: int
+    scores: int
+    count: int
+
+
+def identify_outputs(details: Sequence[Mapping]) -> Tuple[int, int, int, Tuple[int, int]]:
+    """(boxes, count, (a, b)) output positions from shapes: boxes [1,N,4], count [1],
+    and the two [1,N] tensors whose roles (classes, scores) are decided from their values."""
+    boxes = [i for i, d in enumerate(details) if len(d["shape"]) == 3 and d["shape"][-1] == 4]
+    count = [i for i, d in enumerate(details) if int(np.prod(d["shape"])) == 1]
+    pair = [i for i, d in enumerate(details) if len(d["shape"]) == 2 and i not in boxes]
+    if len(details) != 4 or len(boxes) != 1 or len(count) != 1 or len(pair) != 2:
+        shapes = [list(map(int, d["shape"])) for d in details]
+        raise ValueError(f"outputs {shapes} are not boxes/classes/scores/count")
+    return boxes[0], count[0], (pair[0], pair[1])
+
+
+def _looks_like_classes(values: np.ndarray) -> bool:
+    return bool(np.all(values == np.round(values)))
+
+
+def _looks_like_scores(values: np.ndarray) -> bool:
+    return bool(np.all((values >= 0) & (values <= 1)) and np.all(np.diff(values) <= 1e-6))
+
+
+def _input_converter(detail: Mapping):
+    """A function turning an RGB uint8 image into the model's input tensor.
+
+    Quantised models carry their normalisation in the input quantisation, so raw pixels
+    (uint8) or pixels shifted by 128 (int8) are what they expect; float models are fed
+    values in [-1, 1], as the SSD MobileNet exports were trained.
+    """
+    dtype = detail["dtype"]
+    if dtype == np.uint8:
+        return lambda rgb: rgb[np.newaxis]
+    if dtype == np.int8:
+        return lambda rgb: (rgb ^ 0x80).view(np.int8)[np.newaxis]
+    if dtype == np.float32:
+        return lambda rgb: (rgb.astype(np.float32) * (1 / 127.5) - 1.0)[np.newaxis]
+    raise EdgecamError(f"unsupported model input type {np.dtype(dtype).name}: "
+                       "use a uint8, int8 or float32 model")
+
+
+class Detector:
+    """A loaded detection model with its labels and options; `detect(frame)` runs it.
+
+    Not thread-safe: one Detector per inference thread (the interpreter owns its buffers).
+    """
+
+    def __init__(self, interpreter, labels: Mapping[int, str], options: DetectOptions,
+                 runtime: Runtime, model_path: str, threads: Optional[int], delegate: Optional[str]):
+        self.interpreter = interpreter
+        self.labels = dict(labels)
+        self.options = options
+        self.runtime = runtime
+        self.model_path = model_path
+        self.threads = threads
+        self.delegate = delegate or "cpu"
+        inp = interpreter.get_input_details()[0]
+        self._input_index = inp["index"]
+        self._to_tensor = _input_converter(inp)
+        self.input_dtype = np.dtype(inp["dtype"])
+        _, h, w, _ = map(int, inp["shape"])
+        self.input_size = (w, h)
+        self._outputs = interpreter.get_output_details()
+        boxes, count, pair = identify_outputs(self._outputs)
+        self._boxes, self._count, self._pair = boxes, count, pair
+        # Until values say otherwise, assume the TF1 order (classes before scores).
+        self._classes_first = True
+        self._allowed = self._allowed_ids(options.classes)
+
+    @classmethod
+    def load(cls, model_path: str, labels_path: Optional[str] = None, *,
+             threads: Optional[int] = None, delegate: Optional[str] = None,
+             options: DetectOptions = DetectOptions(), runtime: Optional[Runtime] = None) -> "Detector":
+        """Load and check a model and its labels; a warm-up invoke runs before returning."""
+        runtime = runtime or find_runtime()
+        interpreter = load_interpreter(model_path, threads=threads, delegate=delegate, runtime=runtime)
+        num_classes = _check_is_detector(interpreter, model_path)
+        labels = {}
+        if labels_path:
+            labels = load_labels(labels_path)
+            if num_classes:
+                check_labels_fit(labels, num_classes, labels_path)
+        detector = cls(interpreter, labels, options, runtime, model_path, threads, delegate)
+        detector.invoke(np.zeros((1, detector.input_size[1], detector.input_size[0], 3),
+                                 detector.input_dtype))
+        return detector
+
+    def _allowed_ids(self, names: Sequence[str]) -> Optional[frozenset]:
+        if not names:
+            return None
+        by_name = {v: k for k, v in self.labels.items()}
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            raise EdgecamError(f"unknown label(s) in the class allow-list: {', '.join(unknown)} "
+                               "(use names from the label file)")
+        return frozenset(by_name[n] for n in names)
+
+    def with_options(self, options: DetectOptions) -> "Detector":
+        """Change the options in place (e.g. a new threshold from MQTT); returns self."""
+        self._allowed = self._allowed_ids(options.classes)
+        self.options = options
+        return self
+
+    def preprocess(self, image: np.ndarray, model_input: Optional[np.ndarray] = None
+                   ) -> Tuple[np.ndarray, Transform]:
+        """BGR frame -> (input tensor, transform back to the frame).
+
+        `model_input` is a BGR image already at the input size (e.g. picamera2's lores
+        stream); it is used as is in stretch mode.
+        """
+        h, w = image.shape[:2]
+        t = fit_transform(w, h, self.input_size[0], self.input_size[1], self.options.resize)
+        if model_input is not None and self.options.resize == "stretch" \
+                and model_input.shape[1::-1] == tuple(self.input_size):
+            fitted = model_input
+        else:
+            fitted = fit_image(image, t)
+        rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
+        return self._to_tensor(rgb), t
+
+    def invoke(self, tensor: np.ndarray) -> Tuple[np.ndarray, ...]:
+        """Run the interpreter on an input tensor; the raw outputs in the model's order (copied)."""
+        self.interpreter.set_tensor(self._input_index, tensor)
+        self.interpreter.invoke()
+        return tuple(self._dequantize(self.interpreter.get_tensor(d["index"]), d)
+                     for d in self._outputs)
+
+    @staticmethod
+    def _dequantize(values: np.ndarray, detail: Mapping) -> np.ndarray:
+        if values.dtype == np.float32:
+            return values
+        scale, zero = detail.get("quantization", (0.0, 0))
+        return (values.astype(np.float32) - zero) * (scale or 1.0)
+
+    def split_outputs(self, raw: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """(boxes [N,4], classes [N], scores [N], count) from raw outputs, roles told by values."""
+        a, b = raw[self._pair[0]][0], raw[self._pair[1]][0]
+        count = int(raw[self._count].reshape(-1)[0])
+        n = max(0, min(count, len(a)))
+        if n:
+            a_cls, b_cls = _looks_like_classes(a[:n]), _looks_like_classes(b[:n])
+            if a_cls != b_cls:
+                self._classes_first = a_cls
+            elif _looks_like_scores(a[:n]) != _looks_like_scores(b[:n]):
+                self._classes_first = not _looks_like_scores(a[:n])
+        classes, scores = (a, b) if self._classes_first else (b, a)
+        return raw[self._boxes][0], classes, scores, n
+
+    def postprocess(self, raw: Sequence[np.ndarray], transform: Transform,
+                    threshold: Optional[float] = None) -> Tuple[Detection, ...]:
+        """Detections above the threshold, allowed and large enough, best first."""
+        opts = self.options
+        threshold = opts.threshold if threshold is None else threshold
+        boxes, classes, scores, n = self.split_outputs(raw)
+        found = []
+        for i in range(n):
+            score = float(scores[i])
+            if score < threshold:
+                continue
+            class_id = int(classes[i])
+            if self._allowed is not None and class_id not in self._allowed:
+                continue
+            bbox = transform.to_frame(*map(float, boxes[i]))
+            if not bbox.valid or bbox.area < opts.min_area:
+                continue
+            found.append(Detection(label_for(self.labels, class_id), class_id, score, bbox))
+        found.sort(key=lambda d: -d.score)
+        return tuple(found[:opts.max_detections])
+
+    def detect(self, frame: Frame, threshold: Optional[float] = None) -> FrameResult:
+        """Preprocess, invoke and postprocess one frame, timing each stage in ms."""
+        t0 = time.perf_counter()
+        tensor, transform = self.preprocess(frame.image, frame.model_input)
+        t1 = time.perf_counter()
+        raw = self.invoke(tensor)
+        t2 = time.perf_counter()
+        detections = self.postprocess(raw, transform, threshold)
+        t3 = time.perf_counter()
+        timings: Dict[str, float] = {"preprocess": (t1 - t0) * 1e3, "invoke": (t2 - t1) * 1e3,
+                                     "postprocess": (t3 - t2) * 1e3}
+        return FrameResult(frame, detections, timings["invoke"], timings)
+
+
+def _check_is_detector(interpreter, model_path: str) -> Optional[int]:
+    """num_classes of the model's SSD post-process, or an EdgecamError for a non-detector."""
+    outputs = interpreter.get_output_details()
+    try:
+        identify_outputs(outputs)
+    except ValueError as exc:
+        raise EdgecamError(f"{model_path} is not an SSD detection model ({exc}; no "
+                           f"{POSTPROCESS_OP}): give a detection model such as "
+                           "ssd_mobilenet_v1_coco, or use `edgecam probe` for classifiers") from None
+    try:
+        with open(model_path, "rb") as fh:
+            graph = read_graph(fh.read())
+    except (OSError, ValueError):
+        return None
+    op = graph.custom_op(POSTPROCESS_OP)
+    if op is None:
+        return None
+    num = custom_options(op).get("num_classes")
+    return int(num) if num else None

@@ -1,0 +1,158 @@
+"""Local sinks: JSON lines or a human summary on stdout, annotated video or JPEGs, snapshots.
+
+A sink is anything with `handle(result)` and `close()`; each runs on its own thread in the
+pipeline, so a slow one never stalls inference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional, Sequence, TextIO
+
+import cv2
+import numpy as np
+
+from .datatypes import FrameResult
+from .errors import EdgecamError
+
+log = logging.getLogger(__name__)
+
+Annotate = Callable[[FrameResult], np.ndarray]
+
+
+class Sink:
+    """The sink interface: consume results in order, then close (flushing what is pending)."""
+
+    name = "sink"
+
+    def handle(self, result: FrameResult) -> None:
+        """Consume one processed frame."""
+
+    def close(self) -> None:
+        """Flush and release; called once after the last result."""
+
+
+class JsonLinesSink(Sink):
+    """One JSON object per processed frame (and per event) on a text stream: the `--json` contract."""
+
+    name = "json"
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def handle(self, result: FrameResult) -> None:
+        lines = [json.dumps(result.to_json(), separators=(",", ":"))]
+        lines += [json.dumps(e, separators=(",", ":")) for e in result.events]
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+
+
+class SummarySink(Sink):
+    """A short human line per frame of a file source (`frame 3 pets.jpg: dog 0.81 | 12.1 ms`)."""
+
+    name = "summary"
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def handle(self, result: FrameResult) -> None:
+        f = result.frame
+        found = ", ".join(f"{d.label} {d.score:.2f}" for d in result.detections) or "nothing"
+        self.stream.write(f"frame {f.seq} {os.path.basename(f.source)}: {found} "
+                          f"| {result.inference_ms:.1f} ms\n")
+        self.stream.flush()
+
+
+class VideoFileSink(Sink):
+    """Annotated frames into a video file (mp4v); frames of another size are resized to the first."""
+
+    name = "video"
+
+    def __init__(self, path: Path, fps: float, annotate: Annotate):
+        self.path, self.fps, self.annotate = path, fps, annotate
+        self.writer = None
+        self.size = None
+        if not path.parent.exists():
+            raise EdgecamError(f"output folder {path.parent} does not exist: create it first")
+
+    def handle(self, result: FrameResult) -> None:
+        image = self.annotate(result)
+        if self.writer is None:
+            self.size = (image.shape[1], image.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
+            if not self.writer.isOpened():
+                raise EdgecamError(f"cannot write video {self.path}: use a .mp4 or .avi name")
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size)
+        self.writer.write(image)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+
+
+class JpegDirSink(Sink):
+    """Each annotated frame as DIR/000123.jpg (the frame's sequence number)."""
+
+    name = "jpegs"
+
+    def __init__(self, folder: Path, annotate: Annotate):
+        self.folder, self.annotate = folder, annotate
+        _make_dir(folder)
+
+    def handle(self, result: FrameResult) -> None:
+        _write_jpeg(self.folder / f"{result.frame.seq:06d}.jpg", self.annotate(result))
+
+
+class SnapshotSink(Sink):
+    """A JPEG of the annotated frame when a watched label is seen, at most one per `interval` s."""
+
+    name = "snapshots"
+
+    def __init__(self, folder: Path, watch: Sequence[str], interval: float, annotate: Annotate,
+                 clock: Callable[[], float] = time.monotonic):
+        self.folder, self.watch, self.interval = folder, set(watch), interval
+        self.annotate, self.clock = annotate, clock
+        self._last: Optional[float] = None
+        _make_dir(folder)
+
+    def handle(self, result: FrameResult) -> None:
+        seen = sorted({d.label for d in result.detections if d.label in self.watch})
+        now = self.clock()
+        if not seen or (self._last is not None and now - self._last < self.interval):
+            return
+        self._last = now
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(result.frame.ts))
+        name = f"{stamp}-{result.frame.seq:06d}-{'+'.join(seen)}.jpg"
+        _write_jpeg(self.folder / name, self.annotate(result))
+
+
+def _make_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecamError(f"cannot create folder {folder}: {exc.strerror}") from None
+
+
+def _write_jpeg(path: Path, image: np.ndarray) -> None:
+    # Write then rename, so a reader never sees half a JPEG.
+    tmp = path.with_suffix(".jpg.tmp")
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        log.warning("could not encode %s", path)
+        return
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def output_sink(target: str, fps: float, annotate: Annotate) -> Sink:
+    """`--output`: a folder (trailing / or existing dir) gets JPEGs, anything else a video file."""
+    path = Path(target).expanduser()
+    if target.endswith(("/", os.sep)) or path.is_dir():
+        return JpegDirSink(path, annotate)
+    return VideoFileSink(path, fps, annotate)

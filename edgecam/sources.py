@@ -1,0 +1,358 @@
+"""Frame sources: Pi camera, USB camera, RTSP/HTTP stream, video file, one image or a folder.
+
+Every source yields Frames; live sources that fail are reopened with backoff and never end
+the run, file sources end it when they run out (or repeat with `loop`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from .datatypes import Frame
+from .errors import EdgecamError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open: a URI and the capture settings that apply to it."""
+
+    uri: str = "auto"
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    loop: bool = False
+    stall_timeout: float = 5.0
+    realtime: bool = False
+    model_input_size: Optional[Tuple[int, int]] = None
+
+
+class Source:
+    """Base of all sources: `frames()` yields Frames until the source ends; `close()` stops it."""
+
+    name = "source"
+    live = False
+
+    def __init__(self):
+        self._closed = threading.Event()
+        self._seq = 0
+
+    def frames(self) -> Iterator[Frame]:
+        """Frames in capture order, each stamped with its capture time."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop producing frames (safe to call from another thread, and twice)."""
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed.is_set()
+
+    def _frame(self, image: np.ndarray, model_input: Optional[np.ndarray] = None) -> Frame:
+        f = Frame(self._seq, time.time(), time.monotonic(), image, self.name, model_input)
+        self._seq += 1
+        return f
+
+
+def list_image_files(folder: Path) -> List[Path]:
+    """Image files in a folder, sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class ImageSource(Source):
+    """One image file or a folder of images (sorted); unreadable images are skipped with a warning."""
+
+    def __init__(self, path: Path, loop: bool = False):
+        super().__init__()
+        self.path, self.loop, self.name = path, loop, str(path)
+        self.files = list_image_files(path) if path.is_dir() else [path]
+        if not self.files:
+            raise EdgecamError(f"no images in folder {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+
+    def frames(self) -> Iterator[Frame]:
+        while not self.closed:
+            readable = 0
+            for p in self.files:
+                if self.closed:
+                    return
+                image = cv2.imread(str(p), cv2.IMREAD_COLOR)
+                if image is None:
+                    log.warning("skipping unreadable image %s", p)
+                    continue
+                readable += 1
+                frame = self._frame(image)
+                frame.source = str(p)
+                yield frame
+            if not self.loop or not readable:
+                return
+
+
+class VideoSource(Source):
+    """A video file read frame by frame through OpenCV; `realtime` paces it at its own fps."""
+
+    MAX_BAD_FRAMES = 25
+
+    def __init__(self, path: Path, loop: bool = False, realtime: bool = False):
+        super().__init__()
+        self.path, self.loop, self.realtime, self.name = path, loop, realtime, str(path)
+        self.live = realtime
+        cap = self._open()
+        cap.release()
+
+    def _open(self):
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise EdgecamError(f"cannot open video file {self.path}: not a video OpenCV can decode")
+        return cap
+
+    def frames(self) -> Iterator[Frame]:
+        while not self.closed:
+            cap = self._open()
+            fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+            total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            start, produced, bad = time.monotonic(), 0, 0
+            try:
+                while not self.closed:
+                    ok, image = cap.read()
+                    if not ok or image is None:
+                        pos = int(cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+                        bad += 1
+                        if total and pos < total - 1 and bad < self.MAX_BAD_FRAMES:
+                            log.warning("skipping unreadable frame %d of %s", pos, self.path)
+                            cap.set(cv2.CAP_PROP_POS_FRAMES, pos + 1)
+                            continue
+                        break
+                    bad = 0
+                    if self.realtime:
+                        # A wall clock at the file's fps: what a live camera would deliver.
+                        due = start + produced / fps
+                        delay = due - time.monotonic()
+                        if delay > 0:
+                            self._closed.wait(delay)
+                    produced += 1
+                    yield self._frame(image)
+            finally:
+                cap.release()
+            if not self.loop or not produced:
+                return
+
+
+class CaptureDevice:
+    """An opened live capture: `read()` returns a BGR image (and optional model-size image) or None."""
+
+    name = "capture"
+
+    def read(self) -> Optional[Tuple[np.ndarray, Optional[np.ndarray]]]:
+        """The next image, or None when the device failed."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Free the device."""
+
+
+class OpenCVCapture(CaptureDevice):
+    """USB camera (index or /dev/videoN) or network stream through cv2.VideoCapture."""
+
+    def __init__(self, uri: str, spec: SourceSpec):
+        self.name = uri
+        timeout_ms = int(spec.stall_timeout * 1000)
+        if uri.startswith(STREAM_SCHEMES):
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms]
+            self.cap = cv2.VideoCapture(uri, cv2.CAP_FFMPEG, params)
+        else:
+            index = int(uri) if uri.isdigit() else uri
+            self.cap = cv2.VideoCapture(index, cv2.CAP_V4L2)
+            if self.cap.isOpened():
+                self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, spec.width)
+                self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, spec.height)
+                self.cap.set(cv2.CAP_PROP_FPS, spec.fps)
+                # Keep the driver queue short so frames are fresh, not buffered.
+                self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        if not self.cap.isOpened():
+            self.cap.release()
+            raise OSError(f"cannot open {uri}")
+
+    def read(self):
+        ok, image = self.cap.read()
+        return (image, None) if ok and image is not None else None
+
+    def release(self):
+        self.cap.release()
+
+
+class PicameraCapture(CaptureDevice):
+    """The Raspberry Pi camera through picamera2: a main stream for output and a low-resolution
+    stream at the model's input size, so the CPU does not resize."""
+
+    name = "picamera"
+
+    def __init__(self, spec: SourceSpec, picamera2_class=None):
+        cls = picamera2_class or import_picamera2()
+        self.cam = cls()
+        # "RGB888" in libcamera is B,G,R in memory: exactly OpenCV's BGR.
+        streams = {"main": {"size": (spec.width, spec.height), "format": "RGB888"}}
+        if spec.model_input_size:
+            streams["lores"] = {"size": tuple(spec.model_input_size), "format": "YUV420"}
+        config = self.cam.create_video_configuration(
+            **streams, buffer_count=4, controls={"FrameRate": float(spec.fps)})
+        self.cam.configure(config)
+        self.cam.start()
+        self.has_lores = "lores" in streams
+
+    def read(self):
+        names = ["main", "lores"] if self.has_lores else ["main"]
+        arrays, _metadata = self.cam.capture_arrays(names)
+        main = arrays[0]
+        lores = yuv420_to_bgr(arrays[1]) if self.has_lores else None
+        return main[:, :, :3], lores
+
+    def release(self):
+        try:
+            self.cam.stop()
+        finally:
+            self.cam.close()
+
+
+def yuv420_to_bgr(yuv: np.ndarray) -> np.ndarray:
+    """A picamera2 YUV420 (I420) array of shape (h*3/2, w) as a BGR image; 3-channel input passes."""
+    if yuv.ndim == 3:
+        return yuv[:, :, :3]
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
+
+
+def import_picamera2():
+    """picamera2.Picamera2, imported only when the Pi camera is used."""
+    try:
+        from picamera2 import Picamera2  # type: ignore
+    except ImportError:
+        raise EdgecamError("picamera2 is not installed: `sudo apt install python3-picamera2` and "
+                           "create the venv with --system-site-packages") from None
+    return Picamera2
+
+
+class LiveSource(Source):
+    """A camera or stream that is reopened with backoff when it fails or stalls.
+
+    Loss and recovery are logged once each; the run never ends because of a transient loss.
+    `on_status(online: bool)` is told when frames stop or start arriving.
+    """
+
+    live = True
+    BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+    def __init__(self, name: str, open_device: Callable[[], CaptureDevice], stall_timeout: float = 5.0,
+                 on_status: Optional[Callable[[bool], None]] = None):
+        super().__init__()
+        self.name, self._open_device, self.stall_timeout = name, open_device, stall_timeout
+        self.on_status = on_status
+        self._device: Optional[CaptureDevice] = None
+        self.losses = 0
+
+    def _try_open(self) -> Optional[CaptureDevice]:
+        try:
+            return self._open_device()
+        except EdgecamError:
+            raise
+        except Exception as exc:  # any driver failure means "not yet"; retried with backoff
+            log.debug("opening %s failed: %s", self.name, exc)
+            return None
+
+    def frames(self) -> Iterator[Frame]:
+        attempt, online = 0, None
+        while not self.closed:
+            device = self._device = self._device or self._try_open()
+            got = self._read_with_deadline(device) if device else None
+            if got is not None:
+                if online is not True:
+                    if online is False:
+                        log.warning("source %s recovered after %d attempt(s)", self.name, attempt)
+                    online, attempt = True, 0
+                    self._tell(True)
+                yield self._frame(*got)
+                continue
+            if online is not False:
+                self.losses += 1
+                log.warning("source %s lost: no frame; reopening with backoff", self.name)
+                online = False
+                self._tell(False)
+            self._drop_device()
+            delay = self.BACKOFF[min(attempt, len(self.BACKOFF) - 1)]
+            attempt += 1
+            self._closed.wait(delay)
+        self._drop_device()
+
+    def _read_with_deadline(self, device: CaptureDevice):
+        try:
+            return device.read()
+        except Exception as exc:  # a driver error is a lost frame, handled by reopening
+            log.debug("reading %s failed: %s", self.name, exc)
+            return None
+
+    def _drop_device(self):
+        if self._device is not None:
+            try:
+                self._device.release()
+            except Exception:  # releasing a dead device may fail; it is gone either way
+                pass
+            self._device = None
+
+    def _tell(self, online: bool):
+        if self.on_status:
+            self.on_status(online)
+
+    def close(self):
+        super().close()
+
+
+def picamera_available() -> bool:
+    """True when picamera2 can be imported (Raspberry Pi OS with python3-picamera2)."""
+    try:
+        import_picamera2()
+    except EdgecamError:
+        return False
+    return True
+
+
+def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None) -> Source:
+    """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits."""
+    uri = spec.uri.strip()
+    if uri == "auto":
+        if picamera_available():
+            uri = "picamera"
+        elif os.path.exists("/dev/video0"):
+            uri = "/dev/video0"
+        else:
+            raise EdgecamError("no camera found (picamera2 not installed, no /dev/video0): give "
+                               "--source picamera | N | /dev/videoN | rtsp://... | FILE | DIR")
+    if uri == "picamera":
+        import_picamera2()
+        return LiveSource("picamera", lambda: PicameraCapture(spec), spec.stall_timeout, on_status)
+    if uri.startswith(STREAM_SCHEMES):
+        return LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
+    if uri.isdigit() or uri.startswith("/dev/video"):
+        if not uri.isdigit() and not os.path.exists(uri):
+            raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "
+                               "`ls /dev/video*`")
+        return LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
+    path = Path(uri).expanduser()
+    if not path.exists():
+        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
+                           "an rtsp:// or http:// URL, a video file, an image or a folder)")
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path, spec.loop)
+    return VideoSource(path, spec.loop, spec.realtime)
