@@ -16,20 +16,82 @@ from flatbuffers.table import Table
 # Field slots from tensorflow/lite/schema/schema.fbs.
 _MODEL_OPERATOR_CODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS = 1, 2, 4
 _OPCODE_DEPRECATED_BUILTIN, _OPCODE_CUSTOM, _OPCODE_BUILTIN = 0, 1, 3
-_SUBGRAPH_TENSORS, _SUBGRAPH_OPERATORS = 0, 3
+_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPERATORS = 0, 1, 2, 3
 _OP_OPCODE_INDEX, _OP_INPUTS, _OP_OUTPUTS, _OP_CUSTOM_OPTIONS = 0, 1, 2, 5
-_TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME = 0, 1, 2, 3
+_TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANTIZATION = 0, 1, 2, 3, 4
+_QUANT_SCALE, _QUANT_ZERO_POINT = 2, 3
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
+
+# BuiltinOperator enum of schema.fbs, by code (0..126; larger codes use the extended field).
+_BUILTIN_NAMES = (
+    'ADD', 'AVERAGE_POOL_2D', 'CONCATENATION', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'DEPTH_TO_SPACE',
+    'DEQUANTIZE', 'EMBEDDING_LOOKUP', 'FLOOR', 'FULLY_CONNECTED', 'HASHTABLE_LOOKUP',
+    'L2_NORMALIZATION', 'L2_POOL_2D', 'LOCAL_RESPONSE_NORMALIZATION', 'LOGISTIC',
+    'LSH_PROJECTION', 'LSTM', 'MAX_POOL_2D', 'MUL', 'RELU', 'RELU_N1_TO_1', 'RELU6', 'RESHAPE',
+    'RESIZE_BILINEAR', 'RNN', 'SOFTMAX', 'SPACE_TO_DEPTH', 'SVDF', 'TANH', 'CONCAT_EMBEDDINGS',
+    'SKIP_GRAM', 'CALL', 'CUSTOM', 'EMBEDDING_LOOKUP_SPARSE', 'PAD',
+    'UNIDIRECTIONAL_SEQUENCE_RNN', 'GATHER', 'BATCH_TO_SPACE_ND', 'SPACE_TO_BATCH_ND',
+    'TRANSPOSE', 'MEAN', 'SUB', 'DIV', 'SQUEEZE', 'UNIDIRECTIONAL_SEQUENCE_LSTM', 'STRIDED_SLICE',
+    'BIDIRECTIONAL_SEQUENCE_RNN', 'EXP', 'TOPK_V2', 'SPLIT', 'LOG_SOFTMAX', 'DELEGATE',
+    'BIDIRECTIONAL_SEQUENCE_LSTM', 'CAST', 'PRELU', 'MAXIMUM', 'ARG_MAX', 'MINIMUM', 'LESS',
+    'NEG', 'PADV2', 'GREATER', 'GREATER_EQUAL', 'LESS_EQUAL', 'SELECT', 'SLICE', 'SIN',
+    'TRANSPOSE_CONV', 'SPARSE_TO_DENSE', 'TILE', 'EXPAND_DIMS', 'EQUAL', 'NOT_EQUAL', 'LOG',
+    'SUM', 'SQRT', 'RSQRT', 'SHAPE', 'POW', 'ARG_MIN', 'FAKE_QUANT', 'REDUCE_PROD', 'REDUCE_MAX',
+    'PACK', 'LOGICAL_OR', 'ONE_HOT', 'LOGICAL_AND', 'LOGICAL_NOT', 'UNPACK', 'REDUCE_MIN',
+    'FLOOR_DIV', 'REDUCE_ANY', 'SQUARE', 'ZEROS_LIKE', 'FILL', 'FLOOR_MOD', 'RANGE',
+    'RESIZE_NEAREST_NEIGHBOR', 'LEAKY_RELU', 'SQUARED_DIFFERENCE', 'MIRROR_PAD', 'ABS', 'SPLIT_V',
+    'UNIQUE', 'CEIL', 'REVERSE_V2', 'ADD_N', 'GATHER_ND', 'COS', 'WHERE', 'RANK', 'ELU',
+    'REVERSE_SEQUENCE', 'MATRIX_DIAG', 'QUANTIZE', 'MATRIX_SET_DIAG', 'ROUND', 'HARD_SWISH', 'IF',
+    'WHILE', 'NON_MAX_SUPPRESSION_V4', 'NON_MAX_SUPPRESSION_V5', 'SCATTER_ND', 'SELECT_V2',
+    'DENSIFY', 'SEGMENT_SUM', 'BATCH_MATMUL',
+)
+BUILTIN_CUSTOM = 32
+
+# TensorType enum of schema.fbs, by code.
+_TENSOR_TYPE_NAMES = (
+    'float32', 'float16', 'int32', 'uint8', 'int64', 'string', 'bool', 'int16', 'complex64',
+    'int8', 'float64', 'complex128', 'uint64', 'resource', 'variant', 'uint32', 'uint16', 'int4',
+    'bfloat16',
+)
+
+
+def builtin_name(code: int) -> str:
+    """The schema name of a builtin operator code, e.g. 3 -> 'CONV_2D' ('BUILTIN_<n>' if unknown)."""
+    return _BUILTIN_NAMES[code] if 0 <= code < len(_BUILTIN_NAMES) else f"BUILTIN_{code}"
+
+
+def tensor_type_name(code: int) -> str:
+    """The numpy-style name of a tensor type code, e.g. 3 -> 'uint8'."""
+    return _TENSOR_TYPE_NAMES[code] if 0 <= code < len(_TENSOR_TYPE_NAMES) else f"type{code}"
 
 
 @dataclass(frozen=True)
 class GraphTensor:
-    """A tensor of the main subgraph: name, shape, type code and whether it holds constant data."""
+    """A tensor of the main subgraph: name, shape, type code and whether it holds constant data.
+
+    `scale` and `zero_point` are its quantization parameters (empty when not quantized; one per
+    channel for per-axis quantization).
+    """
 
     name: str
     shape: Tuple[int, ...]
     type_code: int
     constant: bool
+    scale: Tuple[float, ...] = ()
+    zero_point: Tuple[int, ...] = ()
+
+    @property
+    def dtype(self) -> str:
+        """The tensor type's name, e.g. 'uint8'."""
+        return tensor_type_name(self.type_code)
+
+    @property
+    def size(self) -> int:
+        """Number of elements (1 for a scalar)."""
+        n = 1
+        for d in self.shape:
+            n *= max(int(d), 0)
+        return n
 
 
 @dataclass(frozen=True)
@@ -42,13 +104,20 @@ class GraphOp:
     outputs: Tuple[int, ...]
     custom_options: bytes
 
+    @property
+    def name(self) -> str:
+        """The custom op's name, or the builtin's schema name (e.g. 'CONV_2D')."""
+        return self.custom_name if self.custom_name else builtin_name(self.builtin_code)
+
 
 @dataclass(frozen=True)
 class Graph:
-    """The main subgraph of a model."""
+    """The main subgraph of a model; `inputs` / `outputs` are the graph's tensor indices."""
 
     ops: Tuple[GraphOp, ...]
     tensors: Tuple[GraphTensor, ...]
+    inputs: Tuple[int, ...] = ()
+    outputs: Tuple[int, ...] = ()
 
     def custom_op(self, name: str) -> Optional[GraphOp]:
         """The first custom operator with this name, or None."""
@@ -80,6 +149,11 @@ def _table_at(table: Table, slot: int, i: int) -> Table:
 def _ints(table: Table, slot: int, flags, width: int) -> Tuple[int, ...]:
     start, n = _vector(table, slot)
     return tuple(table.Get(flags, start + width * i) for i in range(n))
+
+
+def _sub_table(table: Table, slot: int) -> Optional[Table]:
+    o = _field_pos(table, slot)
+    return Table(table.Bytes, table.Indirect(o + table.Pos)) if o else None
 
 
 def _string(table: Table, slot: int) -> Optional[str]:
@@ -118,11 +192,15 @@ def read_graph(model_bytes: bytes) -> Graph:
         for i in range(n_tensors):
             t = _table_at(sub, _SUBGRAPH_TENSORS, i)
             buffer_index = _scalar(t, _TENSOR_BUFFER, u32)
+            quant = _sub_table(t, _TENSOR_QUANTIZATION)
+            scale = _ints(quant, _QUANT_SCALE, flatbuffers.number_types.Float32Flags, 4) if quant else ()
+            zero = _ints(quant, _QUANT_ZERO_POINT, flatbuffers.number_types.Int64Flags, 8) if quant else ()
             tensors.append(GraphTensor(
                 name=_string(t, _TENSOR_NAME) or "",
                 shape=_ints(t, _TENSOR_SHAPE, i32, 4),
                 type_code=_scalar(t, _TENSOR_TYPE, flatbuffers.number_types.Int8Flags),
-                constant=0 < buffer_index < len(has_data) and has_data[buffer_index]))
+                constant=0 < buffer_index < len(has_data) and has_data[buffer_index],
+                scale=scale, zero_point=zero))
         ops = []
         _, n_ops = _vector(sub, _SUBGRAPH_OPERATORS)
         for i in range(n_ops):
@@ -130,7 +208,8 @@ def read_graph(model_bytes: bytes) -> Graph:
             builtin, custom = codes[_scalar(op, _OP_OPCODE_INDEX, u32)]
             ops.append(GraphOp(builtin, custom, _ints(op, _OP_INPUTS, i32, 4),
                                _ints(op, _OP_OUTPUTS, i32, 4), _bytes(op, _OP_CUSTOM_OPTIONS)))
-        return Graph(tuple(ops), tuple(tensors))
+        return Graph(tuple(ops), tuple(tensors), _ints(sub, _SUBGRAPH_INPUTS, i32, 4),
+                     _ints(sub, _SUBGRAPH_OUTPUTS, i32, 4))
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"malformed TFLite flatbuffer: {exc}") from None
 
