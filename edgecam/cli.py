@@ -63,3 +63,5 @@ def config_check(path):
 # Subcommands living in their own modules register themselves below.
 from .modelinfo import register as _register_models_info  # noqa: E402 - keep after other `models` registrations
 _register_models_info(main)
+from .cli_run import run_command  # noqa: E402
+main.add_command(run_command)

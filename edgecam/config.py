@@ -75,6 +75,7 @@ class SourceConfig:
     fps: float = field(default=30.0, metadata=_opt(float, _between(0.1, 240.0), "capture frame rate (cameras)"))
     loop: bool = field(default=False, metadata=_opt(bool, help="repeat file sources"))
     stall_timeout: float = field(default=5.0, metadata=_opt(float, _positive, "seconds without a frame before a live source is reopened"))
+    realtime: bool = field(default=False, metadata=_opt(bool, help="pace a video file at its own fps, like a live camera"))
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,16 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class PipelineConfig:
+    """How the stages run: inference workers and whether frames may be dropped."""
+
+    workers: int = field(default=1, metadata=_opt(int, _between(1, 16), "interpreters working on consecutive frames (throughput mode); 1: latency mode"))
+    drop: Optional[bool] = field(default=None, metadata=_opt(bool, help="drop frames when inference is busy; default: yes for live sources, no for files"))
+    max_frames: Optional[int] = field(default=None, metadata=_opt(int, _positive, "stop after this many processed frames"))
+    duration: Optional[float] = field(default=None, metadata=_opt(float, _positive, "stop after this many seconds"))
+
+
+@dataclass(frozen=True)
 class ServiceConfig:
     """Process-level settings: state directory, logging, web preview."""
 
@@ -133,6 +144,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
 
 

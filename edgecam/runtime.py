@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional
 
@@ -95,8 +99,9 @@ def load_interpreter(model_path: str, threads: Optional[int] = None,
     if threads:
         kwargs["num_threads"] = int(threads)
     try:
-        interpreter = runtime.interpreter_class(**kwargs)
-        interpreter.allocate_tensors()
+        with quiet_native_info():
+            interpreter = runtime.interpreter_class(**kwargs)
+            interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgecamError(f"cannot load model {model_path}: {first}") from None
@@ -106,9 +111,42 @@ def load_interpreter(model_path: str, threads: Optional[int] = None,
 def load_edgetpu_delegate(runtime: Runtime):
     """The Edge TPU delegate, or an EdgecamError saying how to install the library."""
     try:
+        # Probe with ctypes first: a failed load_delegate leaves a half-built Delegate whose
+        # destructor prints a traceback.
+        ctypes.CDLL(EDGETPU_LIBRARY)
         return runtime.load_delegate(EDGETPU_LIBRARY)
     except (ValueError, OSError, RuntimeError) as exc:
-        raise EdgecamError(f"cannot load the Edge TPU delegate ({EDGETPU_LIBRARY}: "
-                           f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'not found'}): "
-                           "install it with `sudo apt-get install libedgetpu1-std` and plug in the "
-                           "Coral, or run without --delegate") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "not found"
+        reason = reason.replace(f"{EDGETPU_LIBRARY}: ", "")
+        raise EdgecamError(f"cannot load the Edge TPU library {EDGETPU_LIBRARY} ({reason}): install "
+                           "it with `sudo apt-get install libedgetpu1-std` and plug in the Coral, "
+                           "or run without --delegate edgetpu") from None
+
+
+# The runtime prints this banner from C++ straight to fd 2 on the first CPU model; on a
+# service's stderr (journald) it is noise, and it would break one-line error messages.
+_NATIVE_BANNERS = (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+@contextlib.contextmanager
+def quiet_native_info():
+    """Hide the runtime's known INFO banners on fd 2; anything else it prints is passed on."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (e.g. embedded): nothing to hide
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [ln for ln in capture.read().splitlines(keepends=True)
+                    if ln.strip() and not ln.strip().startswith(_NATIVE_BANNERS)]
+            if kept:
+                os.write(2, b"".join(kept))

@@ -1,0 +1,109 @@
+"""Wire the stages for `edgecam run`: config in, a running pipeline out. Wiring lives only here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional, TextIO, Tuple
+
+from .annotate import Annotator
+from .config import Config
+from .detector import DetectOptions, Detector
+from .errors import EdgecamError
+from .pipeline import Pipeline
+from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
+from .sources import SourceSpec, open_source
+
+log = logging.getLogger(__name__)
+
+
+def resolve_model(config: Config) -> Tuple[str, Optional[str]]:
+    """(model path, labels path) from the config, else the installed default model."""
+    if config.model.path:
+        return config.model.path, config.model.labels
+    from .models import default_model
+    model, labels = default_model()
+    return str(model), config.model.labels or (str(labels) if labels else None)
+
+
+def load_detectors(config: Config, model: str, labels: Optional[str]) -> List[Detector]:
+    """One Detector per worker; threads are split between workers unless set explicitly."""
+    workers = config.pipeline.workers
+    threads = config.model.threads or max(1, (os.cpu_count() or 1) // workers)
+    d = config.detect
+    options = DetectOptions(d.threshold, tuple(d.classes), d.max_detections, d.min_area, d.resize)
+    first = Detector.load(model, labels, threads=threads, delegate=config.model.delegate, options=options)
+    rest = [Detector.load(model, labels, threads=threads, delegate=config.model.delegate,
+                          options=options, runtime=first.runtime) for _ in range(workers - 1)]
+    return [first, *rest]
+
+
+def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
+        stop: Optional[threading.Event] = None) -> dict:
+    """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
+    stop = stop or threading.Event()
+    model, labels = resolve_model(config)
+    detectors = load_detectors(config, model, labels)
+    s = config.source
+    source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
+                                    s.realtime, detectors[0].input_size))
+    log.info("model %s on %s (%s, %d worker(s) x %s thread(s)), source %s", model,
+             detectors[0].runtime.describe(), detectors[0].delegate, len(detectors),
+             detectors[0].threads, source.name)
+    drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
+
+    pipeline: Optional[Pipeline] = None
+    annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
+    sinks = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
+    if config.output.path:
+        sinks.append(output_sink(config.output.path, s.fps, annotate))
+    if config.output.snapshot_dir:
+        sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
+                                  config.output.snapshot_interval, annotate))
+
+    pipeline = Pipeline(source, detectors, sinks, drop=drop, max_frames=config.pipeline.max_frames)
+    return supervise(pipeline, stop, config.pipeline.duration)
+
+
+def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float]) -> dict:
+    """Start the pipeline, stop it on `stop`/duration, drain and close it; the run summary."""
+    started = time.monotonic()
+    pipeline.start()
+    try:
+        while pipeline.running:
+            if stop.wait(0.2) or (duration and time.monotonic() - started >= duration):
+                pipeline.stop()
+                break
+    finally:
+        pipeline.stop() if stop.is_set() else None
+        pipeline.wait()
+        pipeline.close_sinks()
+    if pipeline.error is not None:
+        raise pipeline.error
+    return pipeline.stats.summary()
+
+
+def install_signal_handlers(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`, so the run finishes the frame in flight and exits cleanly."""
+    def handler(signum, _frame):
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def format_summary(summary: dict) -> str:
+    """A one-line human summary of a run."""
+    return (f"processed {summary['processed']} frame(s), dropped {summary['dropped']}, "
+            f"inference p50 {summary['inference_p50_ms']} ms, {summary['fps']} fps")
+
+
+def summary_json(summary: dict) -> str:
+    """The summary as JSON (for logs)."""
+    return json.dumps(summary, separators=(",", ":"))

@@ -1,0 +1,357 @@
+"""Run the stages concurrently: capture (+preprocess) -> frame slot -> inference -> sinks.
+
+Live sources go through a latest-frame slot: when inference is busy the older frame is
+dropped and counted, so inference always starts on the freshest frame. File sources go
+through a small bounded queue and nothing is dropped. Each sink has its own thread and a
+bounded queue, so a slow sink never stalls inference (in drop mode its oldest pending
+result is dropped and counted instead). With several workers, each owns an interpreter and
+results are put back in frame order before the sinks.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .datatypes import Frame, FrameResult
+from .detector import Detector, Transform
+from .errors import EdgecamError
+from .comms.settings import LiveSettings
+from .sinks import Sink
+from .stats import LatencyWindow
+
+log = logging.getLogger(__name__)
+
+Processor = Callable[[FrameResult], FrameResult]
+
+
+class RateMeter:
+    """Events per second over a sliding time window (for the fps overlay and stats)."""
+
+    def __init__(self, horizon: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._times: Deque[float] = collections.deque()
+        self._horizon, self._clock = horizon, clock
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        """Count one event now."""
+        now = self._clock()
+        with self._lock:
+            self._times.append(now)
+            while self._times and now - self._times[0] > self._horizon:
+                self._times.popleft()
+
+    def rate(self) -> float:
+        """Events per second over the window."""
+        with self._lock:
+            if len(self._times) < 2:
+                return 0.0
+            span = self._times[-1] - self._times[0]
+            return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+@dataclass
+class PipelineStats:
+    """Counters and latency windows, read by the overlay, MQTT stats, the watchdog and tests."""
+
+    captured: int = 0
+    processed: int = 0
+    skipped: int = 0
+    dropped: int = 0
+    sink_dropped: Dict[str, int] = field(default_factory=dict)
+    inference_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    frame_age_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    end_to_end_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    fps: RateMeter = field(default_factory=RateMeter)
+    started: float = field(default_factory=time.monotonic)
+    last_progress: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> dict:
+        """A plain dict for logs, `--json` summaries and MQTT stats."""
+        inference, e2e = self.inference_ms.summary(), self.end_to_end_ms.summary()
+        return {"captured": self.captured, "processed": self.processed, "dropped": self.dropped,
+                "skipped": self.skipped, "sink_dropped": dict(self.sink_dropped),
+                "fps": round(self.fps.rate(), 2),
+                "inference_p50_ms": round(inference.p50, 2), "inference_p95_ms": round(inference.p95, 2),
+                "end_to_end_p50_ms": round(e2e.p50, 2),
+                "uptime_s": round(time.monotonic() - self.started, 1)}
+
+
+class _Closed(Exception):
+    pass
+
+
+class LatestSlot:
+    """Holds at most one item; a put replaces (drops) the one not yet taken."""
+
+    def __init__(self, on_drop: Callable[[], None]):
+        self._item = None
+        self._has = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._on_drop = on_drop
+
+    def put(self, item) -> None:
+        """Store `item`, dropping (and counting) the previous one if it was never taken."""
+        with self._cond:
+            if self._has:
+                self._on_drop()
+            self._item, self._has = item, True
+            self._cond.notify()
+
+    def get(self):
+        """The newest item, waiting for one; raises _Closed when closed and empty."""
+        with self._cond:
+            while not self._has:
+                if self._closed:
+                    raise _Closed
+                self._cond.wait()
+            item, self._item, self._has = self._item, None, False
+            return item
+
+    def close(self) -> None:
+        """No more puts; getters finish what is there, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class BoundedQueue:
+    """A FIFO of at most `size` items. `put` blocks when full, or drops the oldest if `drop`."""
+
+    def __init__(self, size: int, drop: bool, on_drop: Callable[[], None] = lambda: None):
+        self._items: Deque = collections.deque()
+        self._size, self._drop, self._on_drop = size, drop, on_drop
+        self._closed = False
+        self._cond = threading.Condition()
+
+    def put(self, item) -> None:
+        """Append; when full either wait for room or drop the oldest (counted)."""
+        with self._cond:
+            while len(self._items) >= self._size and not self._closed:
+                if self._drop:
+                    self._items.popleft()
+                    self._on_drop()
+                    break
+                self._cond.wait()
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self):
+        """The oldest item, waiting for one; raises _Closed when closed and empty."""
+        with self._cond:
+            while not self._items:
+                if self._closed:
+                    raise _Closed
+                self._cond.wait()
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        """No more puts; getters drain what is left, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+@dataclass
+class _Job:
+    order: int
+    frame: Frame
+    tensor: np.ndarray
+    transform: Transform
+
+
+class Pipeline:
+    """Concurrent capture -> inference -> sinks for one source.
+
+    `detectors`: one per inference worker (one = latency mode). `drop`: live behaviour
+    (latest-frame slot, sinks drop when behind) or file behaviour (nothing dropped).
+    `processors` run in frame order between inference and the sinks (tracking, events).
+    `gate(frame) -> bool` may skip inference for a frame (motion gating).
+    """
+
+    def __init__(self, source, detectors: Sequence[Detector], sinks: Sequence[Sink], *,
+                 drop: bool, processors: Sequence[Processor] = (), settings: Optional[LiveSettings] = None,
+                 gate: Optional[Callable[[Frame], bool]] = None, max_frames: Optional[int] = None,
+                 sink_queue: int = 8, stats: Optional[PipelineStats] = None):
+        self.source, self.detectors, self.sinks = source, list(detectors), list(sinks)
+        self.drop, self.processors, self.gate = drop, list(processors), gate
+        self.settings = settings or LiveSettings(detectors[0].options.threshold)
+        self.max_frames = max_frames
+        self.stats = stats or PipelineStats()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._order = 0
+        self._order_lock = threading.Lock()
+        self._emit_lock = threading.Lock()
+        self._pending: List[Tuple[int, FrameResult]] = []
+        self._next_order = 0
+        self._emitted = 0
+        self.error: Optional[BaseException] = None
+        if drop:
+            self._inbox = LatestSlot(self._count_drop)
+        else:
+            self._inbox = BoundedQueue(2 * len(self.detectors), drop=False)
+        self._sink_queues = [BoundedQueue(sink_queue, drop, self._sink_drop_counter(s))
+                             for s in self.sinks]
+        self._threads: List[threading.Thread] = []
+
+    # -- counters ---------------------------------------------------------------------------
+    def _count_drop(self) -> None:
+        self.stats.dropped += 1
+
+    def _sink_drop_counter(self, sink: Sink):
+        name = getattr(sink, "name", type(sink).__name__)
+        self.stats.sink_dropped.setdefault(name, 0)
+
+        def count():
+            self.stats.sink_dropped[name] += 1
+        return count
+
+    # -- stages -----------------------------------------------------------------------------
+    def _capture(self) -> None:
+        preprocess = self.detectors[0].preprocess
+        try:
+            for frame in self.source.frames():
+                if self._stop.is_set():
+                    break
+                self.stats.captured += 1
+                tensor, transform = preprocess(frame.image, frame.model_input)
+                self._inbox.put(_Job(-1, frame, tensor, transform))
+        except BaseException as exc:  # surfaced by run(); never silently kills the pipeline
+            self.error = exc
+        finally:
+            self._inbox.close()
+
+    def _infer(self, detector: Detector) -> None:
+        try:
+            while True:
+                try:
+                    with self._order_lock:
+                        job = self._inbox.get()
+                        job.order = self._order
+                        self._order += 1
+                except _Closed:
+                    return
+                self._emit(job.order, self._run_detector(detector, job))
+        except BaseException as exc:
+            self.error = exc
+            self.stop()
+
+    def _run_detector(self, detector: Detector, job: _Job) -> FrameResult:
+        frame = job.frame
+        self.stats.frame_age_ms.add((time.monotonic() - frame.mono) * 1e3)
+        settings = self.settings.current()
+        if not settings.enabled or (self.gate is not None and not self.gate(frame)):
+            self.stats.skipped += 1
+            return FrameResult(frame, (), 0.0, {}, skipped=True)
+        t1 = time.perf_counter()
+        raw = detector.invoke(job.tensor)
+        t2 = time.perf_counter()
+        detections = detector.postprocess(raw, job.transform, settings.threshold)
+        t3 = time.perf_counter()
+        invoke_ms = (t2 - t1) * 1e3
+        self.stats.inference_ms.add(invoke_ms)
+        return FrameResult(frame, detections, invoke_ms,
+                           {"invoke": invoke_ms, "postprocess": (t3 - t2) * 1e3})
+
+    def _emit(self, order: int, result: FrameResult) -> None:
+        # Results leave in frame order whatever worker finished first.
+        with self._emit_lock:
+            heapq.heappush(self._pending, (order, id(result), result))
+            while self._pending and self._pending[0][0] == self._next_order:
+                _, _, ready = heapq.heappop(self._pending)
+                self._next_order += 1
+                if self.max_frames is not None and self._emitted >= self.max_frames:
+                    continue
+                for process in self.processors:
+                    ready = process(ready)
+                self._emitted += 1
+                self.stats.processed += 1
+                self.stats.fps.tick()
+                self.stats.last_progress = time.monotonic()
+                for q in self._sink_queues:
+                    q.put(ready)
+                if self.max_frames is not None and self._emitted >= self.max_frames:
+                    self.stop()
+
+    def _drain(self, sink: Sink, q: BoundedQueue) -> None:
+        name = getattr(sink, "name", type(sink).__name__)
+        while True:
+            try:
+                result = q.get()
+            except _Closed:
+                return
+            try:
+                sink.handle(result)
+            except EdgecamError as exc:  # e.g. an output file that cannot be written: stop
+                self.error = self.error or exc
+                self.stop()
+                continue
+            except Exception as exc:  # one broken sink must not take the others down
+                log.error("sink %s failed on frame %d: %s", name, result.frame.seq, exc)
+                continue
+            self.stats.end_to_end_ms.add((time.monotonic() - result.frame.mono) * 1e3)
+
+    # -- control ----------------------------------------------------------------------------
+    def start(self) -> "Pipeline":
+        """Start every stage's thread; returns self."""
+        def spawn(target, *args, name):
+            t = threading.Thread(target=target, args=args, name=name, daemon=True)
+            t.start()
+            return t
+        self._sink_threads = [spawn(self._drain, s, q, name=f"sink-{getattr(s, 'name', i)}")
+                              for i, (s, q) in enumerate(zip(self.sinks, self._sink_queues))]
+        self._workers = [spawn(self._infer, d, name=f"infer-{i}") for i, d in enumerate(self.detectors)]
+        self._capture_thread = spawn(self._capture, name="capture")
+        return self
+
+    def stop(self) -> None:
+        """Ask the source to stop; frames already captured are still processed."""
+        self._stop.set()
+        self.source.close()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the source ended (or stop()) and every frame reached every sink.
+
+        Returns False if `timeout` passed first (the pipeline keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in [self._capture_thread, *self._workers]:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                return False
+        for q in self._sink_queues:
+            q.close()
+        for t in self._sink_threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if t.is_alive():
+                return False
+        return True
+
+    def close_sinks(self) -> None:
+        """Close every sink (flush files, MQTT spool); errors are logged, not raised."""
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                log.error("closing sink %s failed: %s", getattr(sink, "name", sink), exc)
+
+    @property
+    def running(self) -> bool:
+        """True while frames may still arrive."""
+        return self._capture_thread.is_alive() or any(t.is_alive() for t in self._workers)
+
