@@ -478,11 +478,13 @@ def parse_probe_request(payload: bytes, default_model: str,
 
 
 class RemoteProbe:
-    """Runs probes requested over MQTT, one at a time, in a background thread.
+    """Runs probes requested over MQTT (`<prefix>/cmd/probe`), one at a time, in a thread.
 
-    Wire it to the dispatcher: subscribe `<prefix>/cmd/probe` to `handle(topic, payload)`.
-    The report (or {"v": 1, "error": ...}) is published retained on `<prefix>/probe`.
-    A request arriving while a probe runs is refused with an error payload, not queued.
+    Wire it with `RemoteProbe(comm.publish, prefix, model_path, ...).register(dispatcher)`
+    (edgecam.comms.dispatcher.Dispatcher), or subscribe `handle` to the topic directly. The
+    report is published retained on `<prefix>/probe` (a failed run publishes
+    {"v": 1, "error": ...} there). A bad request, or one arriving while a probe runs, is
+    refused. The probe runs beside the live pipeline, so its numbers include that contention.
     """
 
     def __init__(self, publish: Callable[..., object], prefix: str, default_model: str, *,
@@ -495,26 +497,38 @@ class RemoteProbe:
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
 
+    def register(self, dispatcher) -> None:
+        """Register `cmd/probe` with a Dispatcher (bad requests go to its `<prefix>/error`)."""
+        dispatcher.register_command("probe", self.on_command)
+
     def _send(self, payload: bytes) -> None:
         self._publish(self.topic, payload, retain=True)
 
     def _error(self, message: str) -> None:
         self._send(json.dumps({"v": PROBE_VERSION, "error": message}).encode())
 
-    def handle(self, _topic: str, payload: bytes) -> bool:
-        """Start a probe for this request; False (and an error published) if refused."""
-        try:
-            req = parse_probe_request(payload, self._default_model, self._allowed)
-        except ValueError as exc:
-            self._error(str(exc))
-            return False
+    def on_command(self, payload: bytes) -> None:
+        """Start a probe for this request; ValueError when it is invalid or one is running.
+
+        Returns at once (the probe runs in its own thread), as the dispatcher requires.
+        """
+        req = parse_probe_request(payload, self._default_model, self._allowed)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                self._error("a probe is already running: wait for its result on this topic")
-                return False
+                raise ValueError("a probe is already running: wait for its result on "
+                                 f"{self.topic}")
             self._thread = threading.Thread(target=self._run, args=(req,), name="edgecam-probe",
                                             daemon=True)
             self._thread.start()
+
+    def handle(self, _topic: str, payload: bytes) -> bool:
+        """Subscription callback form of `on_command`: refusals are published on the probe
+        topic instead of raised. True when a probe was started."""
+        try:
+            self.on_command(payload)
+        except ValueError as exc:
+            self._error(str(exc))
+            return False
         return True
 
     def _run(self, req: RemoteProbeRequest) -> None:

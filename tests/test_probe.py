@@ -220,3 +220,27 @@ def test_probe_mqtt_publishes_retained_results(edgecam_cmd, cli_env, tmp_path):
     finally:
         broker.terminate()
         broker.wait(10)
+
+
+class _Registry:
+    """The dispatcher's registration surface, recorded (a real object, not a mock)."""
+
+    def __init__(self):
+        self.commands = {}
+
+    def register_command(self, name, handler):
+        self.commands[name] = handler
+
+
+def test_remote_probe_registers_cmd_probe_and_refuses_bad_requests():
+    sent = _Collector()
+    registry = _Registry()
+    remote = RemoteProbe(sent, "edgecam/x/", str(CLASSIFIER_025), source=str(IMAGES / "pets.jpg"))
+    remote.register(registry)
+    handler = registry.commands["probe"]
+    with pytest.raises(ValueError, match="may not be probed"):
+        handler(b'{"models": ["other.tflite"]}')
+    handler(b'{"runs": 2, "warmup": 0, "threads": [1]}')
+    assert remote.wait(60)
+    assert sent.messages[-1][0] == "edgecam/x/probe"
+    assert json.loads(sent.messages[-1][1])["results"][0]["raw_invoke"]["count"] == 2
