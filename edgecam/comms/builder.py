@@ -1,0 +1,47 @@
+"""Wires the MQTT side together from the configuration (the one entry point for the pipeline)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Tuple
+
+from .. import __version__
+from .dispatcher import Dispatcher
+from .ha_discovery import HaDiscovery, discovery_configs
+from .identity import read_password, resolve_device_id, topic_prefix
+from .mqtt import communicator_from_config
+from .reliable import ReliablePublisher
+from .settings import LiveSettings
+from .spool import SPOOL_FILE, Spool
+from .topics import Topics
+
+
+def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_source=None,
+               env: Optional[Mapping[str, str]] = None) -> Tuple["MqttSink", "MqttCommunicator", Dispatcher, LiveSettings]:  # noqa: F821
+    """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
+
+    Returns at once even when the broker is unreachable (connection happens in the
+    background). `stats_source` gives the dropped-frame count: a callable, an object with
+    `.dropped` / `.frames_dropped`, or None. Shut everything down with `sink.close()`.
+    """
+    from ..mqtt_sink import MqttSink  # the sink imports the datatypes (numpy)
+
+    device_id = resolve_device_id(mqtt_cfg.device_id)
+    topics = Topics(topic_prefix(mqtt_cfg.prefix, device_id))
+    password = read_password(mqtt_cfg.password_file, env)
+    comm = communicator_from_config(mqtt_cfg, mqtt_cfg.client_id or f"edgecam-{device_id}",
+                                    topics.availability, password)
+    live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
+    reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
+    sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
+                    dropped=stats_source)
+    dispatcher = Dispatcher(comm, topics.prefix, live)
+    dispatcher.register_command("snapshot", sink.request_snapshot)
+    dispatcher.start()
+    if mqtt_cfg.discovery:
+        HaDiscovery(comm, discovery_configs(device_id, topics, mqtt_cfg.discovery_prefix,
+                                            detect_cfg.watch, model_name, __version__),
+                    mqtt_cfg.discovery_prefix, device_id).start()
+    reliable.start()
+    comm.start()
+    return sink, comm, dispatcher, live

@@ -1,0 +1,230 @@
+"""The paho-mqtt 2.x transport: background connect, backoff, last will, TLS, never blocking.
+
+All network work happens on paho's loop thread (`loop_start`); `publish` only queues. The
+broker being down at start or going away is logged once per state change and retried with
+exponential backoff; nothing here raises into the capture/inference threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from ..errors import EdgecamError
+from .base import AckListener, Communicator, ConnectionListener, MessageCallback, Payload
+
+log = logging.getLogger("edgecam.mqtt")
+
+ONLINE = "online"
+OFFLINE = "offline"
+PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
+
+
+def _check_file(kind: str, path: Optional[str]) -> None:
+    if path and not os.path.isfile(path):
+        raise EdgecamError(f"mqtt {kind} file not found: {path}")
+
+
+class MqttCommunicator(Communicator):
+    """A `Communicator` over one paho client with availability and a retained-state cache.
+
+    Every retained message published is remembered (latest per topic) and published again
+    after each reconnect, so subscribers see current state even if the broker lost it or
+    was down when it changed.
+    """
+
+    def __init__(self, host: str, port: int = 1883, *, client_id: str, availability_topic: str,
+                 protocol: str = "5", keepalive: int = 60, username: Optional[str] = None,
+                 password: Optional[str] = None, tls_ca: Optional[str] = None,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 tls_insecure: bool = False, reconnect_min: int = 1, reconnect_max: int = 60):
+        if protocol not in PROTOCOLS:
+            raise EdgecamError(f"mqtt protocol {protocol!r}: must be one of {', '.join(PROTOCOLS)}")
+        self.host, self.port = host, port
+        self.availability_topic = availability_topic
+        self._keepalive = keepalive
+        self._backoff = (reconnect_min, reconnect_max)
+        self._lock = threading.Lock()
+        self._subs: List[Tuple[str, MessageCallback]] = []
+        self._retained: "OrderedDict[str, Tuple[bytes, int]]" = OrderedDict()
+        self._conn_listeners: List[ConnectionListener] = []
+        self._ack_listeners: List[AckListener] = []
+        self._connected = False
+        self._ever_connected = False
+        self._reported: Optional[str] = None  # last state logged, so each is logged once
+        self._stopping = False
+
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                   protocol=PROTOCOLS[protocol])
+        self._client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
+        if username:
+            self._client.username_pw_set(username, password)
+        if tls_ca or tls_cert:
+            self._setup_tls(tls_ca, tls_cert, tls_key, tls_insecure)
+        self._client.reconnect_delay_set(reconnect_min, reconnect_max)
+        # No cap on paho's queue: the spool bounds what we hand over.
+        self._client.max_queued_messages_set(0)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+
+    def _setup_tls(self, ca, cert, key, insecure) -> None:
+        _check_file("TLS CA", ca)
+        _check_file("TLS client certificate", cert)
+        _check_file("TLS client key", key)
+        if bool(cert) != bool(key):
+            raise EdgecamError("mqtt TLS: give both a client certificate and its key, or neither")
+        try:
+            self._client.tls_set(ca_certs=ca, certfile=cert, keyfile=key,
+                                 cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise EdgecamError(f"mqtt TLS setup failed ({exc}): check the CA, certificate and key files") from None
+        if insecure:
+            self._client.tls_insecure_set(True)
+
+    # -- Communicator -------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True while a session with the broker is up."""
+        return self._connected
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        """Call `listener(True)` after every (re)connect, `listener(False)` on every loss."""
+        self._conn_listeners.append(listener)
+
+    def add_ack_listener(self, listener: AckListener) -> None:
+        """Call `listener(mid, accepted)` when the broker acknowledges a QoS>0 message."""
+        self._ack_listeners.append(listener)
+
+    def publish(self, topic: str, payload: Payload, retain: bool = False,
+                qos: int = 0) -> Optional[int]:
+        """Queue a message; returns its mid for QoS>0 (kept across reconnects), else None."""
+        data = payload.encode("utf-8") if isinstance(payload, str) else (payload or b"")
+        if retain:
+            with self._lock:
+                if data:
+                    self._retained[topic] = (data, qos)
+                    self._retained.move_to_end(topic)
+                else:
+                    self._retained.pop(topic, None)
+        try:
+            info = self._client.publish(topic, data, qos=qos, retain=retain)
+        except (ValueError, TypeError) as exc:
+            log.warning("mqtt: cannot publish on %r: %s", topic, exc)
+            return None
+        if qos == 0 or info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            return None
+        return info.mid
+
+    def subscribe(self, topic: str, callback: MessageCallback) -> None:
+        """Route messages matching `topic` to `callback(topic, payload)`; kept across reconnects."""
+        with self._lock:
+            self._subs.append((topic, callback))
+        if self._connected:
+            self._client.subscribe(topic, qos=1)
+
+    def start(self) -> None:
+        """Start connecting in the background (returns at once even when the broker is down)."""
+        self._client.connect_async(self.host, self.port, keepalive=self._keepalive)
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Publish `offline`, disconnect and stop the network thread, within about `timeout`."""
+        self._stopping = True
+        if self._connected:
+            info = self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self._client.disconnect()
+        # loop_stop joins paho's thread, which may sit in a TCP connect to a dead broker.
+        stopper = threading.Thread(target=self._client.loop_stop, daemon=True)
+        stopper.start()
+        stopper.join(timeout)
+        self._connected = False
+
+    # -- paho callbacks (network thread) -------------------------------------------------
+    def _report(self, state: str, message: str, *args, level: int = logging.INFO) -> None:
+        if state != self._reported:
+            self._reported = state
+            log.log(level, message, *args)
+
+    def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            self._report(f"refused:{reason_code}", "mqtt: broker %s:%s refused the connection: %s "
+                         "(check user, password and ACL); retrying", self.host, self.port,
+                         reason_code, level=logging.ERROR)
+            return
+        self._connected = True
+        client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
+        with self._lock:
+            subs = list(self._subs)
+            retained = list(self._retained.items())
+        for topic in dict.fromkeys(t for t, _ in subs):
+            client.subscribe(topic, qos=1)
+        for topic, (data, qos) in retained:
+            client.publish(topic, data, qos=qos, retain=True)
+        self._report("connected", "mqtt: %s to broker %s:%s",
+                     "reconnected" if self._ever_connected else "connected", self.host, self.port)
+        self._ever_connected = True
+        self._notify(True)
+
+    def _on_connect_fail(self, _client, _userdata) -> None:
+        self._report("unreachable", "mqtt: cannot reach broker %s:%s; edgecam keeps running and "
+                     "retries in the background (backoff %s..%s s)", self.host, self.port,
+                     *self._backoff, level=logging.WARNING)
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        was = self._connected
+        self._connected = False
+        if was:
+            if not self._stopping:
+                self._report("lost", "mqtt: lost connection to broker %s:%s (%s); reconnecting "
+                             "with backoff", self.host, self.port, reason_code, level=logging.WARNING)
+            self._notify(False)
+
+    def _on_message(self, _client, _userdata, msg) -> None:
+        with self._lock:
+            subs = list(self._subs)
+        for pattern, callback in subs:
+            if paho.topic_matches_sub(pattern, msg.topic):
+                try:
+                    callback(msg.topic, msg.payload)
+                except Exception:  # a handler bug must not kill paho's thread
+                    log.exception("mqtt: handler for %s failed", msg.topic)
+
+    def _on_publish(self, _client, _userdata, mid, reason_code, _properties) -> None:
+        accepted = not reason_code.is_failure
+        if not accepted:
+            log.warning("mqtt: broker rejected message %s: %s", mid, reason_code)
+        for listener in self._ack_listeners:
+            listener(mid, accepted)
+
+    def _notify(self, up: bool) -> None:
+        for listener in self._conn_listeners:
+            try:
+                listener(up)
+            except Exception:
+                log.exception("mqtt: connection listener failed")
+
+
+def communicator_from_config(cfg, client_id: str, availability_topic: str,
+                             password: Optional[str]) -> MqttCommunicator:
+    """A `MqttCommunicator` for an `MqttConfig` (host must be set)."""
+    if not cfg.host:
+        raise EdgecamError("mqtt host is not set: give --mqtt HOST[:PORT] or [mqtt] host")
+    return MqttCommunicator(
+        cfg.host, cfg.port, client_id=client_id, availability_topic=availability_topic,
+        protocol=cfg.protocol, keepalive=cfg.keepalive, username=cfg.user, password=password,
+        tls_ca=cfg.tls_ca, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
+        tls_insecure=cfg.tls_insecure)

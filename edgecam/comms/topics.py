@@ -1,0 +1,75 @@
+"""Topic names of one device, in one place (documented in the README's MQTT section)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def slug(text: str) -> str:
+    """A label or id made safe for one topic level and HA object ids ('traffic light' -> 'traffic_light')."""
+    return _SLUG.sub("_", text.strip()).strip("_") or "_"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic under a device prefix."""
+
+    prefix: str
+
+    @property
+    def availability(self) -> str:
+        """Retained online/offline; the last will."""
+        return f"{self.prefix}/availability"
+
+    @property
+    def detections(self) -> str:
+        """Per-frame detections, QoS 0."""
+        return f"{self.prefix}/detections"
+
+    @property
+    def events(self) -> str:
+        """Event start/end, QoS 1 through the spool."""
+        return f"{self.prefix}/events"
+
+    @property
+    def snapshot(self) -> str:
+        """Retained JPEG."""
+        return f"{self.prefix}/snapshot"
+
+    @property
+    def stats(self) -> str:
+        """Retained health numbers."""
+        return f"{self.prefix}/stats"
+
+    @property
+    def camera_status(self) -> str:
+        """Retained online/offline of the frame source."""
+        return f"{self.prefix}/camera/status"
+
+    @property
+    def error(self) -> str:
+        """Answers to bad commands."""
+        return f"{self.prefix}/error"
+
+    def count(self, label: str) -> str:
+        """Retained count of a watched label."""
+        return f"{self.prefix}/{slug(label)}/count"
+
+    def occupancy(self, label: str) -> str:
+        """Retained ON/OFF of a watched label."""
+        return f"{self.prefix}/{slug(label)}/occupancy"
+
+    def setting_state(self, name: str) -> str:
+        """Retained current value of a setting."""
+        return f"{self.prefix}/{name}/state"
+
+    def set(self, name: str) -> str:
+        """Command topic changing a setting."""
+        return f"{self.prefix}/set/{name}"
+
+    def cmd(self, name: str) -> str:
+        """Command topic running an action."""
+        return f"{self.prefix}/cmd/{name}"

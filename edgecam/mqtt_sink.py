@@ -1,0 +1,215 @@
+"""The MQTT sink: turns each FrameResult into detections, counts, events, occupancy,
+snapshots and stats on the device's topics (see README: MQTT).
+
+`handle()` runs on the pipeline's sink thread and never touches the network directly: QoS 0
+and retained messages are queued by the transport, events go through the on-disk spool. A
+housekeeping thread publishes stats and turns occupancy off while no frames arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Callable, Dict, Iterable, Optional
+
+from .comms.base import Communicator
+from .comms.dispatcher import Dispatcher
+from .comms.reliable import ReliablePublisher
+from .comms.stats import StatsCollector, dropped_counter
+from .comms.topics import Topics
+from .comms.tracking import Event, EventTracker, Occupancy
+from .datatypes import FrameResult
+
+log = logging.getLogger("edgecam.mqtt")
+
+JPEG_QUALITY = 80
+
+
+def event_payload(ev: Event, device_id: str, seq: Optional[int]) -> dict:
+    """JSON for `<prefix>/events` (schema: event.json)."""
+    return {"v": 1, "type": ev.kind, "id": ev.id, "device": device_id, "label": ev.label,
+            "score": round(float(ev.score), 4), "start_ts": round(ev.start_ts, 3),
+            "end_ts": None if ev.end_ts is None else round(ev.end_ts, 3),
+            "duration_s": None if ev.end_ts is None else round(ev.end_ts - ev.start_ts, 3),
+            "reason": ev.reason, "seq": seq, "ts": round(time.time(), 3)}
+
+
+def detections_payload(result: FrameResult, model_name: str) -> dict:
+    """JSON for `<prefix>/detections` (schema: detections.json)."""
+    f = result.frame
+    return {"v": 1, "ts": round(f.ts, 3), "seq": f.seq, "source": f.source, "model": model_name,
+            "width": f.width, "height": f.height,
+            "inference_ms": round(float(result.inference_ms), 2),
+            "detections": [d.to_dict() for d in result.detections]}
+
+
+def encode_jpeg(image) -> Optional[bytes]:
+    """JPEG bytes of a BGR image, None when it cannot be encoded."""
+    import cv2  # heavy: only when a snapshot is actually due
+
+    ok, buf = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), JPEG_QUALITY])
+    return buf.tobytes() if ok else None
+
+
+class MqttSink:
+    """Pipeline sink publishing one device's topics. `close()` shuts the MQTT side down."""
+
+    def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
+                 device_id: str, model_name: str, watch: Iterable[str], cfg,
+                 dropped=None, clock: Callable[[], float] = time.monotonic,
+                 housekeeping_interval: float = 0.25):
+        self._comm = comm
+        self._reliable = reliable
+        self.topics = topics
+        self._device = device_id
+        self._model = model_name
+        self._watch = tuple(dict.fromkeys(watch))
+        self._cfg = cfg
+        self._dropped = dropped_counter(dropped)
+        self._clock = clock
+        self._lock = threading.RLock()
+        now = clock()
+        self._stats = StatsCollector(now)
+        self._trackers = {lb: EventTracker(lb, cfg.event_start_frames, cfg.event_end_frames)
+                          for lb in self._watch}
+        self._occupancy = {lb: Occupancy(cfg.occupancy_off_delay, now) for lb in self._watch}
+        self._counts: Dict[str, Optional[int]] = {lb: None for lb in self._watch}
+        self._last_detections = -1e18
+        self._last_snapshot = -1e18
+        self._last_stats = now
+        self._latest_image = None
+        self._snapshot_requested = False
+        self._camera: Optional[bool] = None
+        self._closed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._housekeeping, args=(housekeeping_interval,),
+                                        name="edgecam-mqtt-sink", daemon=True)
+        self._thread.start()
+
+    # -- called by the pipeline -----------------------------------------------------------
+    def handle(self, result: FrameResult) -> None:
+        """Publish what one processed frame changed. Never blocks on the network."""
+        if self._closed or result.skipped:
+            return
+        with self._lock:
+            now = self._clock()
+            if self._camera is None:
+                self.camera_status(True)
+            self._stats.record(result.inference_ms)
+            if now - self._last_detections >= self._cfg.detections_interval:
+                self._last_detections = now
+                self._comm.publish(self.topics.detections,
+                                   json.dumps(detections_payload(result, self._model)))
+            tops: Dict[str, float] = {}
+            counts = dict.fromkeys(self._watch, 0)
+            for d in result.detections:
+                if d.label in counts:
+                    counts[d.label] += 1
+                    tops[d.label] = max(tops.get(d.label, 0.0), float(d.score))
+            for label in self._watch:
+                self._publish_count(label, counts[label], result.frame.ts)
+                for ev in self._trackers[label].update(tops.get(label), result.frame.ts):
+                    self._publish_event(ev, result.frame.seq)
+                self._update_occupancy(label, counts[label] > 0, now)
+            image = result.annotated if result.annotated is not None else result.frame.image
+            if tops:
+                self._latest_image = image
+                if now - self._last_snapshot >= self._cfg.snapshot_interval:
+                    self._publish_snapshot(now)
+            elif self._snapshot_requested:
+                self._latest_image = image
+            self._tick(now)
+
+    def camera_status(self, online: bool) -> None:
+        """Report whether frames arrive (retained, published on change). Going offline ends
+        active events, since nothing can be seen any more."""
+        with self._lock:
+            if online == self._camera:
+                return
+            self._camera = online
+            self._comm.publish(self.topics.camera_status, "online" if online else "offline",
+                               retain=True, qos=1)
+            if not online:
+                self._finish_events("camera_offline")
+
+    def request_snapshot(self, _payload: bytes = b"") -> None:
+        """Publish a snapshot of the latest frame soon, whatever is in it (cmd/snapshot)."""
+        self._snapshot_requested = True
+
+    def tick(self) -> None:
+        """Publish what is due without a frame: stats, occupancy going off, requested snapshot."""
+        with self._lock:
+            if not self._closed:
+                self._tick(self._clock())
+
+    def close(self, timeout: float = 2.0) -> None:
+        """End active events, wait (up to `timeout` s) for the spool to be acknowledged,
+        publish `offline` and disconnect. Unacknowledged events stay spooled for the next run."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._finish_events("shutdown")
+        self._stop.set()
+        self._thread.join(1.0)
+        if not self._reliable.flush(timeout) and self._reliable.depth():
+            log.warning("mqtt: %d event(s) not yet acknowledged; kept in the spool for the next run",
+                        self._reliable.depth())
+        self._comm.stop()
+        self._reliable.stop()
+        self._reliable.spool.close()
+
+    # -- internals (lock held) -----------------------------------------------------------
+    def _tick(self, now: float) -> None:
+        for label in self._watch:
+            self._update_occupancy(label, False, now)
+        if self._snapshot_requested and self._latest_image is not None:
+            self._publish_snapshot(now)
+        if now - self._last_stats >= self._cfg.stats_interval:
+            self._last_stats = now
+            try:
+                dropped = self._dropped()
+            except Exception:  # the pipeline's counter must not break publishing
+                dropped = 0
+            payload = self._stats.report(now, dropped, self._reliable.depth(),
+                                         self._reliable.dropped)
+            self._comm.publish(self.topics.stats, json.dumps(payload), retain=True)
+
+    def _publish_count(self, label: str, count: int, ts: float) -> None:
+        if self._counts[label] == count:
+            return
+        self._counts[label] = count
+        payload = {"v": 1, "ts": round(ts, 3), "label": label, "count": count}
+        self._comm.publish(self.topics.count(label), json.dumps(payload), retain=True)
+
+    def _update_occupancy(self, label: str, seen: bool, now: float) -> None:
+        changed = self._occupancy[label].update(self._trackers[label].active, seen, now)
+        if changed is not None:
+            self._comm.publish(self.topics.occupancy(label), "ON" if changed else "OFF",
+                               retain=True, qos=1)
+
+    def _publish_event(self, ev: Event, seq: Optional[int]) -> None:
+        log.info("mqtt: event %s %s (%s)", ev.kind, ev.label, ev.id)
+        self._reliable.publish(self.topics.events,
+                               json.dumps(event_payload(ev, self._device, seq)).encode())
+
+    def _finish_events(self, reason: str) -> None:
+        for tracker in self._trackers.values():
+            if tracker.active:
+                self._publish_event(tracker.finish(time.time(), reason), None)
+
+    def _publish_snapshot(self, now: float) -> None:
+        self._snapshot_requested = False
+        self._last_snapshot = now
+        data = encode_jpeg(self._latest_image)
+        if data:
+            self._comm.publish(self.topics.snapshot, data, retain=True)
+
+    def _housekeeping(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("mqtt: housekeeping failed")
