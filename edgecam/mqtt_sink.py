@@ -113,13 +113,11 @@ class MqttSink:
                 for ev in self._trackers[label].update(tops.get(label), result.frame.ts):
                     self._publish_event(ev, result.frame.seq)
                 self._update_occupancy(label, counts[label] > 0, now)
-            image = result.annotated if result.annotated is not None else result.frame.image
-            if tops:
-                self._latest_image = image
-                if now - self._last_snapshot >= self._cfg.snapshot_interval:
-                    self._publish_snapshot(now)
-            elif self._snapshot_requested:
-                self._latest_image = image
+            # A reference only: encoding happens when a snapshot is due.
+            self._latest_image = (result.annotated if result.annotated is not None
+                                  else result.frame.image)
+            if tops and now - self._last_snapshot >= self._cfg.snapshot_interval:
+                self._publish_snapshot(now)
             self._tick(now)
 
     def camera_status(self, online: bool) -> None:
