@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Benchmark of issue 4: is the pipeline as fast as the interpreter alone?
+
+Measured in ONE run, on the same machine state:
+
+1. raw invoke fps of one interpreter at --threads 2 on the SSD model (before and after the
+   pipeline runs; their mean is the reference);
+2. a naive sequential loop (detect -> draw -> JPEG -> publish, one frame after the other);
+3. the pipeline (edgecam.pipeline.Pipeline, wired like `edgecam run`) on a 640x480 video file
+   made from the shared photos (pans and crops), with drawing + JPEG encoding and MQTT
+   publishing on, in latency mode (one interpreter, 2 threads) and with --workers 2
+   (two interpreters, 1 thread each); fps is steady state, first to last published frame;
+4. a simulated live source (frames on a 30 fps wall clock, drop mode): end-to-end latency
+   (capture -> published) p50 against invoke p50, and the age of a frame when inference
+   starts, p95, against one frame interval.
+
+MQTT: a mosquitto is started on a free local port when `mosquitto` is installed (or give
+--mqtt HOST:PORT); without one, publishing is JSON serialisation only, and the output says so.
+
+    python scripts/bench_pipeline.py [--model M] [--frames 600] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edgecam.annotate import Annotator, draw, encode_jpeg, overlay_text  # noqa: E402
+from edgecam.datatypes import FrameResult  # noqa: E402
+from edgecam.detector import Detector  # noqa: E402
+from edgecam.pipeline import Pipeline  # noqa: E402
+from edgecam.runtime import load_interpreter  # noqa: E402
+from edgecam.sinks import JsonLinesSink, Sink  # noqa: E402
+from edgecam.sources import Source, VideoSource, list_image_files  # noqa: E402
+from edgecam.stats import summarize  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+DEFAULT_MODEL = SHARED / "models" / "ssd_mobilenet_v1_coco_quant.tflite"
+DEFAULT_LABELS = SHARED / "models" / "coco_labels.txt"
+W, H = 640, 480
+
+
+# ------------------------------------------------------------------------------ test video
+
+def make_video(path: Path, images_dir: Path, frames: int, fps: float = 30.0) -> List[np.ndarray]:
+    """A 640x480 video of slow pans across crops of the shared photos; returns its frames."""
+    photos = [cv2.imread(str(p)) for p in list_image_files(images_dir)]
+    photos = [p for p in photos if p is not None]
+    if not photos:
+        raise SystemExit(f"no images in {images_dir}")
+    per_photo = max(1, frames // len(photos))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    if not writer.isOpened():
+        raise SystemExit("OpenCV cannot write mp4v video here")
+    out = []
+    for i in range(frames):
+        photo = photos[min(i // per_photo, len(photos) - 1)]
+        h, w = photo.shape[:2]
+        # A 4:3 window at 70 % of the photo, panning left to right and zooming slightly.
+        t = (i % per_photo) / max(1, per_photo - 1)
+        cw = int(min(w, h * 4 / 3) * (0.7 + 0.2 * t))
+        ch = int(cw * 3 / 4)
+        x = int((w - cw) * t)
+        y = int((h - ch) * (0.5 - 0.3 * np.sin(np.pi * t)))
+        frame = cv2.resize(photo[y:y + ch, x:x + cw], (W, H), interpolation=cv2.INTER_AREA)
+        writer.write(frame)
+        out.append(frame)
+    writer.release()
+    return out
+
+
+# ------------------------------------------------------------------------------ MQTT
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_mosquitto(tmp: Path):
+    """(process, port) of a private broker, or (None, None) when mosquitto is missing."""
+    exe = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    if not exe:
+        return None, None
+    port = _free_port()
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.terminate()
+    return None, None
+
+
+class MqttPublisher:
+    """Per-frame publish through paho (QoS 0), what the MQTT sink does per result."""
+
+    def __init__(self, host: str, port: int):
+        import paho.mqtt.client as mqtt
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}")
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _no_publish(_topic: str, _payload: bytes) -> None:
+    pass
+
+
+# ------------------------------------------------------------------------------ sinks
+
+class DrawSink(Sink):
+    """Draws boxes + overlay and encodes a JPEG per frame (what preview/snapshots/video cost)."""
+
+    name = "draw"
+
+    def __init__(self, annotate: Annotator):
+        self.annotate = annotate
+
+    def handle(self, result: FrameResult) -> None:
+        encode_jpeg(self.annotate(result))
+
+
+class PublishSink(Sink):
+    """Publishes each frame's detections JSON; records when each frame was published."""
+
+    name = "mqtt"
+
+    def __init__(self, publish):
+        self.publish = publish
+        self.times: List[float] = []
+        self.e2e_ms: List[float] = []
+
+    def handle(self, result: FrameResult) -> None:
+        self.publish("edgecam/bench/detections", json.dumps(result.to_json()).encode())
+        now = time.monotonic()
+        self.times.append(now)
+        self.e2e_ms.append((now - result.frame.mono) * 1e3)
+
+    def fps(self) -> float:
+        """Steady-state rate: frames between the first and the last publish."""
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / (self.times[-1] - self.times[0])
+
+
+class PacedSource(Source):
+    """A simulated live camera: in-memory frames released on a wall clock at `fps`."""
+
+    live = True
+
+    def __init__(self, images: List[np.ndarray], fps: float, count: int):
+        super().__init__()
+        self.images, self.fps, self.count, self.name = images, fps, count, f"paced-{fps:g}fps"
+
+    def frames(self):
+        start = time.monotonic()
+        for i in range(self.count):
+            delay = start + i / self.fps - time.monotonic()
+            if delay > 0 and self._closed.wait(delay):
+                return
+            if self.closed:
+                return
+            yield self._frame(self.images[i % len(self.images)])
+
+
+# ------------------------------------------------------------------------------ measurements
+
+def raw_invoke(model: str, frame: np.ndarray, threads: int, runs: int, warmup: int = 10):
+    """(fps, ms samples) of interpreter.invoke() alone on a real frame's input."""
+    det = Detector.load(model, threads=threads)
+    tensor, _ = det.preprocess(frame)
+    interp = load_interpreter(model, threads=threads, runtime=det.runtime)
+    interp.set_tensor(interp.get_input_details()[0]["index"], tensor)
+    for _ in range(warmup):
+        interp.invoke()
+    samples = []
+    t_start = time.perf_counter()
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        interp.invoke()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return runs / (time.perf_counter() - t_start), samples
+
+
+def sequential(model, labels, frames, publish, threads=2) -> float:
+    """fps of the naive loop: detect, draw, encode, publish, one frame after the other."""
+    det = Detector.load(model, labels, threads=threads)
+    start = time.perf_counter()
+    for i, image in enumerate(frames):
+        tensor, tr = det.preprocess(image)
+        t0 = time.perf_counter()
+        dets = det.postprocess(det.invoke(tensor), tr)
+        ms = (time.perf_counter() - t0) * 1e3
+        encode_jpeg(draw(image, dets, overlay_text(0.0, ms)))
+        publish("edgecam/bench/detections",
+                json.dumps({"seq": i, "detections": [d.to_dict() for d in dets]}).encode())
+    return len(frames) / (time.perf_counter() - start)
+
+
+def run_pipeline(model, labels, source, publish, *, workers, threads, drop):
+    """(fps, pipeline stats, publish sink) of one pipeline run wired like `edgecam run`."""
+    detectors = [Detector.load(model, labels, threads=threads) for _ in range(workers)]
+    pipeline: Optional[Pipeline] = None
+    annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
+    pub = PublishSink(publish)
+    devnull = open(os.devnull, "w")
+    try:
+        sinks = [JsonLinesSink(devnull), DrawSink(annotate), pub]
+        pipeline = Pipeline(source, detectors, sinks, drop=drop)
+        pipeline.start()
+        pipeline.wait()
+        pipeline.close_sinks()
+        if pipeline.error is not None:
+            raise pipeline.error
+    finally:
+        devnull.close()
+    return pub.fps(), pipeline.stats, pub
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--labels", default=str(DEFAULT_LABELS))
+    ap.add_argument("--images", default=str(SHARED / "images"), help="photos the test video is made from")
+    ap.add_argument("--frames", type=int, default=600, help="frames in the test video")
+    ap.add_argument("--raw-runs", type=int, default=300)
+    ap.add_argument("--live-fps", type=float, default=30.0)
+    ap.add_argument("--live-frames", type=int, default=240)
+    ap.add_argument("--mqtt", default=None, help="HOST:PORT of a broker (default: start mosquitto)")
+    ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgecam-bench-"))
+    broker = None
+    publisher = None
+    try:
+        video = tmp / "bench_640x480.mp4"
+        frames = make_video(video, Path(args.images), args.frames)
+        if args.mqtt:
+            host, _, port = args.mqtt.rpartition(":")
+            publisher, mqtt_note = MqttPublisher(host, int(port)), f"MQTT broker {args.mqtt}"
+        else:
+            broker, port = start_mosquitto(tmp)
+            if broker is not None:
+                publisher, mqtt_note = MqttPublisher("127.0.0.1", port), f"mosquitto on 127.0.0.1:{port}"
+        publish = publisher or _no_publish
+        if publisher is None:
+            mqtt_note = "no broker (mosquitto not installed): publish = JSON serialisation only"
+        cores = os.cpu_count()
+        print(f"model {Path(args.model).name}, video {W}x{H} x {len(frames)} frames, {cores} cores, {mqtt_note}")
+
+        # Other load on the machine drifts the interpreter's speed during a run, so every
+        # pipeline figure is divided by raw invoke fps measured right before and after it.
+        raw_samples: List[float] = []
+
+        def bracketed(measure):
+            before, s1 = raw_invoke(args.model, frames[0], 2, args.raw_runs)
+            value = measure()
+            after, s2 = raw_invoke(args.model, frames[0], 2, args.raw_runs)
+            raw_samples.extend(s1 + s2)
+            return value, (before + after) / 2, (before, after)
+
+        seq_fps, seq_raw, _ = bracketed(lambda: sequential(
+            args.model, args.labels, frames[: min(len(frames), 300)], publish))
+        (lat_fps, lat_stats, _), lat_raw, lat_ba = bracketed(lambda: run_pipeline(
+            args.model, args.labels, VideoSource(video), publish, workers=1, threads=2, drop=False))
+        (wrk_fps, _, _), wrk_raw, wrk_ba = bracketed(lambda: run_pipeline(
+            args.model, args.labels, VideoSource(video), publish, workers=2, threads=1, drop=False))
+        _, live_stats, live_pub = run_pipeline(
+            args.model, args.labels, PacedSource(frames, args.live_fps, args.live_frames), publish,
+            workers=1, threads=2, drop=True)
+        # Overload: a live source twice as fast as inference must still hand it fresh frames.
+        over_fps = 2 * lat_raw
+        _, over_stats, _ = run_pipeline(
+            args.model, args.labels, PacedSource(frames, over_fps, int(over_fps * 3)), publish,
+            workers=1, threads=2, drop=True)
+        invoke = summarize(raw_samples)
+
+        live_inv = live_stats.inference_ms.summary()
+        live_e2e = summarize(live_pub.e2e_ms)
+        age = live_stats.frame_age_ms.summary()
+        over_age = over_stats.frame_age_ms.summary()
+        interval = 1000.0 / args.live_fps
+        file_e2e = lat_stats.end_to_end_ms.summary()
+        figures = {
+            "raw_invoke_p50_ms": round(invoke.p50, 2),
+            "sequential_fps": round(seq_fps, 2), "sequential_raw_fps": round(seq_raw, 2),
+            "sequential_ratio": round(seq_fps / seq_raw, 3),
+            "pipeline_fps": round(lat_fps, 2), "pipeline_raw_fps": round(lat_raw, 2),
+            "pipeline_ratio": round(lat_fps / lat_raw, 3), "pipeline_dropped": lat_stats.dropped,
+            "workers2_fps": round(wrk_fps, 2), "workers2_raw_fps": round(wrk_raw, 2),
+            "workers2_ratio": round(wrk_fps / wrk_raw, 3),
+            "file_end_to_end_p50_ms": round(file_e2e.p50, 2),
+            "live_fps": args.live_fps, "live_invoke_p50_ms": round(live_inv.p50, 2),
+            "live_end_to_end_p50_ms": round(live_e2e.p50, 2),
+            "live_frame_age_p95_ms": round(age.p95, 2), "live_dropped": live_stats.dropped,
+            "overload_fps": round(over_fps, 1), "overload_frame_age_p95_ms": round(over_age.p95, 2),
+            "overload_dropped": over_stats.dropped, "mqtt": publisher is not None,
+        }
+        ok = lambda cond: "ok" if cond else "MISSED"  # noqa: E731
+        print(f"raw invoke (1 interpreter, --threads 2): p50 {invoke.p50:.2f} ms over the run; "
+              "each ratio below uses the raw fps measured right before and after it")
+        print(f"sequential loop (detect+draw+jpeg+publish): {seq_fps:.1f} fps vs raw {seq_raw:.1f}  "
+              f"sequential/raw = {seq_fps / seq_raw:.2f}")
+        print(f"pipeline (latency mode, 1x2 threads): {lat_fps:.1f} fps vs raw {lat_raw:.1f} "
+              f"(before {lat_ba[0]:.1f}, after {lat_ba[1]:.1f}), dropped {lat_stats.dropped}")
+        print(f"pipeline/raw = {lat_fps / lat_raw:.2f}   [goal >= 0.95: {ok(lat_fps / lat_raw >= 0.95)}]")
+        print(f"pipeline/raw = {wrk_fps / wrk_raw:.2f} (--workers 2, 2x1 thread: {wrk_fps:.1f} fps vs raw "
+              f"{wrk_raw:.1f})   [goal >= 1.00: {ok(wrk_fps / wrk_raw >= 1.0)}]")
+        print(f"end-to-end p50 {live_e2e.p50:.2f} ms vs invoke p50 {live_inv.p50:.2f} ms "
+              f"(live {args.live_fps:g} fps; +{live_e2e.p50 - live_inv.p50:.2f} ms)   "
+              f"[goal <= +5 ms: {ok(live_e2e.p50 <= live_inv.p50 + 5)}]")
+        print(f"  (file source, no drops: end-to-end p50 {file_e2e.p50:.2f} ms includes queueing behind inference)")
+        print(f"frame age at inference p95 {age.p95:.2f} ms vs frame interval {interval:.1f} ms "
+              f"(live {args.live_fps:g} fps, dropped {live_stats.dropped})   [goal <= 1 interval: {ok(age.p95 <= interval)}]")
+        print(f"  overload (live {over_fps:.0f} fps = 2x raw): frame age p95 {over_age.p95:.2f} ms vs "
+              f"interval {1000 / over_fps:.1f} ms, dropped {over_stats.dropped} of {over_stats.captured}")
+        if args.json:
+            print(json.dumps(figures))
+        return 0
+    finally:
+        if publisher is not None:
+            publisher.close()
+        if broker is not None:
+            broker.terminate()
+            broker.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
