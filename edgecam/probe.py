@@ -27,13 +27,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import click
 
 from .errors import EdgecamError
 from .modelinfo import ModelInfo, human, model_info
 from .stats import LatencySummary, ResourceSampler, ResourceUsage, device_health, summarize
+
+if TYPE_CHECKING:  # numpy is imported where used, to keep `edgecam --help` fast
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
