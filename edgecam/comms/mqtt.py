@@ -60,6 +60,7 @@ class MqttCommunicator(Communicator):
         self._ever_connected = False
         self._reported: Optional[str] = None  # last state logged, so each is logged once
         self._stopping = False
+        self._tls = bool(tls_ca or tls_cert)
 
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                    protocol=PROTOCOLS[protocol])
@@ -180,8 +181,9 @@ class MqttCommunicator(Communicator):
         self._notify(True)
 
     def _on_connect_fail(self, _client, _userdata) -> None:
-        self._report("unreachable", "mqtt: cannot reach broker %s:%s; edgecam keeps running and "
-                     "retries in the background (backoff %s..%s s)", self.host, self.port,
+        self._report("unreachable", "mqtt: cannot reach broker %s:%s (check host and port%s); "
+                     "edgecam keeps running and retries in the background (backoff %s..%s s)",
+                     self.host, self.port, ", TLS CA and certificates" if self._tls else "",
                      *self._backoff, level=logging.WARNING)
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
