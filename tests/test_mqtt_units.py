@@ -1,0 +1,98 @@
+"""Pure parts of the MQTT side: identity, command parsing, debounce, occupancy, spool."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgecam.comms.dispatcher import CommandError, parse_enabled, parse_threshold
+from edgecam.comms.identity import parse_host_port, read_password, resolve_device_id, topic_prefix
+from edgecam.comms.settings import LiveSettings
+from edgecam.comms.spool import Spool
+from edgecam.comms.stats import percentile
+from edgecam.comms.tracking import EventTracker, Occupancy
+from edgecam.errors import EdgecamError
+
+
+def test_device_id_from_hostname_is_sanitised_and_explicit_ids_are_checked():
+    assert resolve_device_id(None, "Garage Cam.local") == "garage-cam"
+    assert resolve_device_id(None, "###") == "edgecam"
+    assert resolve_device_id("porch_1", "x") == "porch_1"
+    for bad in ("a/b", "a+b", "a#", "a b", "a\tb", ""):
+        with pytest.raises(EdgecamError, match="device id"):
+            resolve_device_id(bad)
+    assert topic_prefix(None, "cam1") == "edgecam/cam1"
+    assert topic_prefix("site/cams/1/", "cam1") == "site/cams/1"
+    with pytest.raises(EdgecamError):
+        topic_prefix("a/#", "cam1")
+
+
+def test_host_port_and_password_sources(tmp_path):
+    assert parse_host_port("broker") == ("broker", 1883)
+    assert parse_host_port("10.0.0.2:8883") == ("10.0.0.2", 8883)
+    assert parse_host_port("[::1]:1884") == ("::1", 1884)
+    for bad in ("host:0", "host:x", ":1883"):
+        with pytest.raises(EdgecamError, match="--mqtt"):
+            parse_host_port(bad)
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\nignored\n")
+    assert read_password(str(pw), {"EDGECAM_MQTT_PASSWORD": "env"}) == "s3cret"
+    assert read_password(None, {"EDGECAM_MQTT_PASSWORD": "env"}) == "env"
+    assert read_password(None, {}) is None
+    with pytest.raises(EdgecamError, match="password file"):
+        read_password(str(tmp_path / "missing"), {})
+
+
+def test_command_payload_parsing():
+    assert parse_threshold(b"0.6") == 0.6 and parse_threshold(b'{"value": 0.25}') == 0.25
+    for bad in (b"1.01", b"-0.1", b"x", b"true", b"", b"[1]"):
+        with pytest.raises(CommandError):
+            parse_threshold(bad)
+    assert parse_enabled(b"ON") is True and parse_enabled(b"off") is False
+    assert parse_enabled(b"true") is True and parse_enabled(b'{"value": false}') is False
+    with pytest.raises(CommandError):
+        parse_enabled(b"2")
+    live = LiveSettings(0.5)
+    assert live.update(threshold=0.7).threshold == 0.7 and live.enabled
+
+
+def test_event_debounce_start_and_end():
+    ids = iter(["e1", "e2"])
+    t = EventTracker("person", start_frames=3, end_frames=2, new_id=lambda: next(ids))
+    frames = [0.6, None, 0.6, 0.7, 0.9, None, 0.8, None, None, 0.5]
+    out = [t.update(s, float(i)) for i, s in enumerate(frames)]
+    kinds = [(i, e.kind, e.id, e.score) for i, evs in enumerate(out) for e in evs]
+    assert kinds == [(4, "start", "e1", 0.9), (8, "end", "e1", 0.9)]
+    end = out[8][0]
+    assert (end.start_ts, end.end_ts, end.reason) == (2.0, 8.0, "absent")
+
+
+def test_occupancy_hysteresis_and_unknown_start():
+    occ = Occupancy(off_delay=5.0, started=100.0)
+    assert occ.update(False, False, 101.0) is None  # unknown until the delay has passed
+    assert occ.update(False, False, 105.5) is False
+    occ2 = Occupancy(off_delay=5.0, started=100.0)
+    assert occ2.update(True, True, 100.5) is True
+    assert occ2.update(False, False, 103.0) is None  # absent but within the delay: stays on
+    assert occ2.update(False, True, 104.0) is None  # brief sighting renews it
+    assert occ2.update(False, False, 108.9) is None
+    assert occ2.update(False, False, 109.1) is False
+
+
+def test_spool_is_fifo_bounded_and_persistent(tmp_path):
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path, max_rows=3)
+    rows = [spool.append("t", f"m{i}".encode()) for i in range(5)]
+    assert spool.depth() == 3 and spool.dropped == 2
+    assert [m.payload for m in spool.pending()] == [b"m2", b"m3", b"m4"]
+    spool.delete(rows[3])
+    spool.close()
+    again = Spool(path, max_rows=3)
+    assert [m.payload for m in again.pending()] == [b"m2", b"m4"]
+    assert [m.payload for m in again.pending(after=rows[2])] == [b"m4"]
+    again.close()
+
+
+def test_percentile_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([3, 1, 2], 50) == 2
+    assert percentile(range(1, 101), 95) == 95
