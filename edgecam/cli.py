@@ -67,3 +67,5 @@ from .cli_run import run_command  # noqa: E402
 main.add_command(run_command)
 from .probe import probe_command  # noqa: E402
 main.add_command(probe_command)
+from .listen import listen_command  # noqa: E402
+main.add_command(listen_command)
