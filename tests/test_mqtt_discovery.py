@@ -71,11 +71,12 @@ def test_a_removed_label_gets_its_discovery_cleared(mqtt_broker, tmp_path, subsc
     second, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(("person",)),
                             tmp_path / "state", "ssd")
     try:
-        assert probe.wait_for(lambda s: s.on(dog)[-1:] == [b""], 5)
+        dog_count = f"homeassistant/sensor/{NODE}/dog_count/config"
+        assert probe.wait_for(lambda s: s.on(dog)[-1:] == [b""] and s.on(dog_count)[-1:] == [b""], 5)
         late = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
         late.wait_for(lambda s: len(s.messages) >= 8, 5)
         topics = {m.topic for m in late.messages if m.payload}
-        assert dog not in topics and f"homeassistant/sensor/{NODE}/dog_count/config" not in topics
+        assert dog not in topics and dog_count not in topics
         assert f"homeassistant/binary_sensor/{NODE}/person_occupancy/config" in topics
     finally:
         second.close()
