@@ -1,0 +1,174 @@
+"""`edgecam run` end to end: the real CLI, model and photos; the --json contract; bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+
+from conftest import (CLASSIFIER_025, COCO_LABELS, EDGETPU_MODEL, IMAGENET_LABELS, IMAGES,
+                      SSD_MODEL)
+from media import frame_count, pan_frames, write_video
+
+MODEL_ARGS = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS)]
+
+
+def run(cmd, env, *args, timeout=120):
+    return subprocess.run([*cmd, "run", *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def json_lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+@pytest.fixture(scope="module")
+def pan_video(tmp_path_factory):
+    image = cv2.imread(str(IMAGES / "kite_and_cold.jpg"))
+    return write_video(tmp_path_factory.mktemp("video") / "pan.mp4", pan_frames(image, 24))
+
+
+def test_every_shared_image_yields_its_labels_as_json(edgecam_cmd, cli_env):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES), "--json")
+    assert out.returncode == 0, out.stderr
+    frames = json_lines(out.stdout)
+    assert [f["seq"] for f in frames] == list(range(5))
+    by_file = {Path(f["source"]).name: [d["label"] for d in f["detections"]] for f in frames}
+    expected = {"grace_hopper.bmp": {"person": 1, "tie": 1}, "kite_and_cold.jpg": {"person": 3, "kite": 3},
+                "cat_720p.jpg": {"cat": 1}, "pets.jpg": {"dog": 2}, "traffic.bmp": {"car": 2}}
+    for name, wanted in expected.items():
+        for label, n in wanted.items():
+            assert by_file[name].count(label) >= n, (name, by_file[name])
+    first = frames[0]
+    assert set(first) == {"type", "seq", "ts", "source", "width", "height", "inference_ms", "detections"}
+    assert first["type"] == "frame" and (first["width"], first["height"]) == (1280, 720)
+    cat = first["detections"][0]
+    assert set(cat) == {"label", "class_id", "score", "box"} and cat["class_id"] == 16
+    x1, y1, x2, y2 = cat["box"]
+    assert 0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1
+
+
+def test_video_file_is_processed_frame_by_frame_in_order(edgecam_cmd, cli_env, pan_video):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--json")
+    assert out.returncode == 0, out.stderr
+    frames = json_lines(out.stdout)
+    assert [f["seq"] for f in frames] == list(range(24))
+    assert all((f["width"], f["height"]) == (640, 480) for f in frames)
+    assert sum(d["label"] == "person" for f in frames for d in f["detections"]) > 10
+
+
+def test_workers_keep_frame_order(edgecam_cmd, cli_env, pan_video):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--json",
+              "--workers", "2", "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    assert [f["seq"] for f in json_lines(out.stdout)] == list(range(24))
+
+
+def test_loop_and_max_frames(edgecam_cmd, cli_env):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES / "pets.jpg"), "--loop",
+              "--max-frames", "7", "--json")
+    assert out.returncode == 0, out.stderr
+    frames = json_lines(out.stdout)
+    assert len(frames) == 7
+    assert all([d["label"] for d in f["detections"]] == ["dog", "dog"] for f in frames)
+
+
+def test_duration_stops_a_looping_source(edgecam_cmd, cli_env):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES / "traffic.bmp"), "--loop",
+              "--duration", "1.5")
+    assert out.returncode == 0, out.stderr
+    assert "processed" in out.stdout.splitlines()[-1]
+
+
+def test_unreadable_image_in_a_folder_is_skipped(edgecam_cmd, cli_env, tmp_path):
+    shutil.copy(IMAGES / "pets.jpg", tmp_path / "a.jpg")
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg at all")
+    shutil.copy(IMAGES / "traffic.bmp", tmp_path / "c.bmp")
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    assert [Path(f["source"]).name for f in json_lines(out.stdout)] == ["a.jpg", "c.bmp"]
+    assert "skipping unreadable image" in out.stderr and "b.jpg" in out.stderr
+
+
+def test_annotated_video_jpegs_and_snapshots(edgecam_cmd, cli_env, pan_video, tmp_path):
+    video = tmp_path / "out.mp4"
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--output", str(video))
+    assert out.returncode == 0, out.stderr
+    assert frame_count(video) == 24
+    jpegs, snaps = tmp_path / "jpegs", tmp_path / "snaps"
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES), "--output", f"{jpegs}/",
+              "--snapshot-dir", str(snaps), "--watch", "dog")
+    assert out.returncode == 0, out.stderr
+    written = sorted(p.name for p in jpegs.iterdir())
+    assert written == [f"{i:06d}.jpg" for i in range(5)]
+    original = cv2.imread(str(IMAGES / "pets.jpg"))
+    annotated = cv2.imread(str(jpegs / "000003.jpg"))
+    assert annotated.shape == original.shape
+    assert cv2.absdiff(annotated, original).mean() > 1.0  # boxes and overlay were drawn
+    shots = list(snaps.iterdir())
+    assert len(shots) == 1 and "dog" in shots[0].name
+
+
+def test_config_file_and_cli_override(edgecam_cmd, cli_env, tmp_path):
+    conf = tmp_path / "c.toml"
+    conf.write_text(f'[model]\npath = "{SSD_MODEL}"\nlabels = "{COCO_LABELS}"\n'
+                    f'[detect]\nclasses = ["car"]\n[source]\nuri = "{IMAGES}"\n')
+    out = run(edgecam_cmd, cli_env, "--config", str(conf), "--json")
+    assert out.returncode == 0, out.stderr
+    labels = {d["label"] for f in json_lines(out.stdout) for d in f["detections"]}
+    assert labels == {"car"}
+    out = run(edgecam_cmd, cli_env, "--config", str(conf), "--classes", "dog", "--json")
+    assert {d["label"] for f in json_lines(out.stdout) for d in f["detections"]} == {"dog"}
+
+
+def test_version_names_the_runtime(edgecam_cmd, cli_env):
+    out = subprocess.run([*edgecam_cmd, "--version"], env=cli_env, capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("edgecam ") and "ai-edge-litert" in out.stdout
+
+
+def _bad(tmp_path):
+    not_tflite = tmp_path / "model.tflite"
+    not_tflite.write_bytes(b"this is not a flatbuffer" * 10)
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[detect]\nthreshold = 1.5\n")
+    return {
+        "missing model": (["--model", str(tmp_path / "none.tflite"), "--labels", str(COCO_LABELS)], "model not found"),
+        "not tflite": (["--model", str(not_tflite), "--labels", str(COCO_LABELS)], "not a TFLite model"),
+        "classifier": (["--model", str(CLASSIFIER_025), "--labels", str(COCO_LABELS)], "not an SSD detection model"),
+        "edge tpu model": (["--model", str(EDGETPU_MODEL), "--labels", str(COCO_LABELS)], "--delegate edgetpu"),
+        "missing labels": (["--model", str(SSD_MODEL), "--labels", str(tmp_path / "none.txt")], "label file not found"),
+        "mismatched labels": (["--model", str(SSD_MODEL), "--labels", str(IMAGENET_LABELS)], "90 classes"),
+        "bad source": ([*MODEL_ARGS, "--source", str(tmp_path / "none.mp4")], "source not found"),
+        "bad camera": ([*MODEL_ARGS, "--source", "/dev/video99"], "/dev/video99"),
+        "bad config": ([*MODEL_ARGS, "--config", str(bad_toml)], "[detect] threshold"),
+        "bad option value": ([*MODEL_ARGS, "--threshold", "7"], "[detect] threshold"),
+        "bad unknown class": ([*MODEL_ARGS, "--classes", "unicorn"], "unicorn"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad(Path("/tmp"))))
+def test_bad_input_is_one_line_without_traceback(edgecam_cmd, cli_env, tmp_path, case):
+    args, message = _bad(tmp_path)[case]
+    out = run(edgecam_cmd, cli_env, *args, "--source", str(IMAGES)) if "--source" not in args \
+        else run(edgecam_cmd, cli_env, *args)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("edgecam: error: ") and message in lines[0]
+    assert out.stdout == ""
+
+
+def test_config_check(edgecam_cmd, cli_env, tmp_path):
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    good.write_text('[detect]\nthreshold = 0.4\nwatch = ["person", "car"]\n[mqtt]\nhost = "broker"\n')
+    bad.write_text('[detect]\nthreshhold = 0.4\n')
+    ok = subprocess.run([*edgecam_cmd, "config", "check", str(good)], env=cli_env, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    no = subprocess.run([*edgecam_cmd, "config", "check", str(bad)], env=cli_env, capture_output=True, text=True)
+    assert no.returncode == 2 and "unknown key [detect] threshhold" in no.stderr

@@ -1,0 +1,113 @@
+"""Sources: a live MJPEG camera that drops out and comes back, file sources that end."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import threading
+import time
+
+import cv2
+import pytest
+
+from edgecam.errors import EdgecamError
+from edgecam.sources import LiveSource, SourceSpec, VideoSource, open_source
+
+from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+from media import pan_frames, write_video
+from mjpeg_server import MjpegCamera, free_port
+
+
+@pytest.fixture
+def camera():
+    cam = MjpegCamera(cv2.imread(str(IMAGES / "pets.jpg")), free_port()).start()
+    yield cam
+    cam.stop()
+
+
+def collect(source, until, out):
+    for frame in source.frames():
+        out.append((time.monotonic(), frame))
+        if until():
+            break
+
+
+def test_live_stream_lost_and_recovered_is_logged_once_each(camera, caplog):
+    caplog.set_level(logging.INFO, logger="edgecam.sources")
+    statuses = []
+    source = open_source(SourceSpec(uri=camera.url, stall_timeout=1.0), on_status=statuses.append)
+    assert isinstance(source, LiveSource) and source.live
+    frames = []
+    t = threading.Thread(target=collect, args=(source, lambda: len(frames) >= 400, frames), daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(frames) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(frames) >= 5, "no frames from the live camera"
+    camera.stop()
+    lost_at = time.monotonic()
+    time.sleep(2.0)
+    before = len(frames)
+    camera.start()
+    deadline = time.monotonic() + 15
+    while len(frames) < before + 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    source.close()
+    t.join(5)
+    assert len(frames) >= before + 5, "frames did not resume after the camera came back"
+    assert any(ts > lost_at + 2.0 for ts, _ in frames)
+    assert statuses == [True, False, True]
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("lost" in m for m in messages) == 1
+    assert sum("recovered" in m for m in messages) == 1
+    seqs = [f.seq for _, f in frames]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_run_survives_a_camera_dropout(camera, edgecam_cmd, cli_env):
+    proc = subprocess.Popen([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                             "--source", camera.url, "--json", "--duration", "8"],
+                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    camera.stop()
+    time.sleep(2.0)
+    camera.start()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    frames = [json.loads(line) for line in out.splitlines()]
+    times = [f["ts"] for f in frames]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert max(gaps) > 1.5, "the dropout should show as a gap"
+    assert times[-1] - times[0] > 4, "frames must continue after the camera came back"
+    assert all([d["label"] for d in f["detections"]] == ["dog", "dog"] for f in frames)
+    assert "lost" in err and "recovered" in err
+
+
+def test_video_source_ends_and_loops(tmp_path):
+    video = write_video(tmp_path / "v.mp4", pan_frames(cv2.imread(str(IMAGES / "traffic.bmp")), 6))
+    assert len(list(VideoSource(video).frames())) == 6
+    looped = VideoSource(video, loop=True)
+    frames = []
+    for f in looped.frames():
+        frames.append(f)
+        if len(frames) == 15:
+            looped.close()
+    assert [f.seq for f in frames] == list(range(15))
+
+
+def test_realtime_video_is_paced_like_a_camera(tmp_path):
+    video = write_video(tmp_path / "v.mp4", pan_frames(cv2.imread(str(IMAGES / "traffic.bmp")), 10), fps=20)
+    source = VideoSource(video, realtime=True)
+    assert source.live
+    stamps = [f.mono for f in source.frames()]
+    assert stamps[-1] - stamps[0] >= 9 / 20 * 0.9
+
+
+def test_corrupt_video_and_missing_camera_are_clear_errors(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(EdgecamError, match="cannot open video file"):
+        open_source(SourceSpec(uri=str(bad)))
+    with pytest.raises(EdgecamError, match="does not exist"):
+        open_source(SourceSpec(uri="/dev/video42"))
