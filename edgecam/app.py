@@ -44,49 +44,98 @@ def load_detectors(config: Config, model: str, labels: Optional[str]) -> List[De
     return [first, *rest]
 
 
+def state_dir(config: Config, env=None) -> Path:
+    """Where the spool and state live: config, else systemd's $STATE_DIRECTORY, else ~/.local/state."""
+    env = os.environ if env is None else env
+    chosen = config.service.state_dir or env.get("STATE_DIRECTORY", "").split(":")[0]
+    path = Path(chosen or Path.home() / ".local" / "state" / "edgecam").expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecamError(f"cannot create the state directory {path}: {exc.strerror} "
+                           "(set [service] state_dir or --state-dir)") from None
+    return path
+
+
 def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         stop: Optional[threading.Event] = None) -> dict:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
     stop = stop or threading.Event()
     model, labels = resolve_model(config)
     detectors = load_detectors(config, model, labels)
+    pipeline: Optional[Pipeline] = None
+    annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
+    sinks: list = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
+    settings, on_camera_status = None, None
+    if config.mqtt.host:
+        from .comms.builder import build_mqtt
+        mqtt_sink, _comm, _dispatcher, settings = build_mqtt(
+            config.mqtt, config.detect, state_dir(config), Path(model).name,
+            stats_source=lambda: pipeline.stats.dropped if pipeline else 0)
+        sinks.append(mqtt_sink)
+        on_camera_status = mqtt_sink.camera_status
     s = config.source
-    source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
-                                    s.realtime, detectors[0].input_size))
+    try:
+        source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
+                                        s.realtime, detectors[0].input_size), on_camera_status)
+        if config.output.path:
+            sinks.append(output_sink(config.output.path, s.fps, annotate))
+        if config.output.snapshot_dir:
+            sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
+                                      config.output.snapshot_interval, annotate))
+    except BaseException:
+        for sink in sinks:  # nothing queued for MQTT may be lost on a bad source
+            sink.close()
+        raise
     log.info("model %s on %s (%s, %d worker(s) x %s thread(s)), source %s", model,
              detectors[0].runtime.describe(), detectors[0].delegate, len(detectors),
              detectors[0].threads, source.name)
     drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
-
-    pipeline: Optional[Pipeline] = None
-    annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
-    sinks = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
-    if config.output.path:
-        sinks.append(output_sink(config.output.path, s.fps, annotate))
-    if config.output.snapshot_dir:
-        sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
-                                  config.output.snapshot_interval, annotate))
-
-    pipeline = Pipeline(source, detectors, sinks, drop=drop, max_frames=config.pipeline.max_frames)
+    pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
+                        max_frames=config.pipeline.max_frames)
     return supervise(pipeline, stop, config.pipeline.duration)
 
 
-def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float]) -> dict:
-    """Start the pipeline, stop it on `stop`/duration, drain and close it; the run summary."""
-    started = time.monotonic()
+def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float],
+              env=None) -> dict:
+    """Start the pipeline, tell systemd how it goes, stop it on `stop`/duration, drain and
+    close it; returns the run summary.
+
+    READY=1 is sent once the first frame was processed; WATCHDOG=1 only while frames keep
+    being processed (or a live source is reconnecting), so a stalled inference loop gets the
+    service restarted.
+    """
+    from .notify import Notifier, WatchdogPinger
+    notifier = Notifier.from_env(env)
+    pinger = WatchdogPinger.from_env(notifier, env)
+    stats = pipeline.stats
+    started = last_status = time.monotonic()
+    seen, ready = 0, False
     pipeline.start()
     try:
         while pipeline.running:
             if stop.wait(0.2) or (duration and time.monotonic() - started >= duration):
-                pipeline.stop()
                 break
+            processed = stats.processed
+            if processed > seen or getattr(pipeline.source, "reconnecting", False):
+                pinger.progress()
+            seen = processed
+            if notifier and not ready and processed:
+                ready = notifier.ready(status=f"running: {pipeline.source.name}")
+            if notifier and time.monotonic() - last_status >= 5:
+                last_status = time.monotonic()
+                notifier.status(format_summary(stats.summary()))
     finally:
-        pipeline.stop() if stop.is_set() else None
+        if notifier:
+            notifier.stopping(status="stopping")
+        pipeline.stop()
         pipeline.wait()
         pipeline.close_sinks()
+        if notifier:
+            notifier.close()
     if pipeline.error is not None:
         raise pipeline.error
-    return pipeline.stats.summary()
+    return stats.summary()
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

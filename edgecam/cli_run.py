@@ -85,8 +85,23 @@ def run_command(config_path, **opts):
     line = format_summary(summary)
     if opts["json_output"]:
         log.info(line)
-    else:
+        _quiet_closed_stdout()
+        return
+    try:
         click.echo(line)
+    except BrokenPipeError:
+        pass
+    finally:
+        _quiet_closed_stdout()
+
+
+def _quiet_closed_stdout() -> None:
+    # Python flushes stdout at exit; if the reader is gone that flush would print a traceback.
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _setup_logging(level: str) -> None:

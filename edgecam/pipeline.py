@@ -290,13 +290,22 @@ class Pipeline:
 
     def _drain(self, sink: Sink, q: BoundedQueue) -> None:
         name = getattr(sink, "name", type(sink).__name__)
+        broken = False
         while True:
             try:
                 result = q.get()
             except _Closed:
                 return
+            if broken:
+                continue
             try:
                 sink.handle(result)
+            except BrokenPipeError:
+                # The reader of our output went away (e.g. `| head`): stop like other tools do.
+                log.info("output of sink %s was closed: stopping", name)
+                broken = True
+                self.stop()
+                continue
             except EdgecamError as exc:  # e.g. an output file that cannot be written: stop
                 self.error = self.error or exc
                 self.stop()

@@ -262,6 +262,7 @@ class LiveSource(Source):
         self.on_status = on_status
         self._device: Optional[CaptureDevice] = None
         self.losses = 0
+        self.reconnecting = False
 
     def _try_open(self) -> Optional[CaptureDevice]:
         try:
@@ -282,6 +283,7 @@ class LiveSource(Source):
                     if online is False:
                         log.warning("source %s recovered after %d attempt(s)", self.name, attempt)
                     online, attempt = True, 0
+                    self.reconnecting = False
                     self._tell(True)
                 yield self._frame(*got)
                 continue
@@ -289,6 +291,7 @@ class LiveSource(Source):
                 self.losses += 1
                 log.warning("source %s lost: no frame; reopening with backoff", self.name)
                 online = False
+                self.reconnecting = True
                 self._tell(False)
             self._drop_device()
             delay = self.BACKOFF[min(attempt, len(self.BACKOFF) - 1)]
