@@ -1,0 +1,154 @@
+"""The real `edgecam run` process as systemd and MQTT subscribers see it.
+
+sd_notify goes over a real unix datagram socket (NOTIFY_SOCKET); MQTT through a real mosquitto.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+
+LOOPING_DOGS = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                "--source", str(IMAGES / "pets.jpg"), "--loop", "--realtime"]
+
+
+class NotifySocket:
+    """A unix datagram socket standing in for systemd: records (time, message) pairs."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def times_of(self, key):
+        return [t for t, m in self.messages if key in m.splitlines()]
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    ns = NotifySocket(tmp_path / "notify.sock")
+    yield ns
+    ns.close()
+
+
+def start(edgecam_cmd, env, *args, stdout=subprocess.PIPE):
+    return subprocess.Popen([*edgecam_cmd, "run", *args], env=env, stdout=stdout,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_ready_watchdog_and_sigterm(edgecam_cmd, cli_env, notify_socket, mqtt_broker, subscriber_factory):
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "edgecam/cam1/#")
+    env = dict(cli_env, NOTIFY_SOCKET=notify_socket.path, WATCHDOG_USEC="1000000")
+    proc = start(edgecam_cmd, env, *LOOPING_DOGS, "--json", "--mqtt",
+                 f"{mqtt_broker.host}:{mqtt_broker.port}", "--device-id", "cam1", "--watch", "dog")
+    first_line = proc.stdout.readline()
+    first_frame_at = time.monotonic()
+    assert json.loads(first_line)["type"] == "frame"
+    assert sub.wait_for(lambda s: b"online" in s.on("edgecam/cam1/availability"), 10)
+    assert sub.wait_topic("edgecam/cam1/dog/count", 10)
+    time.sleep(2.5)
+    ready = notify_socket.times_of("READY=1")
+    assert len(ready) == 1
+    # READY only after a frame went through (the frame line was printed by then or just after).
+    assert ready[0] >= first_frame_at - 0.5
+    pings = notify_socket.times_of("WATCHDOG=1")
+    assert len(pings) >= 4
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    assert max(gaps) < 0.5 + 0.25, gaps  # under half the 1 s watchdog (+ the loop's poll)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - sent < 5
+    assert notify_socket.times_of("STOPPING=1")
+    assert sub.wait_for(lambda s: s.on("edgecam/cam1/availability")[-1:] == [b"offline"], 5)
+    events = [json.loads(p) for p in sub.on("edgecam/cam1/events")]
+    assert [e["type"] for e in events][:1] == ["start"] and events[-1]["type"] == "end"
+    for line in out.splitlines():
+        json.loads(line)  # stdout stays pure JSON lines up to the end
+
+
+def test_pings_stop_when_the_inference_loop_is_blocked(edgecam_cmd, cli_env, notify_socket, tmp_path):
+    # Nobody reads our stdout: once the pipe is full the JSON sink blocks, and with a file
+    # source nothing may be dropped, so the loop stalls for real.
+    env = dict(cli_env, NOTIFY_SOCKET=notify_socket.path, WATCHDOG_USEC="1000000")
+    proc = subprocess.Popen([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                             "--source", str(IMAGES / "kite_and_cold.jpg"), "--loop", "--json"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pings = notify_socket.times_of("WATCHDOG=1")
+            if pings and time.monotonic() - pings[-1] > 2.0:
+                break
+            time.sleep(0.2)
+        pings = notify_socket.times_of("WATCHDOG=1")
+        assert pings, "the loop should have pinged while it ran"
+        assert time.monotonic() - pings[-1] > 2.0, "pings must stop when the loop is stuck"
+        assert proc.poll() is None, "the process is alive, only its loop is stuck"
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+def test_sigkill_leaves_offline_by_last_will(edgecam_cmd, cli_env, mqtt_broker, subscriber_factory):
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "edgecam/cam1/availability")
+    proc = start(edgecam_cmd, cli_env, *LOOPING_DOGS, "--mqtt", f"{mqtt_broker.host}:{mqtt_broker.port}",
+                 "--device-id", "cam1", stdout=subprocess.DEVNULL)
+    try:
+        assert sub.wait_for(lambda s: s.on("edgecam/cam1/availability")[-1:] == [b"online"], 15)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+        # mosquitto sends the will when the keepalive or the socket says the client is gone.
+        assert sub.wait_for(lambda s: s.on("edgecam/cam1/availability")[-1:] == [b"offline"], 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_unreachable_broker_does_not_stop_detection(edgecam_cmd, cli_env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+    out = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                          "--source", str(IMAGES), "--json", "--mqtt", f"127.0.0.1:{dead_port}",
+                          "--device-id", "cam1"], env=cli_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 5
+    assert "Traceback" not in out.stderr
+    assert f"127.0.0.1:{dead_port}" in out.stderr
+
+
+def test_bad_device_id_is_a_clear_error(edgecam_cmd, cli_env):
+    out = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                          "--source", str(IMAGES), "--mqtt", "127.0.0.1:1", "--device-id", "cam/1"],
+                         env=cli_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cam/1" in lines[0]
