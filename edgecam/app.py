@@ -69,11 +69,14 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     settings, on_camera_status = None, None
     if config.mqtt.host:
         from .comms.builder import build_mqtt
-        mqtt_sink, _comm, _dispatcher, settings = build_mqtt(
+        mqtt_sink, comm, dispatcher, settings = build_mqtt(
             config.mqtt, config.detect, state_dir(config), Path(model).name,
-            stats_source=lambda: pipeline.stats.dropped if pipeline else 0)
+            stats_source=lambda: pipeline.stats.dropped if pipeline else 0, annotate=annotate)
         sinks.append(mqtt_sink)
         on_camera_status = mqtt_sink.camera_status
+        from .probe import RemoteProbe
+        RemoteProbe(comm.publish, mqtt_sink.topics.prefix, model, labels=labels,
+                    delegate=config.model.delegate).register(dispatcher)
     s = config.source
     try:
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,

@@ -59,6 +59,7 @@ class MqttSink:
     def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
                  device_id: str, model_name: str, watch: Iterable[str], cfg,
                  dropped=None, clock: Callable[[], float] = time.monotonic,
+                 annotate: Optional[Callable[[FrameResult], object]] = None,
                  housekeeping_interval: float = 0.25):
         self._comm = comm
         self._reliable = reliable
@@ -79,7 +80,9 @@ class MqttSink:
         self._last_detections = -1e18
         self._last_snapshot = -1e18
         self._last_stats = now
-        self._latest_image = None
+        self._latest: Optional[FrameResult] = None
+        # Draws boxes on demand (shared with other sinks, so a frame is drawn at most once).
+        self._annotate = annotate or (lambda r: r.annotated if r.annotated is not None else r.frame.image)
         self._snapshot_requested = False
         self._camera: Optional[bool] = None
         self._closed = False
@@ -114,8 +117,7 @@ class MqttSink:
                     self._publish_event(ev, result.frame.seq)
                 self._update_occupancy(label, counts[label] > 0, now)
             # A reference only: encoding happens when a snapshot is due.
-            self._latest_image = (result.annotated if result.annotated is not None
-                                  else result.frame.image)
+            self._latest = result
             if tops and now - self._last_snapshot >= self._cfg.snapshot_interval:
                 self._publish_snapshot(now)
             self._tick(now)
@@ -163,7 +165,7 @@ class MqttSink:
     def _tick(self, now: float) -> None:
         for label in self._watch:
             self._update_occupancy(label, False, now)
-        if self._snapshot_requested and self._latest_image is not None:
+        if self._snapshot_requested and self._latest is not None:
             self._publish_snapshot(now)
         if now - self._last_stats >= self._cfg.stats_interval:
             self._last_stats = now
@@ -201,7 +203,7 @@ class MqttSink:
     def _publish_snapshot(self, now: float) -> None:
         self._snapshot_requested = False
         self._last_snapshot = now
-        data = encode_jpeg(self._latest_image)
+        data = encode_jpeg(self._annotate(self._latest))
         if data:
             self._comm.publish(self.topics.snapshot, data, retain=True)
 

@@ -108,7 +108,8 @@ def test_annotated_video_jpegs_and_snapshots(edgecam_cmd, cli_env, pan_video, tm
     original = cv2.imread(str(IMAGES / "pets.jpg"))
     annotated = cv2.imread(str(jpegs / "000003.jpg"))
     assert annotated.shape == original.shape
-    assert cv2.absdiff(annotated, original).mean() > 1.0  # boxes and overlay were drawn
+    # JPEG noise alone never moves a pixel this far; drawn boxes and labels do.
+    assert (cv2.absdiff(annotated, original).max(axis=2) > 80).mean() > 0.01
     shots = list(snaps.iterdir())
     assert len(shots) == 1 and "dog" in shots[0].name
 

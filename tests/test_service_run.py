@@ -152,3 +152,29 @@ def test_bad_device_id_is_a_clear_error(edgecam_cmd, cli_env):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "cam/1" in lines[0]
+
+
+def test_run_publishes_annotated_snapshots_and_answers_remote_probe(edgecam_cmd, cli_env, mqtt_broker,
+                                                                    subscriber_factory):
+    import cv2
+    import numpy as np
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "edgecam/cam1/#")
+    proc = start(edgecam_cmd, cli_env, *LOOPING_DOGS, "--mqtt", f"{mqtt_broker.host}:{mqtt_broker.port}",
+                 "--device-id", "cam1", "--watch", "dog", stdout=subprocess.DEVNULL)
+    try:
+        snaps = sub.wait_topic("edgecam/cam1/snapshot", 15)
+        assert snaps, "no snapshot published"
+        shot = cv2.imdecode(np.frombuffer(snaps[-1], np.uint8), cv2.IMREAD_COLOR)
+        original = cv2.imread(str(IMAGES / "pets.jpg"))
+        assert shot.shape == original.shape
+        # JPEG noise alone never moves a pixel this far; drawn boxes and labels do.
+        changed = (cv2.absdiff(shot, original).max(axis=2) > 80).mean()
+        assert changed > 0.01, "the snapshot must carry the boxes"
+        sub.client.publish("edgecam/cam1/cmd/probe", json.dumps({"runs": 5, "warmup": 1}), qos=1)
+        results = sub.wait_topic("edgecam/cam1/probe", 60)
+        report = json.loads(results[-1])
+        assert report["v"] == 1 and report["results"][0]["model"].endswith("ssd_mobilenet_v1_coco_quant.tflite")
+        assert report["results"][0]["stages"]["invoke"]["p50_ms"] > 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
