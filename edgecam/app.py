@@ -63,6 +63,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     stop = stop or threading.Event()
     model, labels = resolve_model(config)
     detectors = load_detectors(config, model, labels)
+    stage, gate = tracking_stages(config)
     pipeline: Optional[Pipeline] = None
     annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
     sinks: list = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
@@ -71,7 +72,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         from .comms.builder import build_mqtt
         mqtt_sink, comm, dispatcher, settings = build_mqtt(
             config.mqtt, config.detect, state_dir(config), Path(model).name,
-            stats_source=lambda: pipeline.stats.dropped if pipeline else 0, annotate=annotate)
+            stats_source=lambda: pipeline.stats.dropped if pipeline else 0, annotate=annotate,
+            tracked_events=stage is not None)
         sinks.append(mqtt_sink)
         on_camera_status = mqtt_sink.camera_status
         from .probe import RemoteProbe
@@ -95,8 +97,26 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
              detectors[0].threads, source.name)
     drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
     pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
-                        max_frames=config.pipeline.max_frames)
-    return supervise(pipeline, stop, config.pipeline.duration)
+                        max_frames=config.pipeline.max_frames,
+                        processors=[stage] if stage else [], gate=gate)
+    summary = supervise(pipeline, stop, config.pipeline.duration)
+    if gate is not None:
+        summary["motion"] = gate.stats.summary()
+    if stage is not None:
+        summary["events"] = {"started": stage.started, "ended": stage.ended}
+    return summary
+
+
+def tracking_stages(config: Config):
+    """(event stage or None, motion gate or None) from [track] and [motion] (README: Events)."""
+    stage = gate = None
+    if config.track.enabled:
+        from .events import stage_from_config
+        stage = stage_from_config(config.track, config.detect.watch, snapshots=bool(config.mqtt.host))
+    if config.motion.enabled:
+        from .motion import gate_from_config
+        gate = gate_from_config(config.motion, (lambda: stage.active) if stage else (lambda: False))
+    return stage, gate
 
 
 def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float],

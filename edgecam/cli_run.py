@@ -46,6 +46,9 @@ def _split_host_port(value):
 @click.option("--workers", type=int, help="Interpreters on consecutive frames (throughput mode).")
 @click.option("--output", help="FILE.mp4 for annotated video, or DIR/ for annotated JPEGs.")
 @click.option("--snapshot-dir", help="Write a JPEG when a watched label is seen.")
+@click.option("--track/--no-track", default=None, help="Track watched objects: start/update/end events, zones, masks ([track]).")
+@click.option("--motion/--no-motion", default=None, help="Run the detector only on motion, while tracking, or every keep-alive ([motion]).")
+@click.option("--keepalive", type=float, help="Seconds between inferences when nothing moves (with --motion).")
 @click.option("--json", "json_output", is_flag=True, help="One JSON object per frame on stdout.")
 @click.option("--max-frames", type=int, help="Stop after N processed frames.")
 @click.option("--duration", type=float, help="Stop after S seconds.")
@@ -75,6 +78,8 @@ def run_command(config_path, **opts):
         "output": {"path": opts["output"], "snapshot_dir": opts["snapshot_dir"]},
         "mqtt": {"host": host, "port": port, "device_id": opts["device_id"], "user": opts["mqtt_user"],
                  "password_file": opts["mqtt_password_file"], "tls_ca": opts["mqtt_tls_ca"]},
+        "track": {"enabled": opts["track"]},
+        "motion": {"enabled": opts["motion"], "keepalive": opts["keepalive"]},
         "service": {"state_dir": opts["state_dir"], "web": opts["web"], "log_level": opts["log_level"]},
     }
     config = cfg.resolve(config_path, overrides)

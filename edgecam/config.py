@@ -39,8 +39,37 @@ def _non_negative(v):
     return v >= 0 or "must be >= 0"
 
 
-def _opt(kind, check=None, help=""):  # noqa: A002 - mirrors click's naming
-    return {"kind": kind, "check": check, "help": help}
+def _opt(kind, check=None, help="", parse=None):  # noqa: A002 - mirrors click's naming
+    return {"kind": kind, "check": check, "help": help, "parse": parse}
+
+
+def _parse_label_overrides(where, value):
+    """[track.labels.<label>] tables of tracker options -> ((label, {key: value}), ...)."""
+    allowed = {"min_hits": (int, _between(1, 1000)), "max_missed": (int, _between(0, 100000)),
+               "iou": (float, _between(0.0, 1.0)), "max_distance": (float, _between(0.0, 1.0))}
+    if not isinstance(value, dict):
+        raise EdgecamError(f"config {where}: expected a table of label = {{option = value}}, got {value!r}")
+    out = []
+    for label, opts in value.items():
+        if not isinstance(opts, dict):
+            raise EdgecamError(f"config {where}.{label}: expected a table, got {opts!r}")
+        checked, table = {}, f"track.labels.{label}"
+        for key, v in opts.items():
+            if key not in allowed:
+                raise EdgecamError(f"config: unknown key [{table}] {key} (known: {', '.join(allowed)})")
+            checked[key] = _coerce(table, key, v, _opt(*allowed[key]))
+        out.append((str(label), tuple(sorted(checked.items()))))
+    return tuple(out)
+
+
+def _parse_zones(where, value):
+    from .zones import parse_zones
+    return parse_zones(where, value)
+
+
+def _parse_masks(where, value):
+    from .zones import parse_masks
+    return parse_masks(where, value)
 
 
 @dataclass(frozen=True)
@@ -136,6 +165,34 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class TrackConfig:
+    """Tracked objects and their start/update/end events; zones and masks (see README: Events)."""
+
+    enabled: bool = field(default=False, metadata=_opt(bool, help="track watched labels and emit start/update/end events"))
+    min_hits: int = field(default=3, metadata=_opt(int, _between(1, 1000), "frames an object must be matched before its track starts"))
+    max_missed: int = field(default=10, metadata=_opt(int, _between(0, 100000), "inferred frames without it before its track ends"))
+    iou: float = field(default=0.3, metadata=_opt(float, _between(0.0, 1.0), "minimum IoU with the predicted box to match"))
+    max_distance: float = field(default=0.15, metadata=_opt(float, _between(0.0, 1.0), "else match centres this close (fraction of the frame diagonal)"))
+    labels: Tuple = field(default=(), metadata=_opt(dict, help="per-label overrides: [track.labels.car] max_missed = 30", parse=_parse_label_overrides))
+    zones: Tuple = field(default=(), metadata=_opt(dict, help="[track.zones] name = [[x, y], ...] or {points = [...], labels = [...]}, normalised", parse=_parse_zones))
+    masks: Tuple = field(default=(), metadata=_opt(list, help="polygons [[x, y], ...] where detections are ignored (by bottom-centre)", parse=_parse_masks))
+    required_zones: Tuple[str, ...] = field(default=(), metadata=_opt(list, help="events start only once the object entered one of these zones"))
+    update_interval: float = field(default=5.0, metadata=_opt(float, _non_negative, "at most one score update per track per this many seconds"))
+    snapshot_dir: Optional[str] = field(default=None, metadata=_opt(str, help="write each ended track's best frame and crop as JPEGs here"))
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Motion gating: infer only on motion, while objects are tracked, or every keepalive seconds."""
+
+    enabled: bool = field(default=False, metadata=_opt(bool, help="skip inference on frames without motion"))
+    threshold: int = field(default=25, metadata=_opt(int, _between(1, 255), "grey-level change that counts as motion"))
+    min_area: float = field(default=0.002, metadata=_opt(float, _between(0.0, 1.0), "moving fraction of the frame that triggers inference"))
+    keepalive: float = field(default=10.0, metadata=_opt(float, _positive, "seconds between inferences when nothing moves"))
+    width: int = field(default=160, metadata=_opt(int, _between(16, 1920), "width of the grey frame motion is measured on"))
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, one typed section per TOML table."""
 
@@ -146,6 +203,8 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
+    track: TrackConfig = field(default_factory=TrackConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
 
 
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
@@ -153,6 +212,8 @@ SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # ty
 
 def _coerce(section: str, key: str, value: Any, meta: Mapping[str, Any]) -> Any:
     kind, where = meta["kind"], f"[{section}] {key}"
+    if meta.get("parse") is not None:
+        return meta["parse"](where, value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if kind is list:

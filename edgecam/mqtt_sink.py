@@ -8,6 +8,7 @@ housekeeping thread publishes stats and turns occupancy off while no frames arri
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -36,6 +37,21 @@ def event_payload(ev: Event, device_id: str, seq: Optional[int]) -> dict:
             "reason": ev.reason, "seq": seq, "ts": round(time.time(), 3)}
 
 
+def tracked_event_payload(ev: dict, device_id: str) -> dict:
+    """JSON for `<prefix>/events` from a tracker event dict (edgecam.events; schema: event.json):
+    the same fields as the debounced events plus box, zones and, at the end, the best crop."""
+    end = ev["event"] == "end"
+    payload = {"v": 1, "type": ev["event"], "id": ev["id"], "device": device_id,
+               "label": ev["label"], "score": ev["top_score"], "start_ts": ev["first_seen"],
+               "end_ts": ev["last_seen"] if end else None, "duration_s": ev["duration"] if end else None,
+               "reason": ev.get("reason"), "seq": ev.get("seq"), "ts": round(time.time(), 3),
+               "box": ev["box"], "zones": ev["zones"], "entered_zones": ev["entered_zones"]}
+    snap = getattr(ev, "snapshot", None)
+    if snap is not None:
+        payload["snapshot"] = base64.b64encode(snap.crop).decode("ascii")
+    return payload
+
+
 def detections_payload(result: FrameResult, model_name: str) -> dict:
     """JSON for `<prefix>/detections` (schema: detections.json)."""
     f = result.frame
@@ -60,9 +76,12 @@ class MqttSink:
                  device_id: str, model_name: str, watch: Iterable[str], cfg,
                  dropped=None, clock: Callable[[], float] = time.monotonic,
                  annotate: Optional[Callable[[FrameResult], object]] = None,
-                 housekeeping_interval: float = 0.25):
+                 housekeeping_interval: float = 0.25, tracked_events: bool = False):
         self._comm = comm
         self._reliable = reliable
+        # With the tracker stage on, its per-object events (result.events) replace the
+        # per-label debounced ones on the events topic; the debounce still drives occupancy.
+        self._tracked_events = tracked_events
         self.topics = topics
         self._device = device_id
         self._model = model_name
@@ -94,7 +113,12 @@ class MqttSink:
     # -- called by the pipeline -----------------------------------------------------------
     def handle(self, result: FrameResult) -> None:
         """Publish what one processed frame changed. Never blocks on the network."""
-        if self._closed or result.skipped:
+        if self._closed:
+            return
+        if result.events:
+            with self._lock:
+                self._publish_tracked(result)
+        if result.skipped:
             return
         with self._lock:
             now = self._clock()
@@ -114,7 +138,8 @@ class MqttSink:
             for label in self._watch:
                 self._publish_count(label, counts[label], result.frame.ts)
                 for ev in self._trackers[label].update(tops.get(label), result.frame.ts):
-                    self._publish_event(ev, result.frame.seq)
+                    if not self._tracked_events:
+                        self._publish_event(ev, result.frame.seq)
                 self._update_occupancy(label, counts[label] > 0, now)
             # A reference only: encoding happens when a snapshot is due.
             self._latest = result
@@ -195,10 +220,27 @@ class MqttSink:
         self._reliable.publish(self.topics.events,
                                json.dumps(event_payload(ev, self._device, seq)).encode())
 
+    def _publish_tracked(self, result: FrameResult) -> None:
+        for ev in result.events:
+            if ev.get("type") == "event":
+                log.info("mqtt: event %s %s (%s)", ev["event"], ev["label"], ev["id"])
+                self._reliable.publish(self.topics.events,
+                                       json.dumps(tracked_event_payload(ev, self._device)).encode())
+                snap = getattr(ev, "snapshot", None)
+                if snap is not None:
+                    self._comm.publish(self.topics.label_snapshot(ev["label"]), snap.full, retain=True)
+            elif ev.get("type") == "zone":
+                payload = {"v": 1, "ts": ev["ts"], "zone": ev["zone"], "label": ev["label"],
+                           "count": ev["count"]}
+                self._comm.publish(self.topics.zone_count(ev["zone"], ev["label"]),
+                                   json.dumps(payload), retain=True)
+
     def _finish_events(self, reason: str) -> None:
         for tracker in self._trackers.values():
             if tracker.active:
-                self._publish_event(tracker.finish(time.time(), reason), None)
+                ev = tracker.finish(time.time(), reason)
+                if not self._tracked_events:
+                    self._publish_event(ev, None)
 
     def _publish_snapshot(self, now: float) -> None:
         self._snapshot_requested = False

@@ -17,12 +17,13 @@ from .topics import Topics
 
 
 def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_source=None,
-               env: Optional[Mapping[str, str]] = None, annotate=None) -> Tuple["MqttSink", "MqttCommunicator", Dispatcher, LiveSettings]:  # noqa: F821
+               env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False) -> Tuple["MqttSink", "MqttCommunicator", Dispatcher, LiveSettings]:  # noqa: F821
     """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
 
     Returns at once even when the broker is unreachable (connection happens in the
     background). `annotate(result) -> image` draws snapshots. `stats_source` gives the dropped-frame count: a callable, an object with
-    `.dropped` / `.frames_dropped`, or None. Shut everything down with `sink.close()`.
+    `.dropped` / `.frames_dropped`, or None. `tracked_events`: publish the tracker's events
+    (result.events) instead of the per-label debounced ones. Shut everything down with `sink.close()`.
     """
     from ..mqtt_sink import MqttSink  # the sink imports the datatypes (numpy)
 
@@ -34,7 +35,7 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_sou
     live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
     sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
-                    dropped=stats_source, annotate=annotate)
+                    dropped=stats_source, annotate=annotate, tracked_events=tracked_events)
     dispatcher = Dispatcher(comm, topics.prefix, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()

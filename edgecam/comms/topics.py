@@ -62,6 +62,14 @@ class Topics:
         """Retained ON/OFF of a watched label."""
         return f"{self.prefix}/{slug(label)}/occupancy"
 
+    def label_snapshot(self, label: str) -> str:
+        """Retained JPEG: the best frame of the last tracked object of a label."""
+        return f"{self.prefix}/{slug(label)}/snapshot"
+
+    def zone_count(self, zone: str, label: str) -> str:
+        """Retained count of tracked objects of a label standing in a zone."""
+        return f"{self.prefix}/zones/{slug(zone)}/{slug(label)}/count"
+
     def setting_state(self, name: str) -> str:
         """Retained current value of a setting."""
         return f"{self.prefix}/{name}/state"

@@ -1,0 +1,288 @@
+"""Track lifecycle -> `start` / `update` / `end` event dicts and per-zone occupancy counts.
+
+`EventStage` is a pipeline processor (FrameResult -> FrameResult, called in frame order on one
+thread): it drops masked detections, feeds the tracker, and appends to `result.events`
+
+- `{"type": "event", "event": "start"|"update"|"end", "id", "label", "score", "top_score",
+  "first_seen", "last_seen", "duration", "box", "zones", "entered_zones", "reason", "seq"}`;
+  `update` is sent when the object enters a zone (at once) or its top score improved by
+  `score_step` (at most once per `update_interval` s); with `required_zones` a track only
+  starts once it has entered one of them;
+- `{"type": "zone", "zone", "label", "count", "ts"}` when the number of confirmed objects
+  standing in a zone changes.
+
+Skipped frames (motion gate) pass through untouched: they say nothing about the objects.
+The best frame of each track (highest score) is kept by reference and encoded once, at the
+end, into full and cropped JPEGs: written to `snapshot_dir` (paths in the end event) and
+attached to the end event dict as its `.snapshot` attribute for the MQTT side (never
+serialised into the JSON lines).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .datatypes import BBox, FrameResult
+from .errors import EdgecamError
+from .tracker import Track, Tracker
+from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EventOptions:
+    """Which labels make events, zones and masks, and how often updates may be sent."""
+
+    labels: Tuple[str, ...] = ()  # empty: every label
+    zones: Tuple[Zone, ...] = ()
+    masks: Tuple[Polygon, ...] = ()
+    required_zones: Tuple[str, ...] = ()
+    update_interval: float = 5.0
+    score_step: float = 0.05
+    snapshot_dir: Optional[str] = None
+    snapshots: bool = False  # encode the best snapshot at the end even without a folder (MQTT)
+    stationary_after: float = 10.0  # seconds without moving before an object stops forcing inference
+    still_distance: float = 0.02  # centre movement (fraction of the frame) that counts as moving
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The best frame of a track as JPEGs: the whole frame and the object's crop."""
+
+    full: bytes
+    crop: bytes
+    score: float
+    seq: int
+
+
+class EventDict(dict):
+    """An event as a plain JSON-able dict; `.snapshot` (end events only) is not serialised."""
+
+    snapshot: Optional[Snapshot] = None
+
+
+@dataclass
+class _Best:
+    score: float
+    image: object
+    box: BBox
+    seq: int
+
+
+@dataclass
+class _TrackState:
+    started: bool = False
+    zones: Tuple[str, ...] = ()
+    entered: Tuple[str, ...] = ()
+    last_event_ts: float = 0.0
+    last_event_score: float = 0.0
+    best: Optional[_Best] = None
+    moved_ts: float = 0.0
+    anchor: Tuple[float, float] = (0.0, 0.0)
+
+
+class EventStage:
+    """The tracking/event processor. `active` tells the motion gate to keep inferring."""
+
+    def __init__(self, tracker: Tracker, options: EventOptions = EventOptions()):
+        self.tracker, self.options = tracker, options
+        known = {z.name for z in options.zones}
+        missing = [z for z in options.required_zones if z not in known]
+        if missing:
+            raise EdgecamError(f"config [track] required_zones: unknown zone(s) {', '.join(missing)}; "
+                               f"define them under [track.zones]")
+        if options.snapshot_dir:
+            try:
+                Path(options.snapshot_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise EdgecamError(f"cannot create snapshot folder {options.snapshot_dir}: {exc.strerror}") from None
+        self._state: Dict[str, _TrackState] = {}
+        self._counts: Dict[Tuple[str, str], int] = {}
+        self._now = 0.0
+        self.started = 0
+        self.ended = 0
+
+    @property
+    def active(self) -> bool:
+        """True while a watched object is tracked that is new, moving, or missing (about to end):
+        then every frame should be inferred. Objects standing still for `stationary_after`
+        seconds (a parked car) do not count: the keep-alive inference is enough for them."""
+        for t in self.tracker.tracks:
+            if not self._watched(t.label):
+                continue
+            st = self._state.get(t.id)
+            if (st is None or not t.confirmed or t.missed
+                    or self._now - st.moved_ts < self.options.stationary_after):
+                return True
+        return False
+
+    def _watched(self, label: str) -> bool:
+        return not self.options.labels or label in self.options.labels
+
+    def occupancy(self) -> Dict[Tuple[str, str], int]:
+        """The current {(zone, label): count} of confirmed objects (non-zero entries)."""
+        return dict(self._counts)
+
+    def __call__(self, result: FrameResult) -> FrameResult:
+        if result.skipped:
+            return result
+        events = self.process(result)
+        if not events:
+            return result
+        return dataclasses.replace(result, events=tuple(result.events) + tuple(events))
+
+    def process(self, result: FrameResult) -> List[dict]:
+        """The events one inferred frame produces (state advances)."""
+        o, frame = self.options, result.frame
+        # Every label is tracked (so a flicker to another class does not split an object);
+        # only watched ones make events.
+        update = self.tracker.update(apply_masks(result.detections, o.masks), frame.ts)
+        self._now = frame.ts
+        events: List[dict] = []
+        for t in update.alive:
+            st = self._state.setdefault(t.id, _TrackState(moved_ts=frame.ts, anchor=_centre(t.box)))
+            if t.id not in update.matched:
+                continue  # coasting: nothing new was seen
+            if _distance(_centre(t.box), st.anchor) > o.still_distance:
+                st.anchor, st.moved_ts = _centre(t.box), frame.ts
+            if not self._watched(t.label):
+                continue
+            if st.best is None or t.score > st.best.score:
+                st.best = _Best(t.score, frame.image, t.box, frame.seq)
+            st.zones = zones_of(t.box, t.label, o.zones)
+            new_zones = tuple(z for z in st.zones if z not in st.entered)
+            st.entered += new_zones
+            if not t.confirmed:
+                continue
+            if not st.started:
+                if o.required_zones and not any(z in o.required_zones for z in st.entered):
+                    continue
+                st.started = True
+                self.started += 1
+                events.append(self._event("start", t, st, frame.seq, None))
+            elif new_zones:
+                events.append(self._event("update", t, st, frame.seq, "zone"))
+            elif (t.top_score >= st.last_event_score + o.score_step
+                  and frame.ts - st.last_event_ts >= o.update_interval):
+                events.append(self._event("update", t, st, frame.seq, "score"))
+        for t in update.ended:
+            st = self._state.pop(t.id, _TrackState())
+            if st.started:
+                self.ended += 1
+                events.append(self._end(t, st, frame.seq, "absent"))
+        for gone in set(self._state) - {t.id for t in update.alive}:
+            del self._state[gone]  # tentative tracks that vanished
+        events += self._zone_changes(update.alive, frame.ts)
+        return events
+
+    def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> List[dict]:
+        """End every started track now (e.g. at shutdown); returns their end events."""
+        events = []
+        for t in self.tracker.end_all():
+            st = self._state.pop(t.id, _TrackState())
+            if st.started:
+                self.ended += 1
+                events.append(self._end(t, st, seq, reason))
+        self._state.clear()
+        return events
+
+    # -- internals ------------------------------------------------------------------------
+    def _event(self, kind: str, t: Track, st: _TrackState, seq: Optional[int],
+               reason: Optional[str]) -> EventDict:
+        st.last_event_ts, st.last_event_score = t.last_seen, t.top_score
+        return EventDict({
+            "type": "event", "event": kind, "id": t.id, "label": t.label,
+            "score": round(t.score, 4), "top_score": round(t.top_score, 4),
+            "first_seen": round(t.first_seen, 3), "last_seen": round(t.last_seen, 3),
+            "duration": round(t.last_seen - t.first_seen, 3), "box": t.box.as_list(),
+            "zones": list(st.zones), "entered_zones": list(st.entered), "reason": reason,
+            "seq": seq})
+
+    def _end(self, t: Track, st: _TrackState, seq: Optional[int], reason: str) -> EventDict:
+        ev = self._event("end", t, st, seq, reason)
+        if st.best is not None and (self.options.snapshots or self.options.snapshot_dir):
+            snap = encode_snapshot(st.best)
+            ev.snapshot = snap
+            if snap is not None and self.options.snapshot_dir:
+                ev.update(write_snapshot(Path(self.options.snapshot_dir), t, snap))
+        return ev
+
+    def _zone_changes(self, alive, ts: float) -> List[dict]:
+        if not self.options.zones:
+            return []
+        counts = zone_counts(((t.label, t.box) for t in alive if t.confirmed and self._watched(t.label)),
+                             self.options.zones)
+        changed = []
+        for key in sorted(set(counts) | set(self._counts)):
+            if counts.get(key, 0) != self._counts.get(key, 0):
+                changed.append({"type": "zone", "zone": key[0], "label": key[1],
+                                "count": counts.get(key, 0), "ts": round(ts, 3)})
+        self._counts = counts
+        return changed
+
+
+def _centre(box: BBox) -> Tuple[float, float]:
+    return ((box.x1 + box.x2) / 2.0, (box.y1 + box.y2) / 2.0)
+
+
+def _distance(a: Tuple[float, float], b: Tuple[float, float]) -> float:
+    return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
+
+
+def crop_box(box: BBox, width: int, height: int, margin: float = 0.1) -> Tuple[int, int, int, int]:
+    """Pixel corners of `box` grown by `margin` of its size on each side, clipped to the frame."""
+    mx, my = box.width * margin, box.height * margin
+    grown = BBox(box.x1 - mx, box.y1 - my, box.x2 + mx, box.y2 + my).clip()
+    x1, y1, x2, y2 = grown.to_pixels(width, height)
+    return x1, y1, max(x2, x1 + 1), max(y2, y1 + 1)
+
+
+def encode_snapshot(best: _Best, quality: int = 85) -> Optional[Snapshot]:
+    """Full and cropped JPEGs of a track's best frame; None when it cannot be encoded."""
+    import cv2
+
+    image = best.image
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = crop_box(best.box, w, h)
+    params = [int(cv2.IMWRITE_JPEG_QUALITY), quality]
+    ok_full, full = cv2.imencode(".jpg", image, params)
+    ok_crop, crop = cv2.imencode(".jpg", image[y1:y2, x1:x2], params)
+    if not (ok_full and ok_crop):
+        log.warning("could not encode the snapshot of frame %d", best.seq)
+        return None
+    return Snapshot(full.tobytes(), crop.tobytes(), best.score, best.seq)
+
+
+def write_snapshot(folder: Path, t: Track, snap: Snapshot) -> Dict[str, str]:
+    """Write `<label>-<id>.jpg` and `<label>-<id>-crop.jpg`; their paths for the end event."""
+    paths = {}
+    for key, suffix, data in (("snapshot", "", snap.full), ("snapshot_crop", "-crop", snap.crop)):
+        path = folder / f"{t.label.replace(' ', '_')}-{t.id}{suffix}.jpg"
+        tmp = path.with_suffix(".jpg.tmp")
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("could not write snapshot %s: %s", path, exc.strerror)
+            continue
+        paths[key] = str(path)
+    return paths
+
+
+def stage_from_config(track_cfg, watch, snapshots: bool = False) -> EventStage:
+    """The EventStage for a `[track]` config section; `watch` (detect.watch) picks the labels."""
+    from .tracker import TrackerOptions
+
+    base = TrackerOptions(track_cfg.min_hits, track_cfg.max_missed, track_cfg.iou, track_cfg.max_distance)
+    per_label = {label: dataclasses.replace(base, **dict(items)) for label, items in track_cfg.labels}
+    options = EventOptions(labels=tuple(watch), zones=tuple(track_cfg.zones), masks=tuple(track_cfg.masks),
+                           required_zones=tuple(track_cfg.required_zones),
+                           update_interval=track_cfg.update_interval,
+                           snapshot_dir=track_cfg.snapshot_dir, snapshots=snapshots)
+    return EventStage(Tracker(base, per_label), options)

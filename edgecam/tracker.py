@@ -1,0 +1,204 @@
+"""Associate detections across frames into tracked objects with stable ids.
+
+A greedy matcher (no scipy needed): every same-label (track, detection) pair is scored by the
+IoU of the detection with the track's predicted box (last box moved by its velocity), or, when
+they do not overlap enough, by centre distance; the best pairs are taken first. Predicting the
+box keeps ids when two objects cross: each track looks for its object where it is heading.
+
+A track is tentative until it has `min_hits` matched frames, then confirmed; it is dropped
+after `max_missed` consecutive inferred frames without a match. Frames whose inference was
+skipped are not fed here at all: they carry no information about the objects.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .datatypes import BBox, Detection
+
+
+@dataclass(frozen=True)
+class TrackerOptions:
+    """How detections are associated and when a track starts and ends."""
+
+    min_hits: int = 3
+    max_missed: int = 10
+    iou: float = 0.3
+    max_distance: float = 0.15  # centre distance (fraction of the frame diagonal) still matched
+
+
+@dataclass
+class Track:
+    """One tracked object's state (owned and mutated by the Tracker only)."""
+
+    id: str
+    label: str
+    box: BBox
+    score: float
+    first_seen: float
+    last_seen: float
+    hits: int = 1
+    missed: int = 0
+    confirmed: bool = False
+    top_score: float = 0.0
+    velocity: Tuple[float, float] = (0.0, 0.0)
+    votes: Dict[str, float] = field(default_factory=dict)  # label -> summed score
+    extra: Dict[str, object] = field(default_factory=dict)  # per-track state of later stages
+
+    def predicted(self) -> BBox:
+        """Where the box should be this frame, assuming constant velocity since the last match."""
+        steps = self.missed + 1
+        dx, dy = self.velocity[0] * steps, self.velocity[1] * steps
+        b = self.box
+        return BBox(b.x1 + dx, b.y1 + dy, b.x2 + dx, b.y2 + dy)
+
+
+def centre(box: BBox) -> Tuple[float, float]:
+    """The centre point of a box."""
+    return ((box.x1 + box.x2) / 2.0, (box.y1 + box.y2) / 2.0)
+
+
+def centre_distance(a: BBox, b: BBox) -> float:
+    """Distance between box centres as a fraction of the frame diagonal."""
+    (ax, ay), (bx, by) = centre(a), centre(b)
+    return math.hypot(ax - bx, ay - by) / math.sqrt(2.0)
+
+
+def match(predicted: Sequence[BBox], detected: Sequence[BBox], iou_threshold: float,
+          max_distance: float, same_label: Optional[Sequence[Sequence[bool]]] = None,
+          relabel_iou: float = 0.5) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
+    """Greedy one-to-one assignment of detections to tracks.
+
+    Returns (pairs of (track index, detection index), unmatched tracks, unmatched detections).
+    Same-label pairs with IoU >= `iou_threshold` are taken first (highest IoU first), then
+    same-label pairs whose centres are within `max_distance` (nearest first), then pairs of
+    different labels overlapping by at least `relabel_iou`: SSD models flicker between
+    similar classes (dog/horse/cat), which must not split one object into two tracks.
+    `same_label[t][d]` says whether track t and detection d have the same label (default: all).
+    """
+    candidates = []
+    for t, p in enumerate(predicted):
+        for d, box in enumerate(detected):
+            iou = p.iou(box)
+            if same_label is not None and not same_label[t][d]:
+                if iou >= max(relabel_iou, iou_threshold):
+                    candidates.append((2, -iou, t, d))
+            elif iou >= iou_threshold:
+                candidates.append((0, -iou, t, d))
+            else:
+                dist = centre_distance(p, box)
+                if dist <= max_distance:
+                    candidates.append((1, dist, t, d))
+    candidates.sort()
+    pairs, used_t, used_d = [], set(), set()
+    for _, _, t, d in candidates:
+        if t not in used_t and d not in used_d:
+            pairs.append((t, d))
+            used_t.add(t)
+            used_d.add(d)
+    return (pairs, [t for t in range(len(predicted)) if t not in used_t],
+            [d for d in range(len(detected)) if d not in used_d])
+
+
+@dataclass(frozen=True)
+class TrackUpdate:
+    """What one frame changed: tracks newly confirmed, still alive (matched or coasting),
+    and ended (confirmed tracks dropped after too many misses; tentative ones vanish silently)."""
+
+    confirmed: Tuple[Track, ...]
+    alive: Tuple[Track, ...]
+    ended: Tuple[Track, ...]
+    matched: Dict[str, Detection]
+
+
+class Tracker:
+    """Tracks of every label; `update()` once per inferred frame, in frame order."""
+
+    def __init__(self, options: TrackerOptions = TrackerOptions(),
+                 per_label: Optional[Mapping[str, TrackerOptions]] = None,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12]):
+        self.options = options
+        self.per_label = dict(per_label or {})
+        self._new_id = new_id
+        self.tracks: List[Track] = []
+
+    def options_for(self, label: str) -> TrackerOptions:
+        """The options of one label (its override, else the defaults)."""
+        return self.per_label.get(label, self.options)
+
+    @property
+    def active(self) -> bool:
+        """True while any track (tentative or confirmed) exists."""
+        return bool(self.tracks)
+
+    def update(self, detections: Sequence[Detection], ts: float) -> TrackUpdate:
+        """Feed one inferred frame's detections (already masked) at time `ts`."""
+        confirmed: List[Track] = []
+        ended: List[Track] = []
+        matched: Dict[str, Detection] = {}
+        survivors: List[Track] = []
+        tracks, dets = self.tracks, list(detections)
+        # Each track matches with its own label's options; the strictest wins across labels.
+        opts = [self.options_for(t.label) for t in tracks]
+        iou = min((o.iou for o in opts), default=self.options.iou)
+        dist = max((o.max_distance for o in opts), default=self.options.max_distance)
+        same = [[t.label == d.label for d in dets] for t in tracks]
+        pairs, lost, new = match([t.predicted() for t in tracks], [d.bbox for d in dets], iou, dist, same)
+        for ti, di in pairs:
+            t, d = tracks[ti], dets[di]
+            o = opts[ti]
+            if d.label == t.label and d.bbox.iou(t.predicted()) < o.iou and \
+                    centre_distance(d.bbox, t.predicted()) > o.max_distance:
+                lost.append(ti)  # only within another label's looser limits
+                new.append(di)
+                continue
+            self._hit(t, d, ts)
+            matched[t.id] = d
+            if not t.confirmed and t.hits >= o.min_hits:
+                t.confirmed = True
+                confirmed.append(t)
+            survivors.append(t)
+        for ti in lost:
+            t, o = tracks[ti], opts[ti]
+            t.missed += 1
+            # A tentative track must be seen every frame; a confirmed one may coast.
+            if not t.confirmed or t.missed > o.max_missed:
+                if t.confirmed:
+                    ended.append(t)
+                continue
+            survivors.append(t)
+        for di in sorted(new):
+            d = dets[di]
+            t = Track(self._new_id(), d.label, d.bbox, float(d.score), ts, ts,
+                      top_score=float(d.score), votes={d.label: float(d.score)})
+            matched[t.id] = d
+            if self.options_for(d.label).min_hits <= 1:
+                t.confirmed = True
+                confirmed.append(t)
+            survivors.append(t)
+        self.tracks = survivors
+        return TrackUpdate(tuple(confirmed), tuple(survivors), tuple(ended), matched)
+
+    @staticmethod
+    def _hit(t: Track, d: Detection, ts: float) -> None:
+        (ox, oy), (nx, ny) = centre(t.box), centre(d.bbox)
+        steps = t.missed + 1
+        vx, vy = (nx - ox) / steps, (ny - oy) / steps
+        # Smoothed so one jittery box does not throw the prediction off.
+        t.velocity = (0.5 * t.velocity[0] + 0.5 * vx, 0.5 * t.velocity[1] + 0.5 * vy)
+        t.box, t.score, t.last_seen = d.bbox, float(d.score), ts
+        t.top_score = max(t.top_score, float(d.score))
+        t.votes[d.label] = t.votes.get(d.label, 0.0) + float(d.score)
+        if not t.confirmed:  # the label is settled by score-weighted vote until the track starts
+            t.label = max(t.votes, key=t.votes.get)
+        t.hits += 1
+        t.missed = 0
+
+    def end_all(self) -> Tuple[Track, ...]:
+        """Drop every track (e.g. at shutdown); returns the confirmed ones, which had started."""
+        ended = tuple(t for t in self.tracks if t.confirmed)
+        self.tracks = []
+        return ended
