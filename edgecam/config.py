@@ -162,6 +162,8 @@ class ServiceConfig:
     log_level: str = field(default="info", metadata=_opt(str, _one_of("debug", "info", "warning", "error"), "log level"))
     web: Optional[str] = field(default=None, metadata=_opt(str, help="HOST:PORT of the preview server (off when unset)"))
     web_token: Optional[str] = field(default=None, metadata=_opt(str, help="token for the preview server (or env EDGECAM_WEB_TOKEN)"))
+    web_fps: float = field(default=10.0, metadata=_opt(float, _between(0.1, 60.0), "at most this many preview JPEGs per second (encoded once for all viewers)"))
+    web_max_streams: int = field(default=4, metadata=_opt(int, _between(1, 64), "concurrent /stream.mjpg viewers; more get 503"))
 
 
 @dataclass(frozen=True)
