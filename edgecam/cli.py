@@ -61,6 +61,8 @@ def config_check(path):
 
 
 # Subcommands living in their own modules register themselves below.
+from .models import models_group  # noqa: E402 - before modelinfo, which extends it
+main.add_command(models_group)
 from .modelinfo import register as _register_models_info  # noqa: E402 - keep after other `models` registrations
 _register_models_info(main)
 from .cli_run import run_command  # noqa: E402
