@@ -145,6 +145,7 @@ def _bad(tmp_path):
         "missing labels": (["--model", str(SSD_MODEL), "--labels", str(tmp_path / "none.txt")], "label file not found"),
         "mismatched labels": (["--model", str(SSD_MODEL), "--labels", str(IMAGENET_LABELS)], "90 classes"),
         "bad source": ([*MODEL_ARGS, "--source", str(tmp_path / "none.mp4")], "source not found"),
+        "no picamera2": ([*MODEL_ARGS, "--source", "picamera"], "python3-picamera2"),
         "bad camera": ([*MODEL_ARGS, "--source", "/dev/video99"], "/dev/video99"),
         "bad config": ([*MODEL_ARGS, "--config", str(bad_toml)], "[detect] threshold"),
         "bad option value": ([*MODEL_ARGS, "--threshold", "7"], "[detect] threshold"),
