@@ -60,9 +60,17 @@ def config_check(path):
     click.echo(f"{path}: ok")
 
 
+@config_group.command("reference")
+def config_reference():
+    """Print every setting with its default and meaning (Markdown)."""
+    click.echo(cfg.reference_markdown(), nl=False)
+
+
 # Subcommands living in their own modules register themselves below.
 from .models import models_group  # noqa: E402 - before modelinfo, which extends it
 main.add_command(models_group)
+from .doctor import doctor_command  # noqa: E402
+main.add_command(doctor_command)
 from .modelinfo import register as _register_models_info  # noqa: E402 - keep after other `models` registrations
 _register_models_info(main)
 from .cli_run import run_command  # noqa: E402

@@ -326,3 +326,14 @@ def reference() -> List[Tuple[str, str, str, str]]:
             default = getattr(factory(), f.name)
             rows.append((section, f.name, repr(default), f.metadata.get("help", "")))
     return rows
+
+
+def reference_markdown() -> str:
+    """The config reference as Markdown tables, one per section (embedded in the README)."""
+    out, section = [], None
+    for sec, key, default, help_text in reference():
+        if sec != section:
+            out += ["", f"**[{sec}]**", "", "| key | default | meaning |", "|---|---|---|"]
+            section = sec
+        out.append(f"| `{key}` | `{default}` | {help_text} |")
+    return "\n".join(out).strip() + "\n"
