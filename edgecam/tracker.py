@@ -28,6 +28,7 @@ class TrackerOptions:
     max_missed: int = 10
     iou: float = 0.3
     max_distance: float = 0.15  # centre distance (fraction of the frame diagonal) still matched
+    contained: float = 0.5  # unmatched boxes this much covered by tracked ones start no track
 
 
 @dataclass
@@ -170,8 +171,15 @@ class Tracker:
                     ended.append(t)
                 continue
             survivors.append(t)
+        held = [t.box for t in survivors if t.id in matched]
+        coasting = [t.predicted() for t in survivors if t.id not in matched]
+        c = self.options.contained
         for di in sorted(new):
             d = dets[di]
+            # SSD often adds a box on part of an object already tracked, or one box around two
+            # overlapping objects: neither is a new object.
+            if sum(d.bbox.intersect(b).area for b in held + coasting) >= c * d.bbox.area:
+                continue
             t = Track(self._new_id(), d.label, d.bbox, float(d.score), ts, ts,
                       top_score=float(d.score), votes={d.label: float(d.score)})
             matched[t.id] = d
