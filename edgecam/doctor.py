@@ -1,0 +1,395 @@
+"""`edgecam doctor`: a table of what works on this device and what to do about what doesn't.
+
+Each check is a small function returning Check rows (ok / warn / fail / skip, a detail, a
+fix). Checks never raise: a broken piece becomes a `fail` row, and the command exits 1 when
+any row failed. Paths under /sys, /dev and /proc are read below `root`, so the probes can be
+pointed at a prepared tree.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
+
+import click
+
+from . import config as cfg
+from .errors import EdgecamError
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+
+# Coral USB accelerator: 1a6e:089a before its firmware is loaded, 18d1:9302 after.
+CORAL_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
+DISK_WARN_BYTES = 500 * 1024 * 1024
+DISK_FAIL_BYTES = 50 * 1024 * 1024
+TEMP_WARN_C = 75.0
+MQTT_TIMEOUT = 5.0
+
+# vcgencmd get_throttled bits (Raspberry Pi firmware documentation).
+_THROTTLE_BITS = ((0x1, "under-voltage now"), (0x2, "ARM frequency capped now"),
+                  (0x4, "throttled now"), (0x8, "soft temperature limit now"),
+                  (0x10000, "under-voltage has occurred"), (0x20000, "frequency capping has occurred"),
+                  (0x40000, "throttling has occurred"), (0x80000, "soft temperature limit has occurred"))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One row of the doctor's table."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
+class CoralUsb:
+    """A Coral USB accelerator found in sysfs, with its negotiated link speed in Mbit/s."""
+
+    path: str
+    vendor: str
+    product: str
+    speed_mbps: Optional[float]
+
+
+def _read(path: Path) -> Optional[str]:
+    try:
+        return path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+# --- probes (pure functions of the filesystem under `root`) --------------------------------
+
+def find_coral_usb(root: Path = Path("/")) -> List[CoralUsb]:
+    """Coral USB accelerators listed under /sys/bus/usb/devices."""
+    found = []
+    for dev in sorted((root / "sys/bus/usb/devices").glob("*")):
+        vendor, product = _read(dev / "idVendor"), _read(dev / "idProduct")
+        if (vendor, product) in CORAL_USB_IDS:
+            speed = _read(dev / "speed")
+            try:
+                mbps = float(speed) if speed else None
+            except ValueError:
+                mbps = None
+            found.append(CoralUsb(dev.name, vendor, product, mbps))
+    return found
+
+
+def video_devices(root: Path = Path("/")) -> List[str]:
+    """/dev/video* nodes, sorted by number."""
+    nodes = glob.glob(str(root / "dev" / "video*"))
+    return sorted(nodes, key=lambda p: (len(p), p))
+
+
+def cpu_temperature(root: Path = Path("/")) -> Optional[float]:
+    """SoC temperature in °C from thermal_zone0, or None when there is none."""
+    raw = _read(root / "sys/class/thermal/thermal_zone0/temp")
+    try:
+        return int(raw) / 1000.0 if raw else None
+    except ValueError:
+        return None
+
+
+def decode_throttled(value: int) -> List[str]:
+    """Human descriptions of the bits set in `vcgencmd get_throttled`."""
+    return [text for bit, text in _THROTTLE_BITS if value & bit]
+
+
+# --- checks --------------------------------------------------------------------------------
+
+def check_runtime() -> List[Check]:
+    """The TFLite runtime edgecam would use, and its version."""
+    from .runtime import find_runtime
+    try:
+        runtime = find_runtime()
+    except EdgecamError as exc:
+        return [Check("tflite runtime", FAIL, "none installed", str(exc).split(": ", 1)[-1])]
+    return [Check("tflite runtime", OK, runtime.describe())]
+
+
+def _needs_camera(uri: str) -> bool:
+    return uri in ("auto", "picamera") or uri.isdigit() or uri.startswith("/dev/video")
+
+
+def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
+    """picamera2 importable, /dev/video* present; failures only matter for camera sources."""
+    uri = config.source.uri
+    needed = _needs_camera(uri)
+    rows = []
+    has_picamera2 = importlib.util.find_spec("picamera2") is not None
+    rows.append(Check("picamera2", OK if has_picamera2 else (WARN if uri in ("auto", "picamera") else SKIP),
+                      "importable" if has_picamera2 else "not installed",
+                      "" if has_picamera2 else "for a Pi camera module: `sudo apt install python3-picamera2` "
+                      "and a venv made with --system-site-packages"))
+    nodes = video_devices(root)
+    if uri.startswith("/dev/video") and str(root / uri.lstrip("/")) not in nodes:
+        rows.append(Check("camera", FAIL, f"{uri} does not exist (have: {', '.join(nodes) or 'none'})",
+                          "check the cable/USB port, `v4l2-ctl --list-devices`, or fix [source] uri"))
+    elif nodes:
+        rows.append(Check("camera", OK, f"{len(nodes)} video node(s): {', '.join(nodes[:6])}"))
+    elif needed and not has_picamera2:
+        rows.append(Check("camera", FAIL, "no /dev/video* device and no picamera2",
+                          "connect a camera (ribbon cable firmly seated, or USB), then reboot; "
+                          "or set [source] uri to a file or rtsp:// stream"))
+    elif needed:
+        rows.append(Check("camera", WARN, "no /dev/video* device", "connect a camera module or USB camera"))
+    else:
+        rows.append(Check("camera", SKIP, f"source is {uri}, no camera needed"))
+    return rows
+
+
+def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
+                  load_library: Callable[[str], object] = ctypes.CDLL) -> List[Check]:
+    """libedgetpu, a USB Coral (and its link speed) or a PCIe one; fail only when asked for."""
+    from .runtime import EDGETPU_LIBRARY
+    wanted = config.model.delegate == "edgetpu"
+    absent = FAIL if wanted else SKIP
+    rows = []
+    try:
+        load_library(EDGETPU_LIBRARY)
+        rows.append(Check("edgetpu library", OK, f"{EDGETPU_LIBRARY} loads"))
+    except OSError:
+        rows.append(Check("edgetpu library", absent, f"{EDGETPU_LIBRARY} not found",
+                          "add Coral's apt repository and `sudo apt install libedgetpu1-std`"
+                          if wanted else ""))
+    usb = find_coral_usb(root)
+    pcie = (root / "dev/apex_0").exists()
+    for dev in usb:
+        firmware = "firmware not loaded yet" if dev.vendor == "1a6e" else "firmware loaded"
+        if dev.speed_mbps is not None and dev.speed_mbps < 5000:
+            rows.append(Check("coral usb", WARN, f"{dev.path} at {dev.speed_mbps:g} Mbit/s ({firmware})",
+                              "plug it into a USB 3 (blue) port with a USB 3 cable: USB 2 is several "
+                              "times slower"))
+        else:
+            speed = f"{dev.speed_mbps:g} Mbit/s" if dev.speed_mbps else "unknown speed"
+            rows.append(Check("coral usb", OK, f"{dev.path} at {speed} ({firmware})"))
+    if pcie:
+        rows.append(Check("coral pcie", OK, "/dev/apex_0 present"))
+    if not usb and not pcie:
+        rows.append(Check("coral device", absent, "no USB or PCIe Coral found",
+                          "plug in the Coral (PCIe: install gasket-dkms and reboot), or set "
+                          "[model] delegate = \"cpu\"" if wanted else ""))
+    return rows
+
+
+def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> List[Check]:
+    """The configured (else default) model loads with the configured delegate; its labels parse."""
+    from .labels import load_labels
+    from .runtime import load_interpreter
+    if config.model.path:
+        model, labels = config.model.path, config.model.labels
+    else:
+        from .models import default_model
+        try:
+            model_path, labels_path = default_model(env)
+        except EdgecamError as exc:
+            return [Check("model", FAIL, "default model not installed",
+                          str(exc).split(": ", 1)[-1])]
+        model, labels = str(model_path), config.model.labels or (str(labels_path) if labels_path else None)
+    delegate = config.model.delegate
+    rows = []
+    try:
+        interpreter = load_interpreter(model, threads=config.model.threads,
+                                       delegate=None if delegate == "cpu" else delegate)
+        shape = interpreter.get_input_details()[0]["shape"]
+        size = "x".join(str(int(v)) for v in shape[1:3]) if len(shape) >= 3 else str(list(shape))
+        # load_interpreter raises rather than fall back, so this is the delegate in use.
+        rows.append(Check("model", OK, f"{model} (input {size}, delegate {delegate})"))
+    except EdgecamError as exc:
+        fix = ("run `edgecam models fetch ssd_mobilenet_v1_coco`, or fix [model] path"
+               if not os.path.exists(model) else "use a .tflite model that matches [model] delegate")
+        rows.append(Check("model", FAIL, str(exc), fix))
+    if labels:
+        try:
+            rows.append(Check("labels", OK, f"{labels} ({len(load_labels(labels))} labels)"))
+        except EdgecamError as exc:
+            rows.append(Check("labels", FAIL, str(exc), "fix [model] labels, or refetch the model"))
+    else:
+        rows.append(Check("labels", WARN, "no label file: classes show as class_<id>",
+                          "set [model] labels"))
+    return rows
+
+
+def _mqtt_login(m: cfg.MqttConfig, password: Optional[str], timeout: float) -> Tuple[bool, str]:
+    """(accepted, reason) of one MQTT CONNECT with the configured identity, TLS and protocol."""
+    import ssl
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    protocol = paho.MQTTv5 if m.protocol == "5" else paho.MQTTv311
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"edgecam-doctor-{os.getpid()}",
+                         protocol=protocol)
+    if m.user:
+        client.username_pw_set(m.user, password)
+    if m.tls_ca or m.tls_cert:
+        client.tls_set(ca_certs=m.tls_ca, certfile=m.tls_cert, keyfile=m.tls_key,
+                       cert_reqs=ssl.CERT_NONE if m.tls_insecure else ssl.CERT_REQUIRED)
+        if m.tls_insecure:
+            client.tls_insecure_set(True)
+    done = threading.Event()
+    result: List[str] = []
+
+    def on_connect(_c, _u, _flags, reason_code, _props):
+        result.append(str(reason_code) if reason_code.is_failure else "")
+        done.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(m.host, m.port, keepalive=max(5, int(timeout) + 5))
+        client.loop_start()
+        if not done.wait(timeout):
+            return False, "no CONNACK within %gs" % timeout
+        return result[0] == "", result[0]
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
+               timeout: float = MQTT_TIMEOUT) -> List[Check]:
+    """Broker reachable over TCP, then accepts a login with the configured credentials."""
+    m = config.mqtt
+    if not m.host:
+        return [Check("mqtt broker", SKIP, "MQTT off ([mqtt] host not set)")]
+    where = f"{m.host}:{m.port}"
+    try:
+        socket.create_connection((m.host, m.port), timeout=timeout).close()
+    except OSError as exc:
+        return [Check("mqtt broker", FAIL, f"cannot reach {where}: {exc.strerror or exc}",
+                      "check [mqtt] host/port and that the broker runs "
+                      "(`systemctl status mosquitto` on the broker host) and the firewall")]
+    rows = [Check("mqtt broker", OK, f"{where} reachable")]
+    from .comms.identity import read_password
+    try:
+        password = read_password(m.password_file, env)
+        accepted, reason = _mqtt_login(m, password, timeout)
+    except EdgecamError as exc:
+        return rows + [Check("mqtt login", FAIL, str(exc), "fix [mqtt] password_file")]
+    except (OSError, ValueError) as exc:
+        return rows + [Check("mqtt login", FAIL, f"{type(exc).__name__}: {exc}",
+                             "check [mqtt] tls_ca / tls_cert / tls_key and the broker's TLS port")]
+    if accepted:
+        who = f"as {m.user}" if m.user else "anonymously"
+        rows.append(Check("mqtt login", OK, f"accepted {who}{' over TLS' if m.tls_ca else ''}"))
+    else:
+        rows.append(Check("mqtt login", FAIL, f"refused: {reason}",
+                          "check [mqtt] user and password_file (or EDGECAM_MQTT_PASSWORD) "
+                          "against the broker's password file"))
+    return rows
+
+
+def state_dir_of(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> Path:
+    """The state directory `edgecam run` would use (without creating it)."""
+    env = os.environ if env is None else env
+    chosen = config.service.state_dir or env.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(chosen or Path.home() / ".local" / "state" / "edgecam").expanduser()
+
+
+def check_disk(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> List[Check]:
+    """Free space where the spool and snapshots are written."""
+    path = state_dir_of(config, env)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    text = f"{free / 1024**3:.1f} GiB free for {path}" + ("" if probe == path else " (not created yet)")
+    fix = "free space on the SD card (`sudo apt clean`, old snapshots, journald vacuum)"
+    if free < DISK_FAIL_BYTES:
+        return [Check("disk space", FAIL, text, fix)]
+    if free < DISK_WARN_BYTES:
+        return [Check("disk space", WARN, text, fix)]
+    if probe == path and not os.access(path, os.W_OK):
+        return [Check("disk space", WARN, text + ", not writable by this user",
+                      "run as the service user (`sudo -u edgecam edgecam doctor`)")]
+    return [Check("disk space", OK, text)]
+
+
+def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> List[Check]:
+    """CPU temperature and the firmware's throttling flags (Raspberry Pi)."""
+    rows = []
+    temp = cpu_temperature(root)
+    if temp is None:
+        rows.append(Check("cpu temperature", SKIP, "no thermal zone"))
+    elif temp >= TEMP_WARN_C:
+        rows.append(Check("cpu temperature", WARN, f"{temp:.1f} °C",
+                          "add a heatsink or fan; the Pi throttles at 80-85 °C"))
+    else:
+        rows.append(Check("cpu temperature", OK, f"{temp:.1f} °C"))
+    tool = vcgencmd or shutil.which("vcgencmd")
+    if not tool:
+        rows.append(Check("throttling", SKIP, "vcgencmd not present (not a Raspberry Pi OS)"))
+        return rows
+    try:
+        out = subprocess.run([tool, "get_throttled"], capture_output=True, text=True, timeout=5).stdout
+        value = int(out.strip().split("=", 1)[1], 16)
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        rows.append(Check("throttling", WARN, "vcgencmd get_throttled gave no answer",
+                          "add the user to group video (vcgencmd needs /dev/vchiq)"))
+        return rows
+    flags = decode_throttled(value)
+    if not flags:
+        rows.append(Check("throttling", OK, "throttled=0x0"))
+    else:
+        fix = ("use the official power supply (5V 3A Pi 4, 5V 5A Pi 5) and a short cable"
+               if value & 0x10001 else "improve cooling")
+        rows.append(Check("throttling", WARN, f"throttled={value:#x}: {', '.join(flags)}", fix))
+    return rows
+
+
+def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
+               root: Path = Path("/")) -> List[Check]:
+    """Every check, in table order."""
+    rows: List[Check] = []
+    rows += check_runtime()
+    rows += check_cameras(config, root)
+    rows += check_edgetpu(config, root)
+    rows += check_model(config, env)
+    rows += check_mqtt(config, env)
+    rows += check_disk(config, env)
+    rows += check_thermal(root)
+    return rows
+
+
+def format_table(rows: Sequence[Check]) -> str:
+    """Aligned `STATUS  CHECK  DETAIL` lines, each failure or warning followed by its fix."""
+    width = max(len(r.name) for r in rows)
+    lines = []
+    for r in rows:
+        lines.append(f"{r.status.upper():<4}  {r.name:<{width}}  {r.detail}")
+        if r.fix and r.status in (FAIL, WARN):
+            lines.append(f"{'':<4}  {'':<{width}}  fix: {r.fix}")
+    failed = sum(r.status == FAIL for r in rows)
+    warned = sum(r.status == WARN for r in rows)
+    lines.append(f"{failed} failed, {warned} warning(s)")
+    return "\n".join(lines)
+
+
+@click.command("doctor")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="config file (default /etc/edgecam/config.toml when present)")
+def doctor_command(config_path):
+    """Check runtime, camera, Edge TPU, model, broker, disk and temperature; exit 1 on failure."""
+    rows: List[Check] = []
+    try:
+        config = cfg.resolve(config_path, {})
+        rows.append(Check("config", OK, config_path or (cfg.DEFAULT_CONFIG_PATH if os.path.exists(
+            cfg.DEFAULT_CONFIG_PATH) else "defaults (no config file)")))
+    except EdgecamError as exc:
+        config = cfg.Config()
+        rows.append(Check("config", FAIL, str(exc), "fix the file (`edgecam config check FILE`); "
+                          "the other checks use the defaults"))
+    rows += run_checks(config)
+    click.echo(format_table(rows))
+    if any(r.status == FAIL for r in rows):
+        raise SystemExit(1)
