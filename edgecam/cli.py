@@ -71,8 +71,6 @@ from .models import models_group  # noqa: E402 - before modelinfo, which extends
 main.add_command(models_group)
 from .doctor import doctor_command  # noqa: E402
 main.add_command(doctor_command)
-from .doctor import doctor_command  # noqa: E402
-main.add_command(doctor_command)
 from .modelinfo import register as _register_models_info  # noqa: E402 - keep after other `models` registrations
 _register_models_info(main)
 from .cli_run import run_command  # noqa: E402
