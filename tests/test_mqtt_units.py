@@ -8,7 +8,6 @@ from edgecam.comms.dispatcher import CommandError, parse_enabled, parse_threshol
 from edgecam.comms.identity import parse_host_port, read_password, resolve_device_id, topic_prefix
 from edgecam.comms.settings import LiveSettings
 from edgecam.comms.spool import Spool
-from edgecam.comms.stats import percentile
 from edgecam.comms.tracking import EventTracker, Occupancy
 from edgecam.errors import EdgecamError
 
@@ -90,9 +89,3 @@ def test_spool_is_fifo_bounded_and_persistent(tmp_path):
     assert [m.payload for m in again.pending()] == [b"m2", b"m4"]
     assert [m.payload for m in again.pending(after=rows[2])] == [b"m4"]
     again.close()
-
-
-def test_percentile_nearest_rank():
-    assert percentile([], 50) is None
-    assert percentile([3, 1, 2], 50) == 2
-    assert percentile(range(1, 101), 95) == 95

@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import time
 from collections import deque
 from typing import Callable, Deque, Optional
 
-THERMAL_GLOB = "/sys/class/thermal/thermal_zone*/temp"
-
-
-def cpu_temperature(pattern: str = THERMAL_GLOB) -> Optional[float]:
-    """CPU temperature in °C from the first readable thermal zone, None when there is none."""
-    for path in sorted(glob.glob(pattern)):
-        try:
-            with open(path, encoding="ascii") as fh:
-                return round(int(fh.read().strip()) / 1000.0, 1)
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def percentile(values, q: float) -> Optional[float]:
-    """The q-th percentile (0..100, nearest rank) of `values`, None when empty."""
-    data = sorted(values)
-    if not data:
-        return None
-    rank = max(1, int(-(-q * len(data) // 100)))  # ceil without floats
-    return data[min(rank, len(data)) - 1]
+from ..stats import soc_temperature, summarize
 
 
 def dropped_counter(source) -> Callable[[], int]:
@@ -71,10 +50,11 @@ class StatsCollector:
         recent = list(self._inference)
         self._last_report, self._frames_at_report = now, self._frames
         self._inference.clear()
-        p50, p95 = percentile(recent, 50), percentile(recent, 95)
+        window = summarize(recent)
+        p50, p95 = (round(window.p50, 2), round(window.p95, 2)) if recent else (None, None)
+        temperature = soc_temperature()
         return {"v": 1, "ts": round(time.time(), 3), "fps": round(fps, 2),
-                "inference_ms": {"p50": None if p50 is None else round(p50, 2),
-                                 "p95": None if p95 is None else round(p95, 2)},
+                "inference_ms": {"p50": p50, "p95": p95},
                 "frames": self._frames, "frames_dropped": int(dropped),
-                "cpu_temp_c": cpu_temperature(), "uptime_s": round(now - self._started, 1),
+                "cpu_temp_c": None if temperature is None else round(temperature, 1), "uptime_s": round(now - self._started, 1),
                 "spool_depth": int(spool_depth), "spool_dropped": int(spool_dropped)}
