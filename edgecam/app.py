@@ -67,7 +67,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     pipeline: Optional[Pipeline] = None
     annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
     sinks: list = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
-    settings, on_camera_status = None, None
+    settings, on_camera_status, mqtt_reads = None, None, {}
     if config.mqtt.host:
         from .comms.builder import build_mqtt
         mqtt_sink, comm, dispatcher, settings = build_mqtt(
@@ -76,6 +76,9 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             tracked_events=stage is not None)
         sinks.append(mqtt_sink)
         on_camera_status = mqtt_sink.camera_status
+        # TODO(mqtt): read the spool depth through a public MqttSink accessor once there is one.
+        mqtt_reads = {"mqtt_connected": lambda: comm.connected,
+                      "spool_depth": lambda: mqtt_sink._reliable.depth()}
         from .probe import RemoteProbe
         RemoteProbe(comm.publish, mqtt_sink.topics.prefix, model, labels=labels,
                     delegate=config.model.delegate).register(dispatcher)
@@ -88,6 +91,10 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         if config.output.snapshot_dir:
             sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
                                       config.output.snapshot_interval, annotate))
+        if config.service.web:
+            from .web import web_sink_from_config
+            sinks.append(web_sink_from_config(config.service, annotate,
+                                              lambda: pipeline.stats if pipeline else None, **mqtt_reads))
     except BaseException:
         for sink in sinks:  # nothing queued for MQTT may be lost on a bad source
             sink.close()
