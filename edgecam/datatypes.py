@@ -125,6 +125,9 @@ class FrameResult:
     annotated: Optional[np.ndarray] = None
     skipped: bool = False
     events: Tuple[dict, ...] = ()
+    # True for the last message of a run: it only carries the events that closing produced
+    # (e.g. tracks ended at shutdown); its frame was already delivered.
+    flush_only: bool = False
 
     def to_json(self) -> dict:
         """The `--json` frame line (contract: see README)."""

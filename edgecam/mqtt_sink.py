@@ -72,6 +72,8 @@ def encode_jpeg(image) -> Optional[bytes]:
 class MqttSink:
     """Pipeline sink publishing one device's topics. `close()` shuts the MQTT side down."""
 
+    takes_flush = True
+
     def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
                  device_id: str, model_name: str, watch: Iterable[str], cfg,
                  dropped=None, clock: Callable[[], float] = time.monotonic,

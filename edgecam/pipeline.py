@@ -200,6 +200,8 @@ class Pipeline:
         self._pending: List[Tuple[int, FrameResult]] = []
         self._next_order = 0
         self._emitted = 0
+        self._last: Optional[FrameResult] = None
+        self._flushed = False
         self.error: Optional[BaseException] = None
         if drop:
             self._inbox = LatestSlot(self._count_drop)
@@ -283,6 +285,7 @@ class Pipeline:
                 self.stats.processed += 1
                 self.stats.fps.tick()
                 self.stats.last_progress = time.monotonic()
+                self._last = ready
                 for q in self._sink_queues:
                     q.put(ready)
                 if self.max_frames is not None and self._emitted >= self.max_frames:
@@ -343,6 +346,7 @@ class Pipeline:
             t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if t.is_alive():
                 return False
+        self._flush_processors()
         for q in self._sink_queues:
             q.close()
         for t in self._sink_threads:
@@ -350,6 +354,25 @@ class Pipeline:
             if t.is_alive():
                 return False
         return True
+
+    def _flush_processors(self) -> None:
+        # Stages that hold state (open tracks) close it now; their final events go to the
+        # sinks that want them, on the last frame, marked so no frame is reported twice.
+        if self._flushed or self._last is None:
+            return
+        self._flushed = True
+        events = []
+        for process in self.processors:
+            finish = getattr(process, "finish", None)
+            if finish is not None:
+                events += finish(self._last.frame.seq)
+        if not events:
+            return
+        carrier = FrameResult(self._last.frame, (), 0.0, {}, skipped=True,
+                              events=tuple(events), flush_only=True)
+        for sink, q in zip(self.sinks, self._sink_queues):
+            if getattr(sink, "takes_flush", False):
+                q.put(carrier)
 
     def close_sinks(self) -> None:
         """Close every sink (flush files, MQTT spool); errors are logged, not raised."""

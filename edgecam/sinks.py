@@ -28,6 +28,8 @@ class Sink:
     """The sink interface: consume results in order, then close (flushing what is pending)."""
 
     name = "sink"
+    # Sinks that also want the run's final events (a FrameResult with flush_only=True).
+    takes_flush = False
 
     def handle(self, result: FrameResult) -> None:
         """Consume one processed frame."""
@@ -40,13 +42,16 @@ class JsonLinesSink(Sink):
     """One JSON object per processed frame (and per event) on a text stream: the `--json` contract."""
 
     name = "json"
+    takes_flush = True
 
     def __init__(self, stream: TextIO):
         self.stream = stream
 
     def handle(self, result: FrameResult) -> None:
-        lines = [json.dumps(result.to_json(), separators=(",", ":"))]
+        lines = [] if result.flush_only else [json.dumps(result.to_json(), separators=(",", ":"))]
         lines += [json.dumps(e, separators=(",", ":")) for e in result.events]
+        if not lines:
+            return
         self.stream.write("\n".join(lines) + "\n")
         self.stream.flush()
 

@@ -174,3 +174,16 @@ def test_config_check(edgecam_cmd, cli_env, tmp_path):
     assert ok.returncode == 0, ok.stderr
     no = subprocess.run([*edgecam_cmd, "config", "check", str(bad)], env=cli_env, capture_output=True, text=True)
     assert no.returncode == 2 and "unknown key [detect] threshhold" in no.stderr
+
+
+def test_tracks_still_open_at_the_end_get_their_end_event(edgecam_cmd, cli_env):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES / "cat_720p.jpg"), "--loop",
+              "--max-frames", "6", "--track", "--watch", "cat", "--json")
+    assert out.returncode == 0, out.stderr
+    lines = json_lines(out.stdout)
+    frames = [x for x in lines if x["type"] == "frame"]
+    events = [x for x in lines if x["type"] == "event"]
+    assert [f["seq"] for f in frames] == list(range(6))
+    assert [e["event"] for e in events] == ["start", "end"]
+    assert events[0]["id"] == events[1]["id"] and events[1]["reason"] == "shutdown"
+    assert lines[-1] == events[1], "the end event comes after the last frame"
