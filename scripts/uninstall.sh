@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Remove the edgecam service installed by scripts/install.sh.
+#
+#   sudo scripts/uninstall.sh            # stop and remove the service and /opt/edgecam
+#   sudo scripts/uninstall.sh --purge    # also the config, models, spool and the user
+#   scripts/uninstall.sh --dry-run       # print every step, change nothing (any user)
+set -euo pipefail
+
+PREFIX=/opt/edgecam
+CONF_DIR=/etc/edgecam
+STATE_DIR=/var/lib/edgecam
+CACHE_DIR=/var/cache/edgecam
+UNIT_DST=/etc/systemd/system/edgecam.service
+SERVICE_USER=edgecam
+
+DRY_RUN=0
+PURGE=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) DRY_RUN=1 ;;
+        --purge) PURGE=1 ;;
+        -h|--help) echo "usage: $0 [--dry-run] [--purge]"; exit 0 ;;
+        *) echo "uninstall.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+note() { printf '    %s\n' "$*"; }
+run() {
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+    if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
+}
+
+if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+    echo "uninstall.sh: run as root (sudo $0 $*), or try --dry-run" >&2
+    exit 1
+fi
+
+step "stopping the service"
+if [ -e "$UNIT_DST" ] || [ "$DRY_RUN" -eq 1 ]; then
+    # Already stopped or disabled is fine: the goal is "not running".
+    run systemctl disable --now edgecam.service || true
+    run rm -f "$UNIT_DST"
+    run systemctl daemon-reload
+    run systemctl reset-failed edgecam.service || true
+else
+    note "$UNIT_DST not installed"
+fi
+
+step "removing $PREFIX"
+run rm -rf "$PREFIX"
+
+if [ "$PURGE" -eq 1 ]; then
+    step "purging configuration, state and the $SERVICE_USER user"
+    run rm -rf "$CONF_DIR" "$STATE_DIR" "$CACHE_DIR"
+    if getent passwd "$SERVICE_USER" >/dev/null || [ "$DRY_RUN" -eq 1 ]; then
+        run userdel "$SERVICE_USER"
+    fi
+else
+    note "kept: $CONF_DIR (config), $STATE_DIR (models, spool) and the $SERVICE_USER user;"
+    note "remove them with --purge"
+fi
+step "done"
