@@ -24,6 +24,7 @@ import click
 
 from . import config as cfg
 from .errors import EdgecamError
+from .stats import decode_throttled, parse_throttled, soc_temperature
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -33,12 +34,6 @@ DISK_WARN_BYTES = 500 * 1024 * 1024
 DISK_FAIL_BYTES = 50 * 1024 * 1024
 TEMP_WARN_C = 75.0
 MQTT_TIMEOUT = 5.0
-
-# vcgencmd get_throttled bits (Raspberry Pi firmware documentation).
-_THROTTLE_BITS = ((0x1, "under-voltage now"), (0x2, "ARM frequency capped now"),
-                  (0x4, "throttled now"), (0x8, "soft temperature limit now"),
-                  (0x10000, "under-voltage has occurred"), (0x20000, "frequency capping has occurred"),
-                  (0x40000, "throttling has occurred"), (0x80000, "soft temperature limit has occurred"))
 
 
 @dataclass(frozen=True)
@@ -91,18 +86,9 @@ def video_devices(root: Path = Path("/")) -> List[str]:
     return sorted(nodes, key=lambda p: (len(p), p))
 
 
-def cpu_temperature(root: Path = Path("/")) -> Optional[float]:
-    """SoC temperature in °C from thermal_zone0, or None when there is none."""
-    raw = _read(root / "sys/class/thermal/thermal_zone0/temp")
-    try:
-        return int(raw) / 1000.0 if raw else None
-    except ValueError:
-        return None
-
-
-def decode_throttled(value: int) -> List[str]:
-    """Human descriptions of the bits set in `vcgencmd get_throttled`."""
-    return [text for bit, text in _THROTTLE_BITS if value & bit]
+def throttle_descriptions(value: int) -> List[str]:
+    """The names of the flags set in a `vcgencmd get_throttled` bit field (see edgecam.stats)."""
+    return [name.replace("_", " ") for name, on in decode_throttled(value).items() if on]
 
 
 # --- checks --------------------------------------------------------------------------------
@@ -318,7 +304,7 @@ def check_disk(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> L
 def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> List[Check]:
     """CPU temperature and the firmware's throttling flags (Raspberry Pi)."""
     rows = []
-    temp = cpu_temperature(root)
+    temp = soc_temperature(str(root / "sys/class/thermal"))
     if temp is None:
         rows.append(Check("cpu temperature", SKIP, "no thermal zone"))
     elif temp >= TEMP_WARN_C:
@@ -332,12 +318,14 @@ def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> Lis
         return rows
     try:
         out = subprocess.run([tool, "get_throttled"], capture_output=True, text=True, timeout=5).stdout
-        value = int(out.strip().split("=", 1)[1], 16)
-    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        value = parse_throttled(out)
+        if value is None:
+            raise ValueError(out)
+    except (OSError, subprocess.SubprocessError, ValueError):
         rows.append(Check("throttling", WARN, "vcgencmd get_throttled gave no answer",
                           "add the user to group video (vcgencmd needs /dev/vchiq)"))
         return rows
-    flags = decode_throttled(value)
+    flags = throttle_descriptions(value)
     if not flags:
         rows.append(Check("throttling", OK, "throttled=0x0"))
     else:

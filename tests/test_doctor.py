@@ -9,7 +9,7 @@ from pathlib import Path
 from conftest import COCO_LABELS, EDGETPU_MODEL, IMAGES, MODELS, SSD_MODEL
 from edgecam import config as cfg
 from edgecam.doctor import (FAIL, OK, SKIP, WARN, check_edgetpu, check_model, check_mqtt,
-                            check_thermal, decode_throttled, find_coral_usb, format_table)
+                            check_thermal, throttle_descriptions, find_coral_usb, format_table)
 
 
 def _config_file(tmp_path: Path, **sections) -> Path:
@@ -164,8 +164,8 @@ def test_thermal_and_throttling(tmp_path):
     tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
     rows = check_thermal(tmp_path, vcgencmd=str(tool))
     assert rows[0].status == WARN and "81.2" in rows[0].detail
-    assert rows[1].status == WARN and "under-voltage now" in rows[1].detail and "power supply" in rows[1].fix
-    assert decode_throttled(0) == []
+    assert rows[1].status == WARN and "under voltage" in rows[1].detail and "power supply" in rows[1].fix
+    assert throttle_descriptions(0) == []
     (zone / "temp").write_text("48000\n")
     tool.write_text("#!/bin/sh\necho throttled=0x0\n")
     assert [r.status for r in check_thermal(tmp_path, vcgencmd=str(tool))] == [OK, OK]
