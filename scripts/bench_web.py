@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Benchmark of issue 7: do preview viewers slow inference down?
+
+The real pipeline (edgecam.pipeline.Pipeline, one interpreter) runs the SSD model over a
+640x480 video file made from ../shared/images (pans), unpaced and without dropping, so its
+fps is the machine's throughput and a slow sink would show as a slower pipeline. The web
+sink is on in every run; runs alternate 0 and N viewers (raw MJPEG clients, each its own
+process on the same machine, reading the stream as fast as they can) so machine drift hits both. Reports processed fps per run, the
+mean of each, their ratio, and JPEGs encoded vs received.
+
+    python scripts/bench_web.py [--frames 300] [--viewers 4] [--repeat 2] [--web-fps 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import multiprocessing
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # media helpers shared with the tests
+
+import cv2  # noqa: E402
+
+from edgecam.annotate import Annotator  # noqa: E402
+from edgecam.detector import Detector  # noqa: E402
+from edgecam.pipeline import Pipeline  # noqa: E402
+from edgecam.sources import VideoSource  # noqa: E402
+from edgecam.web import WebSink  # noqa: E402
+from edgecam.web.server import BOUNDARY  # noqa: E402
+from media import pan_frames, write_video  # noqa: E402
+
+SHARED = ROOT.parent / "shared"
+
+
+def read_stream(host: str, port: int, ready, results) -> None:
+    """An MJPEG viewer (own process, like a real client: no share of our GIL) reading as fast
+    as it can; puts the number of parts it got on `results` when the server closes."""
+    sock = socket.create_connection((host, port), timeout=30)
+    sock.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+    ready.set()
+    marker, tail, parts = b"--" + BOUNDARY.encode(), b"", 0
+    try:
+        while True:
+            data = sock.recv(1 << 16)
+            if not data:
+                break
+            chunk = tail + data
+            parts += chunk.count(marker) - tail.count(marker)
+            tail = chunk[-len(marker):]
+    except OSError:
+        pass
+    results.put(parts)
+
+
+def one_run(model: str, labels: str, video: Path, viewers: int, web_fps: float, threads: int) -> dict:
+    detector = Detector.load(model, labels, threads=threads)
+    pipeline = None
+    sink = WebSink("127.0.0.1:0", Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0),
+                   max_fps=web_fps, max_streams=max(1, viewers),
+                   stats=lambda: pipeline.stats if pipeline else None)
+    host, port = sink.server.server_address[:2]
+    results = multiprocessing.Queue()
+    readers = []
+    for _ in range(viewers):
+        ready = multiprocessing.Event()
+        proc = multiprocessing.Process(target=read_stream, args=(host, port, ready, results), daemon=True)
+        proc.start()
+        ready.wait(10)
+        readers.append(proc)
+    deadline = time.monotonic() + 5
+    while sink.hub.viewers < viewers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pipeline = Pipeline(VideoSource(video), [detector], [sink], drop=False)
+    t0 = time.monotonic()
+    pipeline.start()
+    pipeline.wait()
+    elapsed = time.monotonic() - t0
+    pipeline.close_sinks()  # stops the server: the viewers see the end of their stream
+    parts = sorted(results.get(timeout=30) for _ in readers)
+    for proc in readers:
+        proc.join(10)
+    if pipeline.error is not None:
+        raise pipeline.error
+    processed = pipeline.stats.processed
+    return {"viewers": viewers, "processed": processed, "seconds": round(elapsed, 3),
+            "fps": round(processed / elapsed, 2), "jpeg_encoded": sink.hub.encoded,
+            "parts_received": parts,
+            "sink_dropped": pipeline.stats.sink_dropped.get("web", 0)}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(SHARED / "models" / "ssd_mobilenet_v1_coco_quant.tflite"))
+    p.add_argument("--labels", default=str(SHARED / "models" / "coco_labels.txt"))
+    p.add_argument("--frames", type=int, default=300, help="frames in the test video")
+    p.add_argument("--viewers", type=int, default=4)
+    p.add_argument("--repeat", type=int, default=2, help="pairs of (0 viewers, N viewers) runs")
+    p.add_argument("--web-fps", type=float, default=10.0, help="[service] web_fps for the stream")
+    p.add_argument("--threads", type=int, default=2, help="interpreter threads")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = p.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        per_image = max(1, args.frames // 3)
+        frames = []
+        for name in ("kite_and_cold.jpg", "grace_hopper.bmp", "pets.jpg"):
+            frames += pan_frames(cv2.imread(str(SHARED / "images" / name)), per_image)
+        video = write_video(Path(tmp) / "bench.mp4", frames[:args.frames], fps=30)
+        one_run(args.model, args.labels, video, 0, args.web_fps, args.threads)  # warm-up
+        runs = []
+        for _ in range(args.repeat):
+            for n in (0, args.viewers):
+                runs.append(one_run(args.model, args.labels, video, n, args.web_fps, args.threads))
+                if not args.json:
+                    print(json.dumps(runs[-1]))
+    mean = lambda n: statistics.mean(r["fps"] for r in runs if r["viewers"] == n)  # noqa: E731
+    result = {"frames": args.frames, "web_fps": args.web_fps, "threads": args.threads,
+              "fps_0_viewers": round(mean(0), 2), f"fps_{args.viewers}_viewers": round(mean(args.viewers), 2),
+              "ratio": round(mean(args.viewers) / mean(0), 3), "runs": runs}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"pipeline fps: {result['fps_0_viewers']} with 0 viewers, "
+              f"{result[f'fps_{args.viewers}_viewers']} with {args.viewers} "
+              f"(ratio {result['ratio']}), stream capped at {args.web_fps} fps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
