@@ -187,3 +187,24 @@ def test_tracks_still_open_at_the_end_get_their_end_event(edgecam_cmd, cli_env):
     assert [e["event"] for e in events] == ["start", "end"]
     assert events[0]["id"] == events[1]["id"] and events[1]["reason"] == "shutdown"
     assert lines[-1] == events[1], "the end event comes after the last frame"
+
+
+def test_default_model_missing_then_fetched_from_a_folder(edgecam_cmd, cli_env):
+    out = run(edgecam_cmd, cli_env, "--source", str(IMAGES / "pets.jpg"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert "edgecam models fetch ssd_mobilenet_v1_coco" in out.stderr
+    fetched = subprocess.run([*edgecam_cmd, "models", "fetch", "ssd_mobilenet_v1_coco", "--from",
+                              str(SSD_MODEL.parent)], env=cli_env, capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stderr
+    out = run(edgecam_cmd, cli_env, "--source", str(IMAGES / "pets.jpg"), "--json")
+    assert out.returncode == 0, out.stderr
+    assert [d["label"] for d in json_lines(out.stdout)[0]["detections"]] == ["dog", "dog"]
+
+
+@pytest.mark.skipif(Path("/dev/video0").exists(), reason="this machine has a camera")
+def test_auto_source_without_any_camera_lists_the_choices(edgecam_cmd, cli_env):
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS)
+    assert out.returncode == 2
+    line = out.stderr.strip()
+    assert line.startswith("edgecam: error: no camera found") and "rtsp://" in line and "\n" not in line

@@ -1,0 +1,150 @@
+"""The concurrent pipeline with the real detector: drops, order, bounded memory, workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+
+import cv2
+import pytest
+
+from edgecam.detector import Detector
+from edgecam.pipeline import BoundedQueue, LatestSlot, Pipeline, _Closed
+from edgecam.sinks import Sink
+from edgecam.sources import ImageSource, Source
+
+from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+
+
+class PhotoCamera(Source):
+    """A live source made of real photos, produced as fast as `fps` allows."""
+
+    live = True
+
+    def __init__(self, fps: float, count: int):
+        super().__init__()
+        self.name, self.fps, self.count = "photo-camera", fps, count
+        self.images = [cv2.resize(cv2.imread(str(IMAGES / n)), (640, 480))
+                       for n in ("pets.jpg", "traffic.bmp", "grace_hopper.bmp")]
+
+    def frames(self):
+        start = time.monotonic()
+        for i in range(self.count):
+            delay = start + i / self.fps - time.monotonic()
+            if delay > 0 and self._closed.wait(delay):
+                return
+            if self.closed:
+                return
+            # A fresh buffer per frame, as a camera delivers.
+            yield self._frame(self.images[i % len(self.images)].copy())
+
+
+class SleepySink(Sink):
+    """A real sink that is slow: it records what it got and sleeps `delay` per frame."""
+
+    def __init__(self, name: str, delay: float):
+        self.name, self.delay = name, delay
+        self.seqs = []
+        self.labels = []
+
+    def handle(self, result):
+        self.seqs.append(result.frame.seq)
+        self.labels.append([d.label for d in result.detections])
+        time.sleep(self.delay)
+
+
+class RecordingSink(SleepySink):
+    def __init__(self, name="recorder"):
+        super().__init__(name, 0.0)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=2)
+
+
+def test_slow_sink_drops_and_counts_but_never_holds_inference_back(detector):
+    slow, fast = SleepySink("slow", 0.2), RecordingSink("fast")
+    pipeline = Pipeline(PhotoCamera(fps=1000, count=100_000), [detector], [slow, fast], drop=True)
+    tracemalloc.start()
+    pipeline.start()
+    try:
+        time.sleep(0.5)
+        early, _ = tracemalloc.get_traced_memory()
+        time.sleep(1.5)
+        late, _ = tracemalloc.get_traced_memory()
+    finally:
+        pipeline.stop()
+        pipeline.wait(10)
+        tracemalloc.stop()
+    stats = pipeline.stats
+    assert stats.processed >= 3 * len(slow.seqs), (stats.processed, len(slow.seqs))
+    assert stats.sink_dropped["slow"] > 0
+    assert stats.sink_dropped["slow"] + len(slow.seqs) <= stats.processed
+    assert len(fast.seqs) == stats.processed, "a fast sink next to a slow one misses nothing"
+    assert stats.dropped > 0, "the camera outpaces inference, so stale frames are dropped"
+    assert stats.processed + stats.dropped <= stats.captured <= stats.processed + stats.dropped + 2
+    # Over 1.5 s of a 1000 fps camera nothing piles up: growth stays below two 640x480 frames.
+    assert late - early < 2 * 640 * 480 * 3, (early, late)
+    assert slow.seqs == sorted(slow.seqs) and fast.seqs == sorted(fast.seqs)
+
+
+def test_file_source_with_a_slow_sink_loses_nothing(detector):
+    source = ImageSource(IMAGES, loop=True)
+    slow, fast = SleepySink("slow", 0.02), RecordingSink()
+    pipeline = Pipeline(source, [detector], [slow, fast], drop=False, max_frames=25)
+    pipeline.start()
+    assert pipeline.wait(60)
+    pipeline.close_sinks()
+    assert slow.seqs == list(range(25)) and fast.seqs == list(range(25))
+    assert pipeline.stats.dropped == 0 and pipeline.stats.sink_dropped == {"slow": 0, "recorder": 0}
+    # Every fifth frame is pets.jpg (folder order: cat, grace, kite, pets, traffic).
+    assert all(slow.labels[i] == ["dog", "dog"] for i in range(3, 25, 5))
+
+
+def test_two_workers_keep_order_and_process_each_frame_once():
+    detectors = [Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=1) for _ in range(2)]
+    sink = RecordingSink()
+    pipeline = Pipeline(ImageSource(IMAGES, loop=True), detectors, [sink], drop=False, max_frames=40)
+    pipeline.start()
+    assert pipeline.wait(60)
+    assert sink.seqs == list(range(40))
+    assert all(sink.labels[i] == ["car", "car"] for i in range(4, 40, 5))
+
+
+def test_frame_age_and_end_to_end_latency_are_measured(detector):
+    sink = RecordingSink()
+    pipeline = Pipeline(PhotoCamera(fps=30, count=20), [detector], [sink], drop=True)
+    pipeline.start()
+    assert pipeline.wait(30)
+    stats = pipeline.stats
+    assert stats.end_to_end_ms.total == len(sink.seqs) > 0
+    assert stats.frame_age_ms.total == stats.processed
+    assert stats.end_to_end_ms.summary().p50 >= stats.inference_ms.summary().p50
+
+
+def test_latest_slot_keeps_only_the_newest():
+    drops = []
+    slot = LatestSlot(lambda: drops.append(1))
+    for i in range(5):
+        slot.put(i)
+    assert slot.get() == 4 and len(drops) == 4
+    slot.close()
+    with pytest.raises(_Closed):
+        slot.get()
+
+
+def test_bounded_queue_blocks_without_drop_and_drops_oldest_with_drop():
+    dropped = []
+    q = BoundedQueue(2, drop=True, on_drop=lambda: dropped.append(1))
+    for i in range(4):
+        q.put(i)
+    assert (q.get(), q.get(), len(dropped)) == (2, 3, 2)
+    blocking = BoundedQueue(1, drop=False)
+    blocking.put("a")
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (blocking.put("b"), done.set()), daemon=True)
+    t.start()
+    assert not done.wait(0.2), "a full queue without drop makes the producer wait"
+    assert blocking.get() == "a" and done.wait(2) and blocking.get() == "b"
