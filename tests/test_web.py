@@ -235,7 +235,8 @@ def test_one_encode_per_frame_for_all_viewers_capped_at_fps(live):
     # At most once per processed frame, and no faster than web_fps (the clip runs at 15).
     assert encoded <= processed + 1
     assert encoded <= MAX_FPS * elapsed + 2
-    assert processed > encoded  # frames were skipped by the cap, not encoded and thrown away
+    if processed > MAX_FPS * elapsed + 4:  # inference outran the cap (not on a very busy machine)
+        assert encoded < processed  # the frames over the cap were never encoded
 
 
 def test_nothing_encoded_without_viewers(live):
