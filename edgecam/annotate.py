@@ -37,9 +37,11 @@ def draw(image: np.ndarray, detections: Iterable[Detection], overlay: Optional[s
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 4, ty + base), colour, cv2.FILLED)
         cv2.putText(out, text, (x1 + 2, ty), _FONT, scale, (0, 0, 0), thick, cv2.LINE_AA)
     if overlay:
+        # Bottom-left: labels of boxes touching the top edge stay readable.
         (tw, th), base = cv2.getTextSize(overlay, _FONT, scale, thick)
-        cv2.rectangle(out, (0, 0), (tw + 10, th + base + 10), (0, 0, 0), cv2.FILLED)
-        cv2.putText(out, overlay, (5, th + 5), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        top = h - th - base - 10
+        cv2.rectangle(out, (0, top), (tw + 10, h), (0, 0, 0), cv2.FILLED)
+        cv2.putText(out, overlay, (5, h - base - 5), _FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
     return out
 
 

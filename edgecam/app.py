@@ -76,9 +76,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             tracked_events=stage is not None)
         sinks.append(mqtt_sink)
         on_camera_status = mqtt_sink.camera_status
-        # TODO(mqtt): read the spool depth through a public MqttSink accessor once there is one.
         mqtt_reads = {"mqtt_connected": lambda: comm.connected,
-                      "spool_depth": lambda: mqtt_sink._reliable.depth()}
+                      "spool_depth": mqtt_sink.spool_depth}
         from .probe import RemoteProbe
         RemoteProbe(comm.publish, mqtt_sink.topics.prefix, model, labels=labels,
                     delegate=config.model.delegate).register(dispatcher)

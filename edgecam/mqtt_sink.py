@@ -161,6 +161,10 @@ class MqttSink:
             if not online:
                 self._finish_events("camera_offline")
 
+    def spool_depth(self) -> int:
+        """Events waiting on disk for the broker's acknowledgement."""
+        return self._reliable.depth()
+
     def request_snapshot(self, _payload: bytes = b"") -> None:
         """Publish a snapshot of the latest frame soon, whatever is in it (cmd/snapshot)."""
         self._snapshot_requested = True

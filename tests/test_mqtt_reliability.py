@@ -31,11 +31,11 @@ for seq in range(n):
     dets = (person,) if seq % 2 == 0 else ()
     sink.handle(FrameResult(Frame(seq, time.time(), time.monotonic(), img), dets, 5.0))
 deadline = time.monotonic() + 10
-while n and sink._reliable.depth() < n and time.monotonic() < deadline:
+while n and sink.spool_depth() < n and time.monotonic() < deadline:
     time.sleep(0.01)
 while not n and not comm.connected and time.monotonic() < deadline:
     time.sleep(0.01)
-print("ready", sink._reliable.depth(), comm.connected, flush=True)
+print("ready", sink.spool_depth(), comm.connected, flush=True)
 time.sleep(600)
 """
 
@@ -91,7 +91,7 @@ def test_events_survive_a_broker_crash_in_order(mqtt_broker_restartable, tmp_pat
         sub1.close()
         broker.kill()
         _alternate(sink, range(10, 20))  # broker down: these go to the spool only
-        assert sink._reliable.depth() == 10
+        assert sink.spool_depth() == 10
         broker.start()
         sub2 = subscriber_factory(broker.host, broker.port, f"{PREFIX}/events")
         assert sub2.wait_for(lambda s: comm.connected, 30)
@@ -100,7 +100,7 @@ def test_events_survive_a_broker_crash_in_order(mqtt_broker_restartable, tmp_pat
         events = _dedupe(sub1.on(f"{PREFIX}/events") + sub2.on(f"{PREFIX}/events"))
         assert [e["seq"] for e in events] == list(range(30))
         assert [e["type"] for e in events] == ["start", "end"] * 15
-        assert sub2.wait_for(lambda s: sink._reliable.depth() == 0, 5)
+        assert sub2.wait_for(lambda s: sink.spool_depth() == 0, 5)
     finally:
         sink.close()
 
@@ -120,7 +120,7 @@ def test_spooled_events_are_sent_by_the_next_process(mqtt_broker, tmp_path, subs
         events = _dedupe(sub.on(f"{PREFIX}/events"))
         assert [e["seq"] for e in events] == list(range(8))
         assert len({e["id"] for e in events}) == 4
-        assert sub.wait_for(lambda s: sink._reliable.depth() == 0, 5)
+        assert sub.wait_for(lambda s: sink.spool_depth() == 0, 5)
     finally:
         sink.close()
 

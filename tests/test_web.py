@@ -202,8 +202,8 @@ def test_snapshot_is_the_annotated_frame(live):
     assert status == 200 and headers["Content-Type"] == "image/jpeg"
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (480, 640, 3)
-    # The fps / inference overlay is drawn top-left: a black box with white text.
-    corner = image[2:14, 2:60]
+    # The fps / inference overlay is drawn bottom-left: a black box with white text.
+    corner = image[-14:-2, 2:60]
     assert corner.min() < 40 and corner.max() > 200
 
 
