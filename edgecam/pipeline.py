@@ -177,7 +177,8 @@ def yield_cpu_to_inference() -> None:
 
     The interpreter's threads keep every core busy during invoke; a sink or read-ahead thread
     preempting one of them stalls the whole parallel op, which costs more than the sink's own
-    work. At idle priority that work fills the gaps between invokes instead. Where the
+    work. At idle priority that work fills the gaps between invokes instead (with one
+    single-threaded interpreter per core, the pipeline does not call this). Where the
     policy is unavailable, the thread runs at the lowest nice level; failing that, as is.
     """
     tid = threading.get_native_id()
@@ -226,6 +227,10 @@ class Pipeline:
         self._sink_queues = [BoundedQueue(sink_queue, drop, self._sink_drop_counter(s))
                              for s in self.sinks]
         self._threads: List[threading.Thread] = []
+        # Only one interpreter spread over several threads suffers when other work preempts
+        # one of its threads; single-threaded workers do better with sinks at normal priority
+        # (measured: README, Performance).
+        self._yield_cpu = len(self.detectors) == 1 and (self.detectors[0].threads or 1) > 1
 
     # -- counters ---------------------------------------------------------------------------
     def _count_drop(self) -> None:
@@ -241,7 +246,7 @@ class Pipeline:
 
     # -- stages -----------------------------------------------------------------------------
     def _capture(self) -> None:
-        if not self.drop:
+        if not self.drop and self._yield_cpu:
             # A file source has no deadline: read ahead only with cycles inference leaves idle.
             yield_cpu_to_inference()
         try:
@@ -314,7 +319,8 @@ class Pipeline:
                     self.stop()
 
     def _drain(self, sink: Sink, q: BoundedQueue) -> None:
-        yield_cpu_to_inference()
+        if self._yield_cpu:
+            yield_cpu_to_inference()
         name = getattr(sink, "name", type(sink).__name__)
         broken = False
         while True:
