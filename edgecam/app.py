@@ -60,40 +60,22 @@ def state_dir(config: Config, env=None) -> Path:
 def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         stop: Optional[threading.Event] = None) -> dict:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
-    stop = stop or threading.Event()
     model, labels = resolve_model(config)
     detectors = load_detectors(config, model, labels)
     stage, gate = tracking_stages(config)
     pipeline: Optional[Pipeline] = None
+    stats = lambda: pipeline.stats if pipeline else None  # noqa: E731 - read once running
     annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
     sinks: list = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
-    settings, on_camera_status, mqtt_reads = None, None, {}
-    if config.mqtt.host:
-        from .comms.builder import build_mqtt
-        mqtt_sink, comm, dispatcher, settings = build_mqtt(
-            config.mqtt, config.detect, state_dir(config), Path(model).name,
-            stats_source=lambda: pipeline.stats.dropped if pipeline else 0, annotate=annotate,
-            tracked_events=stage is not None)
+    mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats, stage is not None)
+    if mqtt_sink is not None:
         sinks.append(mqtt_sink)
-        on_camera_status = mqtt_sink.camera_status
-        mqtt_reads = {"mqtt_connected": lambda: comm.connected,
-                      "spool_depth": mqtt_sink.spool_depth}
-        from .probe import RemoteProbe
-        RemoteProbe(comm.publish, mqtt_sink.topics.prefix, model, labels=labels,
-                    delegate=config.model.delegate).register(dispatcher)
-    s = config.source
     try:
+        s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
-                                        s.realtime, detectors[0].input_size), on_camera_status)
-        if config.output.path:
-            sinks.append(output_sink(config.output.path, s.fps, annotate))
-        if config.output.snapshot_dir:
-            sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
-                                      config.output.snapshot_interval, annotate))
-        if config.service.web:
-            from .web import web_sink_from_config
-            sinks.append(web_sink_from_config(config.service, annotate,
-                                              lambda: pipeline.stats if pipeline else None, **mqtt_reads))
+                                        s.realtime, detectors[0].input_size),
+                             mqtt_sink.camera_status if mqtt_sink else None)
+        sinks += local_sinks(config, annotate, stats, mqtt_reads)
     except BaseException:
         for sink in sinks:  # nothing queued for MQTT may be lost on a bad source
             sink.close()
@@ -105,12 +87,44 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
                         max_frames=config.pipeline.max_frames,
                         processors=[stage] if stage else [], gate=gate)
-    summary = supervise(pipeline, stop, config.pipeline.duration)
+    summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration)
     if gate is not None:
         summary["motion"] = gate.stats.summary()
     if stage is not None:
         summary["events"] = {"started": stage.started, "ended": stage.ended}
     return summary
+
+
+def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats, tracked: bool):
+    """(MQTT sink, live settings, readings for the preview) when [mqtt] host is set, else Nones.
+
+    Also answers `<prefix>/cmd/probe` with a probe of the running model.
+    """
+    if not config.mqtt.host:
+        return None, None, {}
+    from .comms.builder import build_mqtt
+    from .probe import RemoteProbe
+    sink, comm, dispatcher, settings = build_mqtt(
+        config.mqtt, config.detect, state_dir(config), Path(model).name,
+        stats_source=lambda: stats().dropped if stats() else 0, annotate=annotate,
+        tracked_events=tracked)
+    RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
+                delegate=config.model.delegate).register(dispatcher)
+    return sink, settings, {"mqtt_connected": lambda: comm.connected, "spool_depth": sink.spool_depth}
+
+
+def local_sinks(config: Config, annotate, stats, mqtt_reads) -> list:
+    """The sinks for --output, --snapshot-dir and --web, as configured."""
+    sinks = []
+    if config.output.path:
+        sinks.append(output_sink(config.output.path, config.source.fps, annotate))
+    if config.output.snapshot_dir:
+        sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
+                                  config.output.snapshot_interval, annotate))
+    if config.service.web:
+        from .web import web_sink_from_config
+        sinks.append(web_sink_from_config(config.service, annotate, stats, **mqtt_reads))
+    return sinks
 
 
 def tracking_stages(config: Config):

@@ -39,7 +39,7 @@ def test_install_dry_run_prints_every_step(tmp_path):
         "usermod -a -G video edgecam",
         "install -d -m 0750 -o edgecam -g edgecam /var/lib/edgecam",
         "/etc/edgecam/config.toml",
-        f"env EDGECAM_HOME=/var/lib/edgecam /opt/edgecam/venv/bin/edgecam models fetch ssd_mobilenet_v1_coco --from {MODELS.resolve()}",
+        f"env EDGECAM_HOME=/var/lib/edgecam /opt/edgecam/venv/bin/edgecam models fetch ssd_mobilenet_v1_coco --from {MODELS}",
         "install -m 0644 " + str(ROOT / "systemd" / "edgecam.service") + " /etc/systemd/system/edgecam.service",
         "systemctl daemon-reload",
         "systemctl enable edgecam.service",
