@@ -14,7 +14,6 @@ counted once even when shared.
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -22,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import click
 
 from .errors import EdgecamError
-from .runtime import EDGETPU_CUSTOM_OP
+from .runtime import EDGETPU_CUSTOM_OP, read_model_bytes
 from .tflite_graph import Graph, GraphOp, GraphTensor, custom_options, read_graph
 
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED = 3, 4, 9
@@ -209,15 +208,7 @@ def analyze(model_bytes: bytes, path: str = "") -> ModelInfo:
 
 def model_info(path: str) -> ModelInfo:
     """ModelInfo of the model file at `path`; EdgecamError naming the file when it is unusable."""
-    if not os.path.isfile(path):
-        raise EdgecamError(f"model not found: {path} (give the path of a .tflite file)")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise EdgecamError(f"cannot read model {path}: {exc.strerror}") from None
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise EdgecamError(f"{path} is not a TFLite model (no TFL3 header): give a .tflite file")
+    data = read_model_bytes(path)
     return analyze(data, path)
 
 

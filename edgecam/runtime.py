@@ -56,8 +56,9 @@ def find_runtime() -> Runtime:
                        "(or tflite-runtime / tensorflow)")
 
 
-def _read_model_bytes(model_path: str) -> bytes:
-    if not os.path.exists(model_path):
+def read_model_bytes(model_path: str) -> bytes:
+    """The bytes of a .tflite file, or an EdgecamError (missing, unreadable, not TFLite)."""
+    if not os.path.isfile(model_path):
         raise EdgecamError(f"model not found: {model_path} (give --model PATH, or fetch one "
                            "with `edgecam models fetch ssd_mobilenet_v1_coco`)")
     try:
@@ -85,7 +86,7 @@ def load_interpreter(model_path: str, threads: Optional[int] = None,
     naming the model and the fix.
     """
     runtime = runtime or find_runtime()
-    data = _read_model_bytes(model_path)
+    data = read_model_bytes(model_path)
     edgetpu = is_edgetpu_model(data)
     if edgetpu and delegate != "edgetpu":
         raise EdgecamError(f"{model_path} is compiled for the Edge TPU: run with "

@@ -51,15 +51,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-step() { printf '\n==> %s\n' "$*"; }
-note() { printf '    %s\n' "$*"; }
-# Every command that changes the system goes through run: printed, and executed unless --dry-run.
-run() {
-    printf '+'
-    printf ' %q' "$@"
-    printf '\n'
-    if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
-}
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if [ -n "$FROM_DIR" ]; then
     [ -d "$FROM_DIR" ] || { echo "install.sh: --from $FROM_DIR: not a directory" >&2; exit 2; }

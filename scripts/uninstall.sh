@@ -25,14 +25,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-step() { printf '\n==> %s\n' "$*"; }
-note() { printf '    %s\n' "$*"; }
-run() {
-    printf '+'
-    printf ' %q' "$@"
-    printf '\n'
-    if [ "$DRY_RUN" -eq 0 ]; then "$@"; fi
-}
+# shellcheck source-path=SCRIPTDIR source=common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     echo "uninstall.sh: run as root (sudo $0 $*), or try --dry-run" >&2

@@ -20,7 +20,7 @@ def _run(*args, timeout=60):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck missing (scripts/test installs it)")
 def test_shellcheck_clean():
-    result = _run("shellcheck", "--severity=style", INSTALL, UNINSTALL)
+    result = _run("shellcheck", "-x", "--severity=style", INSTALL, UNINSTALL)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
