@@ -23,10 +23,11 @@ def pan_frames(image: np.ndarray, n: int, size: Tuple[int, int] = (640, 480)) ->
     return frames
 
 
-def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 30.0) -> Path:
-    """Write frames as an mp4v video and return its path."""
+def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 30.0,
+                fourcc: str = "mp4v") -> Path:
+    """Write frames as a video (mp4v, or e.g. MJPG for an .avi) and return its path."""
     h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     assert writer.isOpened(), f"OpenCV cannot write {path}"
     for f in frames:
         writer.write(f)

@@ -13,6 +13,7 @@ from typing import List, Sequence, Tuple
 import cv2
 import numpy as np
 
+import media
 from conftest import IMAGES
 
 CAT_BOX = (90, 94, 919, 704)  # where the detector finds the cat in cat_720p.jpg (x1, y1, x2, y2)
@@ -33,13 +34,7 @@ def crop(name: str, box: Tuple[int, int, int, int], scale: float) -> np.ndarray:
 
 def write_video(path: Path, frames: Sequence[np.ndarray], fps: float = 10.0) -> Path:
     """Frames into an MJPG .avi (a container every OpenCV build can write and read)."""
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert writer.isOpened(), f"cannot write {path}"
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path
+    return media.write_video(path, frames, fps, fourcc="MJPG")
 
 
 def paste(frame: np.ndarray, obj: np.ndarray, x: int, y: int) -> None:
