@@ -23,6 +23,11 @@ class _Group(click.Group):
         except EdgecamError as exc:
             click.echo(f"edgecam: error: {exc}", err=True)
             sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            # Bad options get the same one-line form, pointing at the command's help.
+            where = exc.ctx.command_path if exc.ctx else "edgecam"
+            click.echo(f"edgecam: error: {exc.format_message()} (see `{where} --help`)", err=True)
+            sys.exit(exc.exit_code)
 
 
 def _version_message() -> str:

@@ -14,14 +14,12 @@ log = logging.getLogger("edgecam")
 
 
 def _split_host_port(value):
+    """(host, port) of --mqtt, (None, None) when not given; the port only when written."""
     if value is None:
         return None, None
-    host, _, port = value.rpartition(":") if ":" in value else (value, "", "")
-    if not port:
-        return value, None
-    if not port.isdigit():
-        raise click.BadParameter(f"{value!r}: use HOST or HOST:PORT", param_hint="--mqtt")
-    return host, int(port)
+    from .comms.identity import parse_host_port
+    host, port = parse_host_port(value, default_port=0)
+    return host, port or None
 
 
 @click.command("run")

@@ -208,3 +208,15 @@ def test_auto_source_without_any_camera_lists_the_choices(edgecam_cmd, cli_env):
     assert out.returncode == 2
     line = out.stderr.strip()
     assert line.startswith("edgecam: error: no camera found") and "rtsp://" in line and "\n" not in line
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--threads", "abc"], "'--threads'"),
+    (["--bogus"], "--bogus"),
+    (["--mqtt", "broker:x"], "--mqtt 'broker:x'"),
+])
+def test_bad_options_are_one_line_too(edgecam_cmd, cli_env, args, message):
+    out = run(edgecam_cmd, cli_env, *args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgecam: error: ") and message in lines[0]
