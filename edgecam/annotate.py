@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Iterable, Optional, Tuple
 
 import cv2
@@ -12,6 +14,7 @@ from .datatypes import Detection
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+@functools.lru_cache(maxsize=1024)
 def colour_for(class_id: int) -> Tuple[int, int, int]:
     """A stable, well-separated BGR colour per class id."""
     hue = (class_id * 47) % 180
@@ -65,7 +68,6 @@ class Annotator:
     """
 
     def __init__(self, fps=lambda: 0.0):
-        import threading
         self._fps = fps
         self._lock = threading.Lock()
 
