@@ -80,7 +80,7 @@ from .modelinfo import register as _register_models_info  # noqa: E402 - keep af
 _register_models_info(main)
 from .cli_run import run_command  # noqa: E402
 main.add_command(run_command)
-from .probe import probe_command  # noqa: E402
+from .probe_cli import probe_command  # noqa: E402
 main.add_command(probe_command)
 from .listen import listen_command  # noqa: E402
 main.add_command(listen_command)
