@@ -22,6 +22,9 @@ from .sources import SourceSpec, open_source
 
 log = logging.getLogger(__name__)
 
+# How often a long run logs its figures (a camera prints no per-frame lines).
+LOG_EVERY_S = 60.0
+
 
 def resolve_model(config: Config) -> Tuple[str, Optional[str]]:
     """(model path, labels path) from the config, else the installed default model."""
@@ -66,15 +69,17 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     pipeline: Optional[Pipeline] = None
     stats = lambda: pipeline.stats if pipeline else None  # noqa: E731 - read once running
     annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
-    sinks: list = [JsonLinesSink(stdout) if json_output else SummarySink(stdout)]
     mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats, stage is not None)
-    if mqtt_sink is not None:
-        sinks.append(mqtt_sink)
+    sinks: list = [mqtt_sink] if mqtt_sink is not None else []
     try:
         s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
                                         s.realtime, detectors[0].input_size),
                              mqtt_sink.camera_status if mqtt_sink else None)
+        if json_output:
+            sinks.insert(0, JsonLinesSink(stdout))
+        elif not source.live:  # a camera's per-frame lines would flood the journal
+            sinks.insert(0, SummarySink(stdout))
         sinks += local_sinks(config, annotate, stats, mqtt_reads)
     except BaseException:
         for sink in sinks:  # nothing queued for MQTT may be lost on a bad source
@@ -152,7 +157,7 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
     notifier = Notifier.from_env(env)
     pinger = WatchdogPinger.from_env(notifier, env)
     stats = pipeline.stats
-    started = last_status = time.monotonic()
+    started = last_status = last_log = time.monotonic()
     seen, ready = 0, False
     pipeline.start()
     try:
@@ -165,9 +170,13 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
             seen = processed
             if notifier and not ready and processed:
                 ready = notifier.ready(status=f"running: {pipeline.source.name}")
-            if notifier and time.monotonic() - last_status >= 5:
-                last_status = time.monotonic()
+            now = time.monotonic()
+            if notifier and now - last_status >= 5:
+                last_status = now
                 notifier.status(format_summary(stats.summary()))
+            if now - last_log >= LOG_EVERY_S:
+                last_log = now
+                log.info("running: %s", format_summary(stats.summary()))
     finally:
         if notifier:
             notifier.stopping(status="stopping")

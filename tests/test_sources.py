@@ -111,3 +111,13 @@ def test_corrupt_video_and_missing_camera_are_clear_errors(tmp_path):
         open_source(SourceSpec(uri=str(bad)))
     with pytest.raises(EdgecamError, match="does not exist"):
         open_source(SourceSpec(uri="/dev/video42"))
+
+
+def test_live_source_prints_no_line_per_frame(camera, edgecam_cmd, cli_env):
+    out = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                          "--source", camera.url, "--duration", "2"],
+                         env=cli_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("processed "), out.stdout
+    assert int(lines[0].split()[1]) > 5
