@@ -88,8 +88,11 @@ class ReliablePublisher:
     def _step(self, kind: str, arg) -> None:
         if kind == "ack":
             row = self._held.pop(arg, None)
-            if row is not None:
-                self.spool.delete(row)
+            if row is None:
+                # paho reports every publish, the per-frame QoS 0 ones too: not ours, and
+                # nothing was freed, so there is no reason to query the spool again.
+                return
+            self.spool.delete(row)
             if not self._held:
                 self._resend_since = None
         elif kind == "conn":
