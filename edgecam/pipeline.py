@@ -128,23 +128,34 @@ class LatestSlot:
 class BoundedQueue:
     """A FIFO of at most `size` items. `put` blocks when full, or drops the oldest if `drop`."""
 
-    def __init__(self, size: int, drop: bool, on_drop: Callable[[], None] = lambda: None):
+    def __init__(self, size: int, drop: bool, on_drop: Callable[[], None] = lambda: None,
+                 keep: Callable[[object], bool] = lambda item: False):
         self._items: Deque = collections.deque()
-        self._size, self._drop, self._on_drop = size, drop, on_drop
+        self._size, self._drop, self._on_drop, self._keep = size, drop, on_drop, keep
         self._closed = False
         self._cond = threading.Condition()
 
     def put(self, item) -> None:
-        """Append; when full either wait for room or drop the oldest (counted)."""
+        """Append; when full either wait for room or drop the oldest (counted).
+
+        Items for which `keep(item)` is true are never dropped: the queue may then hold more
+        than `size` of them (they are rare, e.g. results that carry events).
+        """
         with self._cond:
             while len(self._items) >= self._size and not self._closed:
                 if self._drop:
-                    self._items.popleft()
-                    self._on_drop()
+                    self._drop_oldest_expendable()
                     break
                 self._cond.wait()
             self._items.append(item)
             self._cond.notify_all()
+
+    def _drop_oldest_expendable(self) -> None:
+        for i, queued in enumerate(self._items):
+            if not self._keep(queued):
+                del self._items[i]
+                self._on_drop()
+                return
 
     def get(self):
         """The oldest item, waiting for one; raises _Closed when closed and empty."""
@@ -199,7 +210,8 @@ class Pipeline:
 
     `detectors`: one per inference worker (one = latency mode). `drop`: live behaviour
     (latest-frame slot, sinks drop when behind) or file behaviour (nothing dropped).
-    `processors` run in frame order between inference and the sinks (tracking, events).
+    `processors` run in frame order on their own thread between inference and the sinks
+    (tracking, events).
     `gate(frame) -> bool` may skip inference for a frame (motion gating).
     """
 
@@ -227,8 +239,11 @@ class Pipeline:
             self._inbox = LatestSlot(self._count_drop)
         else:
             self._inbox = BoundedQueue(2 * len(self.detectors), drop=False)
-        self._sink_queues = [BoundedQueue(sink_queue, drop, self._sink_drop_counter(s))
-                             for s in self.sinks]
+        # Results carrying events are never dropped: events must reach MQTT and --json.
+        self._sink_queues = [BoundedQueue(sink_queue, drop, self._sink_drop_counter(s),
+                                          keep=lambda r: bool(r.events)) for s in self.sinks]
+        self._ordered = BoundedQueue(sink_queue, drop=False)
+        self._workers_left = len(self.detectors)
         self._threads: List[threading.Thread] = []
         # Only one interpreter spread over several threads suffers when other work preempts
         # one of its threads; single-threaded workers do better with sinks at normal priority
@@ -282,6 +297,11 @@ class Pipeline:
         except BaseException as exc:
             self.error = exc
             self.stop()
+        finally:
+            with self._emit_lock:
+                self._workers_left -= 1
+                if self._workers_left == 0:  # the last worker out: nothing more will be ordered
+                    self._ordered.close()
 
     def _run_detector(self, detector: Detector, job: _Job) -> FrameResult:
         frame = job.frame
@@ -311,6 +331,19 @@ class Pipeline:
             while self._pending and self._pending[0][0] == self._next_order:
                 _, _, ready = heapq.heappop(self._pending)
                 self._next_order += 1
+                self._ordered.put(ready)
+
+    def _dispatch(self) -> None:
+        # Processors (tracking, event snapshots) and the fan-out to the sinks run here, off
+        # the inference threads, in frame order.
+        if self._yield_cpu:
+            yield_cpu_to_inference()
+        try:
+            while True:
+                try:
+                    ready = self._ordered.get()
+                except _Closed:
+                    break
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     continue
                 for process in self.processors:
@@ -324,6 +357,13 @@ class Pipeline:
                     q.put(ready)
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     self.stop()
+            self._flush_processors()
+        except BaseException as exc:  # surfaced by run()
+            self.error = self.error or exc
+            self.stop()
+        finally:
+            for q in self._sink_queues:
+                q.close()
 
     def _drain(self, sink: Sink, q: BoundedQueue) -> None:
         if self._yield_cpu:
@@ -363,6 +403,7 @@ class Pipeline:
             return t
         self._sink_threads = [spawn(self._drain, s, q, name=f"sink-{getattr(s, 'name', i)}")
                               for i, (s, q) in enumerate(zip(self.sinks, self._sink_queues))]
+        self._dispatcher = spawn(self._dispatch, name="dispatch")
         self._workers = [spawn(self._infer, d, name=f"infer-{i}") for i, d in enumerate(self.detectors)]
         self._capture_thread = spawn(self._capture, name="capture")
         return self
@@ -378,18 +419,13 @@ class Pipeline:
         Returns False if `timeout` passed first (the pipeline keeps running).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        for t in [self._capture_thread, *self._workers]:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if t.is_alive():
-                return False
-        self._flush_processors()
-        for q in self._sink_queues:
-            q.close()
-        for t in self._sink_threads:
-            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if t.is_alive():
-                return False
-        return True
+        def joined(threads) -> bool:
+            for t in threads:
+                t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if t.is_alive():
+                    return False
+            return True
+        return joined([self._capture_thread, *self._workers, self._dispatcher, *self._sink_threads])
 
     def _flush_processors(self) -> None:
         # Stages that hold state (open tracks) close it now; their final events go to the
@@ -421,5 +457,6 @@ class Pipeline:
     @property
     def running(self) -> bool:
         """True while frames may still arrive."""
-        return self._capture_thread.is_alive() or any(t.is_alive() for t in self._workers)
+        return (self._capture_thread.is_alive() or self._dispatcher.is_alive()
+                or any(t.is_alive() for t in self._workers))
 

@@ -148,3 +148,38 @@ def test_bounded_queue_blocks_without_drop_and_drops_oldest_with_drop():
     t.start()
     assert not done.wait(0.2), "a full queue without drop makes the producer wait"
     assert blocking.get() == "a" and done.wait(2) and blocking.get() == "b"
+
+
+def test_a_full_dropping_queue_never_drops_what_it_must_keep():
+    dropped = []
+    q = BoundedQueue(2, drop=True, on_drop=lambda: dropped.append(1), keep=lambda item: item.startswith("event"))
+    for item in ["event-start", "f1", "f2", "event-end", "f3"]:
+        q.put(item)
+    left = [q.get() for _ in range(3)]
+    assert left == ["event-start", "event-end", "f3"] and len(dropped) == 2
+
+
+def test_slow_sink_still_gets_every_event(detector):
+    from edgecam.events import stage_from_config
+    from edgecam.config import Config
+    import dataclasses
+    track = dataclasses.replace(Config().track, enabled=True)
+    stage = stage_from_config(track, ("dog", "car", "person"), snapshots=False)
+
+    class EventSink(SleepySink):
+        takes_flush = True
+
+        def handle(self, result):
+            self.labels.extend(e["event"] for e in result.events)
+            # Stuck on the first frame while the tracks start, then merely slow.
+            time.sleep(0.5 if len(self.seqs) == 0 else self.delay)
+            self.seqs.append(result.frame.seq)
+
+    slow = EventSink("slow", 0.05)
+    pipeline = Pipeline(PhotoCamera(fps=1000, count=400), [detector], [slow], drop=True,
+                        processors=[stage])
+    pipeline.start()
+    assert pipeline.wait(60)
+    assert pipeline.stats.sink_dropped["slow"] > 0, "the sink was too slow for every frame"
+    assert slow.labels.count("start") == stage.started > 0
+    assert slow.labels.count("end") == stage.ended == stage.started
