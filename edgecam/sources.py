@@ -208,10 +208,14 @@ class PicameraCapture(CaptureDevice):
         streams = {"main": {"size": (spec.width, spec.height), "format": "RGB888"}}
         if spec.model_input_size:
             streams["lores"] = {"size": tuple(spec.model_input_size), "format": "YUV420"}
-        config = self.cam.create_video_configuration(
-            **streams, buffer_count=4, controls={"FrameRate": float(spec.fps)})
-        self.cam.configure(config)
-        self.cam.start()
+        try:
+            config = self.cam.create_video_configuration(
+                **streams, buffer_count=4, controls={"FrameRate": float(spec.fps)})
+            self.cam.configure(config)
+            self.cam.start()
+        except BaseException:
+            self.cam.close()  # a camera left open is "busy" for every retry after this one
+            raise
         self.has_lores = "lores" in streams
 
     def read(self):
@@ -245,6 +249,61 @@ def import_picamera2():
     return Picamera2
 
 
+class DeadlineReader:
+    """Reads a CaptureDevice on a thread of its own, so a read that hangs inside a driver
+    (a camera that stops delivering) can be given up after a deadline instead of freezing
+    the capture loop. A device given up on is released in the background."""
+
+    def __init__(self, device: CaptureDevice):
+        self.device = device
+        self._asked, self._answered = threading.Event(), threading.Event()
+        self._result = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._serve, daemon=True,
+                                        name=f"read-{getattr(device, 'name', 'camera')}")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self._asked.wait()
+            self._asked.clear()
+            if self._abandoned:
+                return
+            try:
+                self._result = self.device.read()
+            except Exception as exc:  # a driver error is a lost frame, handled by reopening
+                log.debug("reading %s failed: %s", getattr(self.device, "name", "camera"), exc)
+                self._result = None
+            self._answered.set()
+
+    def read(self, timeout: float):
+        """The device's next (image, model_input), or None on failure or after `timeout` s."""
+        self._answered.clear()
+        self._asked.set()
+        if not self._answered.wait(timeout):
+            self._abandoned = True
+            return None
+        return self._result
+
+    def release(self) -> None:
+        """Stop reading and free the device (in the background if a read is stuck in it)."""
+        stuck = self._abandoned
+        self._abandoned = True
+        self._asked.set()
+        if stuck:
+            threading.Thread(target=_release_quietly, args=(self.device,), daemon=True).start()
+        else:
+            self._thread.join(1.0)
+            _release_quietly(self.device)
+
+
+def _release_quietly(device: CaptureDevice) -> None:
+    try:
+        device.release()
+    except Exception:  # releasing a dead device may fail; it is gone either way
+        pass
+
+
 class LiveSource(Source):
     """A camera or stream that is reopened with backoff when it fails or stalls.
 
@@ -274,10 +333,18 @@ class LiveSource(Source):
             return None
 
     def frames(self) -> Iterator[Frame]:
+        try:
+            yield from self._frames_with_reconnect()
+        finally:  # also when the consumer stops iterating: the camera must be released
+            self._drop_device()
+
+    def _frames_with_reconnect(self) -> Iterator[Frame]:
         attempt, online = 0, None
         while not self.closed:
-            device = self._device = self._device or self._try_open()
-            got = self._read_with_deadline(device) if device else None
+            if self._device is None:
+                device = self._try_open()
+                self._device = device and DeadlineReader(device)
+            got = self._device.read(self.stall_timeout) if self._device else None
             if got is not None:
                 if online is not True:
                     if online is False:
@@ -289,7 +356,8 @@ class LiveSource(Source):
                 continue
             if online is not False:
                 self.losses += 1
-                log.warning("source %s lost: no frame; reopening with backoff", self.name)
+                log.warning("source %s lost: no frame within %.1f s; reopening with backoff",
+                            self.name, self.stall_timeout)
                 online = False
                 self.reconnecting = True
                 self._tell(False)
@@ -297,29 +365,16 @@ class LiveSource(Source):
             delay = self.BACKOFF[min(attempt, len(self.BACKOFF) - 1)]
             attempt += 1
             self._closed.wait(delay)
-        self._drop_device()
-
-    def _read_with_deadline(self, device: CaptureDevice):
-        try:
-            return device.read()
-        except Exception as exc:  # a driver error is a lost frame, handled by reopening
-            log.debug("reading %s failed: %s", self.name, exc)
-            return None
 
     def _drop_device(self):
         if self._device is not None:
-            try:
-                self._device.release()
-            except Exception:  # releasing a dead device may fail; it is gone either way
-                pass
+            self._device.release()
             self._device = None
 
     def _tell(self, online: bool):
         if self.on_status:
             self.on_status(online)
 
-    def close(self):
-        super().close()
 
 
 def picamera_available() -> bool:

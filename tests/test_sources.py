@@ -121,3 +121,100 @@ def test_live_source_prints_no_line_per_frame(camera, edgecam_cmd, cli_env):
     lines = out.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("processed "), out.stdout
     assert int(lines[0].split()[1]) > 5
+
+
+class SocketCamera:
+    """Camera hardware stand-in that can hang: serves raw 64x48 frames over TCP and, when told,
+    stops sending while keeping the connection open (what a wedged camera driver does)."""
+
+    SHAPE = (48, 64, 3)
+
+    def __init__(self):
+        import socket
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen()
+        self.port = self.server.getsockname()[1]
+        self.hang = threading.Event()
+        self.connections = 0
+        frame = cv2.resize(cv2.imread(str(IMAGES / "pets.jpg")), (64, 48))
+        self.payload = frame.tobytes()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        with conn:
+            while True:
+                if self.hang.is_set():
+                    time.sleep(0.05)  # connection open, nothing sent
+                    continue
+                try:
+                    conn.sendall(self.payload)
+                except OSError:
+                    return
+                time.sleep(0.02)
+
+    def open_device(self):
+        import socket
+        import numpy as np
+        from edgecam.sources import CaptureDevice
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        size = len(self.payload)
+
+        class Device(CaptureDevice):
+            name = "socket-camera"
+
+            def read(self):
+                buf = bytearray()
+                while len(buf) < size:  # blocks for ever when the camera hangs
+                    chunk = sock.recv(size - len(buf))
+                    if not chunk:
+                        return None
+                    buf += chunk
+                return np.frombuffer(bytes(buf), np.uint8).reshape(SocketCamera.SHAPE), None
+
+            def release(self):
+                sock.close()
+        return Device()
+
+
+def test_a_camera_that_hangs_is_given_up_after_the_stall_timeout_and_reopened(caplog):
+    caplog.set_level(logging.INFO, logger="edgecam.sources")
+    cam = SocketCamera()
+    statuses = []
+    source = LiveSource("socket-camera", cam.open_device, stall_timeout=0.5, on_status=statuses.append)
+    frames = []
+    done = threading.Event()
+
+    def consume():
+        for frame in source.frames():
+            frames.append(time.monotonic())
+            if done.is_set():
+                break
+    t = threading.Thread(target=consume, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while len(frames) < 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    cam.hang.set()
+    time.sleep(1.5)
+    hung_count = len(frames)
+    cam.hang.clear()
+    deadline = time.monotonic() + 10
+    while len(frames) < hung_count + 5 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    done.set()
+    source.close()
+    t.join(5)
+    assert len(frames) >= hung_count + 5, "frames must resume on a reopened device"
+    assert statuses[:3] == [True, False, True]
+    assert cam.connections >= 2, "the hung device was given up and a new one opened"
+    assert sum("lost" in r.getMessage() for r in caplog.records) == 1
