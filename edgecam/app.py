@@ -24,6 +24,11 @@ log = logging.getLogger(__name__)
 
 # How often a long run logs its figures (a camera prints no per-frame lines).
 LOG_EVERY_S = 60.0
+# How long a stop waits for frames in flight before closing the sinks regardless; systemd's
+# TimeoutStopSec (20 s) and the 5 s promised for SIGTERM both leave room for the MQTT flush.
+SHUTDOWN_WAIT_S = 2.5
+# How long the outputs may take to catch up once a file source has ended.
+DRAIN_WAIT_S = 60.0
 
 
 def resolve_model(config: Config) -> Tuple[str, Optional[str]]:
@@ -71,6 +76,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
     mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats, stage is not None)
     sinks: list = [mqtt_sink] if mqtt_sink is not None else []
+    source = None
     try:
         s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
@@ -81,17 +87,19 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         elif not source.live:  # a camera's per-frame lines would flood the journal
             sinks.insert(0, SummarySink(stdout))
         sinks += local_sinks(config, annotate, stats, mqtt_reads)
+        drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
+        pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
+                            max_frames=config.pipeline.max_frames,
+                            processors=[stage] if stage else [], gate=gate)
     except BaseException:
-        for sink in sinks:  # nothing queued for MQTT may be lost on a bad source
+        if source is not None:
+            source.close()
+        for sink in sinks:  # nothing queued for MQTT may be lost on a bad setup
             sink.close()
         raise
     log.info("model %s on %s (%s, %d worker(s) x %s thread(s)), source %s", model,
              detectors[0].runtime.describe(), detectors[0].delegate, len(detectors),
              detectors[0].threads, source.name)
-    drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
-    pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
-                        max_frames=config.pipeline.max_frames,
-                        processors=[stage] if stage else [], gate=gate)
     summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration)
     if gate is not None:
         summary["motion"] = gate.stats.summary()
@@ -180,8 +188,14 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
     finally:
         if notifier:
             notifier.stopping(status="stopping")
+        # A source that ended gets its last frames written out; a stop request (SIGTERM,
+        # --duration) has a deadline. Either way a stage stuck in a driver or a sink must not
+        # cost the spool flush and `offline`.
+        asked_to_stop = pipeline.running
         pipeline.stop()
-        pipeline.wait()
+        limit = SHUTDOWN_WAIT_S if asked_to_stop else DRAIN_WAIT_S
+        if not pipeline.wait(limit):
+            log.warning("stages still busy after %.0f s; closing the outputs anyway", limit)
         pipeline.close_sinks()
         if notifier:
             notifier.close()
