@@ -147,7 +147,8 @@ class MqttSink:
             self._latest = result
             if tops and now - self._last_snapshot >= self._cfg.snapshot_interval:
                 self._publish_snapshot(now)
-            self._tick(now)
+            # Timed work (stats, occupancy turning off, requested snapshots) is left to the
+            # housekeeping thread, not repeated for every frame.
 
     def camera_status(self, online: bool) -> None:
         """Report whether frames arrive (retained, published on change). Going offline ends

@@ -45,6 +45,9 @@ class Spool:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS spool (row INTEGER PRIMARY KEY "
                              "AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL)")
+            # Counted once here, then kept in memory: COUNT(*) scans the table, and depth()
+            # is read on every append, every stats message and every web status poll.
+            self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         except sqlite3.Error as exc:
             raise EdgecamError(f"cannot open the MQTT spool {self.path}: {exc} "
                                "(check the state directory is writable)") from None
@@ -55,11 +58,13 @@ class Spool:
             cur = self._db.execute("INSERT INTO spool (topic, payload) VALUES (?, ?)",
                                    (topic, payload))
             row = int(cur.lastrowid)
-            excess = self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0] - self.max_rows
+            self._count += 1
+            excess = self._count - self.max_rows
             if excess > 0:
-                self._db.execute("DELETE FROM spool WHERE row IN (SELECT row FROM spool "
-                                 "ORDER BY row LIMIT ?)", (excess,))
-                self.dropped += excess
+                gone = self._db.execute("DELETE FROM spool WHERE row IN (SELECT row FROM spool "
+                                        "ORDER BY row LIMIT ?)", (excess,)).rowcount
+                self._count -= gone
+                self.dropped += gone
         if excess > 0:
             log.warning("mqtt: event spool full (%d): dropped the oldest %d event(s), %d in total",
                         self.max_rows, excess, self.dropped)
@@ -75,12 +80,11 @@ class Spool:
     def delete(self, row: int) -> None:
         """Forget a message (it was acknowledged)."""
         with self._lock:
-            self._db.execute("DELETE FROM spool WHERE row = ?", (row,))
+            self._count -= self._db.execute("DELETE FROM spool WHERE row = ?", (row,)).rowcount
 
     def depth(self) -> int:
         """How many messages wait for an acknowledgement."""
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+        return self._count
 
     def oldest(self) -> Optional[int]:
         """Row of the oldest message, None when empty."""
