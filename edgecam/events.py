@@ -143,14 +143,15 @@ class EventStage:
         # Every label is tracked (so a flicker to another class does not split an object);
         # only watched ones make events.
         update = self.tracker.update(apply_masks(result.detections, o.masks), frame.ts)
-        self._now = frame.ts
+        # Intervals use the monotonic clock: a Pi has no RTC and its wall clock jumps at NTP sync.
+        self._now = frame.mono
         events: List[dict] = []
         for t in update.alive:
-            st = self._state.setdefault(t.id, _TrackState(moved_ts=frame.ts, anchor=_centre(t.box)))
+            st = self._state.setdefault(t.id, _TrackState(moved_ts=frame.mono, anchor=_centre(t.box)))
             if t.id not in update.matched:
                 continue  # coasting: nothing new was seen
             if _distance(_centre(t.box), st.anchor) > o.still_distance:
-                st.anchor, st.moved_ts = _centre(t.box), frame.ts
+                st.anchor, st.moved_ts = _centre(t.box), frame.mono
             if not self._watched(t.label):
                 continue
             if st.best is None or t.score > st.best.score:
@@ -169,7 +170,7 @@ class EventStage:
             elif new_zones:
                 events.append(self._event("update", t, st, frame.seq, "zone"))
             elif (t.top_score >= st.last_event_score + o.score_step
-                  and frame.ts - st.last_event_ts >= o.update_interval):
+                  and self._now - st.last_event_ts >= o.update_interval):
                 events.append(self._event("update", t, st, frame.seq, "score"))
         for t in update.ended:
             st = self._state.pop(t.id, _TrackState())
@@ -195,7 +196,7 @@ class EventStage:
     # -- internals ------------------------------------------------------------------------
     def _event(self, kind: str, t: Track, st: _TrackState, seq: Optional[int],
                reason: Optional[str]) -> EventDict:
-        st.last_event_ts, st.last_event_score = t.last_seen, t.top_score
+        st.last_event_ts, st.last_event_score = self._now, t.top_score
         return EventDict({
             "type": "event", "event": kind, "id": t.id, "label": t.label,
             "score": round(t.score, 4), "top_score": round(t.top_score, 4),

@@ -101,14 +101,14 @@ class MotionGate:
                 reason = "motion"
             elif self._active():
                 reason = "tracking"
-            elif self._last_inference is None or frame.ts - self._last_inference >= self.options.keepalive:
+            elif self._last_inference is None or frame.mono - self._last_inference >= self.options.keepalive:
                 reason = "keepalive"
             else:
                 self.stats.skipped += 1
                 return False
             setattr(self.stats, reason, getattr(self.stats, reason) + 1)
             self.stats.inferred += 1
-            self._last_inference = frame.ts
+            self._last_inference = frame.mono  # monotonic: the wall clock jumps at NTP sync
             return True
 
 
