@@ -81,7 +81,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
                                         s.realtime, detectors[0].input_size),
-                             mqtt_sink.camera_status if mqtt_sink else None)
+                             lambda online: camera_status(online, mqtt_sink, stage and pipeline))
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
         elif not source.live:  # a camera's per-frame lines would flood the journal
@@ -106,6 +106,15 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     if stage is not None:
         summary["events"] = {"started": stage.started, "ended": stage.ended}
     return summary
+
+
+def camera_status(online: bool, mqtt_sink, pipeline: Optional[Pipeline]) -> None:
+    """A live source's frames stopped or came back: tell MQTT, and end the tracked objects
+    (nothing can be seen while the camera is away)."""
+    if mqtt_sink is not None:
+        mqtt_sink.camera_status(online)
+    if not online and pipeline is not None:
+        pipeline.end_tracks("camera_offline")
 
 
 def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats, tracked: bool):

@@ -179,6 +179,11 @@ class BoundedQueue:
             return len(self._items)
 
 
+@dataclass(frozen=True)
+class _EndTracks:
+    reason: str
+
+
 @dataclass
 class _Job:
     order: int
@@ -233,7 +238,6 @@ class Pipeline:
         self._next_order = 0
         self._emitted = 0
         self._last: Optional[FrameResult] = None
-        self._flushed = False
         self.error: Optional[BaseException] = None
         if drop:
             self._inbox = LatestSlot(self._count_drop)
@@ -344,6 +348,9 @@ class Pipeline:
                     ready = self._ordered.get()
                 except _Closed:
                     break
+                if isinstance(ready, _EndTracks):
+                    self._finish_processors(ready.reason)
+                    continue
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     continue
                 for process in self.processors:
@@ -357,7 +364,7 @@ class Pipeline:
                     q.put(ready)
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     self.stop()
-            self._flush_processors()
+            self._finish_processors("shutdown")
         except BaseException as exc:  # surfaced by run()
             self.error = self.error or exc
             self.stop()
@@ -427,17 +434,21 @@ class Pipeline:
             return True
         return joined([self._capture_thread, *self._workers, self._dispatcher, *self._sink_threads])
 
-    def _flush_processors(self) -> None:
-        # Stages that hold state (open tracks) close it now; their final events go to the
-        # sinks that want them, on the last frame, marked so no frame is reported twice.
-        if self._flushed or self._last is None:
+    def end_tracks(self, reason: str) -> None:
+        """Close what stateful stages hold open (tracks), e.g. when the camera went offline;
+        their final events reach the sinks in order with the frames (thread-safe)."""
+        self._ordered.put(_EndTracks(reason))
+
+    def _finish_processors(self, reason: str) -> None:
+        # Stages that hold state (open tracks) close it; their final events go to the sinks
+        # that want them, on the last frame, marked so no frame is reported twice.
+        if self._last is None:
             return
-        self._flushed = True
         events = []
         for process in self.processors:
             finish = getattr(process, "finish", None)
             if finish is not None:
-                events += finish(self._last.frame.seq)
+                events += finish(self._last.frame.seq, reason)
         if not events:
             return
         carrier = FrameResult(self._last.frame, (), 0.0, {}, skipped=True,

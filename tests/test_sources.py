@@ -218,3 +218,21 @@ def test_a_camera_that_hangs_is_given_up_after_the_stall_timeout_and_reopened(ca
     assert statuses[:3] == [True, False, True]
     assert cam.connections >= 2, "the hung device was given up and a new one opened"
     assert sum("lost" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_tracks_end_when_the_camera_goes_offline(camera, edgecam_cmd, cli_env):
+    proc = subprocess.Popen([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                             "--source", camera.url, "--json", "--track", "--watch", "dog",
+                             "--duration", "8"],
+                            env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    camera.stop()
+    time.sleep(2.0)
+    camera.start()
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    events = [e for e in map(json.loads, out.splitlines()) if e["type"] == "event"]
+    kinds = [(e["event"], e["reason"]) for e in events if e["event"] in ("start", "end")]
+    # Two dogs seen, both ended by the outage, seen again after it, ended at shutdown.
+    assert kinds == [("start", None)] * 2 + [("end", "camera_offline")] * 2 \
+        + [("start", None)] * 2 + [("end", "shutdown")] * 2, kinds
