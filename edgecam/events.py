@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .datatypes import BBox, FrameResult
 from .errors import EdgecamError
-from .tracker import Track, Tracker
+from .tracker import Track, Tracker, centre
+from .comms.topics import slug
+from .sinks import write_atomic
 from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,11 @@ class EventStage:
         self._now = frame.mono
         events: List[dict] = []
         for t in update.alive:
-            st = self._state.setdefault(t.id, _TrackState(moved_ts=frame.mono, anchor=_centre(t.box)))
+            st = self._state.setdefault(t.id, _TrackState(moved_ts=frame.mono, anchor=centre(t.box)))
             if t.id not in update.matched:
                 continue  # coasting: nothing new was seen
-            if _distance(_centre(t.box), st.anchor) > o.still_distance:
-                st.anchor, st.moved_ts = _centre(t.box), frame.mono
+            if _distance(centre(t.box), st.anchor) > o.still_distance:
+                st.anchor, st.moved_ts = centre(t.box), frame.mono
             if not self._watched(t.label):
                 continue
             if st.best is None or t.score > st.best.score:
@@ -228,10 +229,6 @@ class EventStage:
         return changed
 
 
-def _centre(box: BBox) -> Tuple[float, float]:
-    return ((box.x1 + box.x2) / 2.0, (box.y1 + box.y2) / 2.0)
-
-
 def _distance(a: Tuple[float, float], b: Tuple[float, float]) -> float:
     return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
 
@@ -246,29 +243,26 @@ def crop_box(box: BBox, width: int, height: int, margin: float = 0.1) -> Tuple[i
 
 def encode_snapshot(best: _Best, quality: int = 85) -> Optional[Snapshot]:
     """Full and cropped JPEGs of a track's best frame; None when it cannot be encoded."""
-    import cv2
+    from .annotate import encode_jpeg  # OpenCV: only when a track ends
 
     image = best.image
     h, w = image.shape[:2]
     x1, y1, x2, y2 = crop_box(best.box, w, h)
-    params = [int(cv2.IMWRITE_JPEG_QUALITY), quality]
-    ok_full, full = cv2.imencode(".jpg", image, params)
-    ok_crop, crop = cv2.imencode(".jpg", image[y1:y2, x1:x2], params)
-    if not (ok_full and ok_crop):
+    try:
+        full, crop = encode_jpeg(image, quality), encode_jpeg(image[y1:y2, x1:x2], quality)
+    except ValueError:
         log.warning("could not encode the snapshot of frame %d", best.seq)
         return None
-    return Snapshot(full.tobytes(), crop.tobytes(), best.score, best.seq)
+    return Snapshot(full, crop, best.score, best.seq)
 
 
 def write_snapshot(folder: Path, t: Track, snap: Snapshot) -> Dict[str, str]:
     """Write `<label>-<id>.jpg` and `<label>-<id>-crop.jpg`; their paths for the end event."""
     paths = {}
     for key, suffix, data in (("snapshot", "", snap.full), ("snapshot_crop", "-crop", snap.crop)):
-        path = folder / f"{t.label.replace(' ', '_')}-{t.id}{suffix}.jpg"
-        tmp = path.with_suffix(".jpg.tmp")
+        path = folder / f"{slug(t.label)}-{t.id}{suffix}.jpg"
         try:
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            write_atomic(path, data)
         except OSError as exc:
             log.warning("could not write snapshot %s: %s", path, exc.strerror)
             continue

@@ -16,7 +16,6 @@ import time
 from typing import Callable, Dict, Iterable, Optional
 
 from .comms.base import Communicator
-from .comms.dispatcher import Dispatcher
 from .comms.reliable import ReliablePublisher
 from .comms.stats import StatsCollector, dropped_counter
 from .comms.topics import Topics
@@ -61,12 +60,14 @@ def detections_payload(result: FrameResult, model_name: str) -> dict:
             "detections": [d.to_dict() for d in result.detections]}
 
 
-def encode_jpeg(image) -> Optional[bytes]:
-    """JPEG bytes of a BGR image, None when it cannot be encoded."""
-    import cv2  # heavy: only when a snapshot is actually due
+def snapshot_jpeg(image) -> Optional[bytes]:
+    """JPEG bytes of a snapshot, None when it cannot be encoded (nothing is published then)."""
+    from .annotate import encode_jpeg  # OpenCV: only when a snapshot is actually due
 
-    ok, buf = cv2.imencode(".jpg", image, [int(cv2.IMWRITE_JPEG_QUALITY), JPEG_QUALITY])
-    return buf.tobytes() if ok else None
+    try:
+        return encode_jpeg(image, JPEG_QUALITY)
+    except ValueError:
+        return None
 
 
 class MqttSink:
@@ -252,7 +253,7 @@ class MqttSink:
     def _publish_snapshot(self, now: float) -> None:
         self._snapshot_requested = False
         self._last_snapshot = now
-        data = encode_jpeg(self._annotate(self._latest))
+        data = snapshot_jpeg(self._annotate(self._latest))
         if data:
             self._comm.publish(self.topics.snapshot, data, retain=True)
 

@@ -16,6 +16,7 @@ from typing import Callable, Optional, Sequence, TextIO
 import cv2
 import numpy as np
 
+from .annotate import encode_jpeg
 from .datatypes import FrameResult
 from .errors import EdgecamError
 
@@ -144,15 +145,18 @@ def _make_dir(folder: Path) -> None:
         raise EdgecamError(f"cannot create folder {folder}: {exc.strerror}") from None
 
 
-def _write_jpeg(path: Path, image: np.ndarray) -> None:
-    # Write then rename, so a reader never sees half a JPEG.
-    tmp = path.with_suffix(".jpg.tmp")
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        log.warning("could not encode %s", path)
-        return
-    tmp.write_bytes(buf.tobytes())
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write then rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def _write_jpeg(path: Path, image: np.ndarray) -> None:
+    try:
+        write_atomic(path, encode_jpeg(image))
+    except ValueError:
+        log.warning("could not encode %s", path)
 
 
 def output_sink(target: str, fps: float, annotate: Annotate) -> Sink:

@@ -7,7 +7,7 @@ numbers in the public TFLite schema (schema.fbs), so no generated code is requir
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import flatbuffers
 from flatbuffers import flexbuffers

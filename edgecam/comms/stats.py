@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Deque, Optional
+from typing import Callable, Deque
 
 from ..stats import soc_temperature, summarize
 
