@@ -18,13 +18,14 @@ from conftest import COCO_LABELS, IMAGES, SSD_MODEL
 
 
 class PhotoCamera(Source):
-    """A live source made of real photos, produced as fast as `fps` allows."""
+    """A live source made of real photos, produced as fast as `fps` allows; each photo is
+    shown for `hold` frames in a row (a scene), then the next one."""
 
     live = True
 
-    def __init__(self, fps: float, count: int):
+    def __init__(self, fps: float, count: int, hold: int = 1):
         super().__init__()
-        self.name, self.fps, self.count = "photo-camera", fps, count
+        self.name, self.fps, self.count, self.hold = "photo-camera", fps, count, hold
         self.images = [cv2.resize(cv2.imread(str(IMAGES / n)), (640, 480))
                        for n in ("pets.jpg", "traffic.bmp", "grace_hopper.bmp")]
 
@@ -37,7 +38,7 @@ class PhotoCamera(Source):
             if self.closed:
                 return
             # A fresh buffer per frame, as a camera delivers.
-            yield self._frame(self.images[i % len(self.images)].copy())
+            yield self._frame(self.images[(i // self.hold) % len(self.images)].copy())
 
 
 class SleepySink(Sink):
@@ -176,7 +177,9 @@ def test_slow_sink_still_gets_every_event(detector):
             self.seqs.append(result.frame.seq)
 
     slow = EventSink("slow", 0.05)
-    pipeline = Pipeline(PhotoCamera(fps=1000, count=400), [detector], [slow], drop=True,
+    # Scenes of 100 frames: a track starts only after several inferred frames in a row
+    # see its object, whatever the machine's speed (a photo per frame made that luck).
+    pipeline = Pipeline(PhotoCamera(fps=1000, count=400, hold=100), [detector], [slow], drop=True,
                         processors=[stage])
     pipeline.start()
     assert pipeline.wait(60)
