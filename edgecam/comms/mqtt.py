@@ -18,6 +18,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from ..errors import EdgecamError
+from .acks import AckFilter
 from .base import AckListener, Communicator, ConnectionListener, MessageCallback, Payload
 
 log = logging.getLogger("edgecam.mqtt")
@@ -56,6 +57,7 @@ class MqttCommunicator(Communicator):
         self._retained: "OrderedDict[str, Tuple[bytes, int]]" = OrderedDict()
         self._conn_listeners: List[ConnectionListener] = []
         self._ack_listeners: List[AckListener] = []
+        self._acks = AckFilter()
         self._connected = False
         self._ever_connected = False
         self._reported: Optional[str] = None  # last state logged, so each is logged once
@@ -124,6 +126,9 @@ class MqttCommunicator(Communicator):
             return None
         if qos == 0 or info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
             return None
+        acked = self._acks.sent(info.mid)
+        if acked is not None:  # the PUBACK beat publish() back here
+            self._forward_ack(info.mid, acked)
         return info.mid
 
     def subscribe(self, topic: str, callback: MessageCallback) -> None:
@@ -207,8 +212,12 @@ class MqttCommunicator(Communicator):
 
     def _on_publish(self, _client, _userdata, mid, reason_code, _properties) -> None:
         accepted = not reason_code.is_failure
-        if not accepted:
+        if not accepted:  # only a PUBACK carries a failure, never a written QoS 0 message
             log.warning("mqtt: broker rejected message %s: %s", mid, reason_code)
+        if self._acks.reported(mid, accepted):
+            self._forward_ack(mid, accepted)
+
+    def _forward_ack(self, mid: int, accepted: bool) -> None:
         for listener in self._ack_listeners:
             listener(mid, accepted)
 
