@@ -88,6 +88,9 @@ def test_events_survive_a_broker_crash_in_order(mqtt_broker_restartable, tmp_pat
         assert sub1.wait_for(lambda s: comm.connected, 10)
         _alternate(sink, range(0, 10))
         sub1.wait_topic(f"{PREFIX}/events", count=10)
+        # The subscriber can get an event before its PUBACK reaches us: kill only once all
+        # ten were acknowledged, so the spool holds exactly what was sent while down.
+        assert sub1.wait_for(lambda s: sink.spool_depth() == 0, 10)
         sub1.close()
         broker.kill()
         _alternate(sink, range(10, 20))  # broker down: these go to the spool only
