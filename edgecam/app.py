@@ -18,7 +18,7 @@ from .detector import DetectOptions, Detector
 from .errors import EdgecamError
 from .pipeline import Pipeline
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
-from .sources import SourceSpec, open_source
+from .sources import SourceSpec, is_live, open_source
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,28 @@ def resolve_model(config: Config) -> Tuple[str, Optional[str]]:
     return str(model), config.model.labels or (str(labels) if labels else None)
 
 
+AUTO_WORKERS_MAX = 4  # beyond this, more interpreters add memory, not frames
+
+
+def worker_count(config: Config, cores: int) -> int:
+    """Interpreters to run: the configured number, or for 0 (auto) one for live sources, the
+    Edge TPU and motion gating (latency mode: the freshest frame; one device; frames mostly
+    skipped), and for files one per core (or per `threads` cores), up to AUTO_WORKERS_MAX
+    (throughput mode: files have no deadline, and single-thread interpreters waste less CPU
+    than one spread over the cores)."""
+    if config.pipeline.workers:
+        return config.pipeline.workers
+    if config.model.delegate == "edgetpu" or config.motion.enabled \
+            or is_live(config.source.uri, config.source.realtime):
+        return 1
+    return max(1, min(AUTO_WORKERS_MAX, cores // (config.model.threads or 1)))
+
+
 def load_detectors(config: Config, model: str, labels: Optional[str]) -> List[Detector]:
     """One Detector per worker; threads are split between workers unless set explicitly."""
-    workers = config.pipeline.workers
-    threads = config.model.threads or max(1, (os.cpu_count() or 1) // workers)
+    cores = os.cpu_count() or 1
+    workers = worker_count(config, cores)
+    threads = config.model.threads or max(1, cores // workers)
     d = config.detect
     options = DetectOptions(d.threshold, tuple(d.classes), d.max_detections, d.min_area, d.resize)
     first = Detector.load(model, labels, threads=threads, delegate=config.model.delegate, options=options)

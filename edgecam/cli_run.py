@@ -41,7 +41,7 @@ def _split_host_port(value):
 @click.option("--loop/--no-loop", default=None, help="Repeat file sources.")
 @click.option("--realtime/--no-realtime", default=None, help="Pace a video file at its fps, like a camera.")
 @click.option("--drop/--no-drop", default=None, help="Drop frames when busy (default: live sources only).")
-@click.option("--workers", type=int, help="Interpreters on consecutive frames (throughput mode).")
+@click.option("--workers", type=int, help="Interpreters on consecutive frames (throughput mode); 1: latency mode; default: 1 for cameras, one per core for files.")
 @click.option("--output", help="FILE.mp4 for annotated video, or DIR/ for annotated JPEGs.")
 @click.option("--snapshot-dir", help="Write a JPEG when a watched label is seen.")
 @click.option("--track/--no-track", default=None, help="Track watched objects: start/update/end events, zones, masks ([track]).")

@@ -148,7 +148,7 @@ class MqttConfig:
 class PipelineConfig:
     """How the stages run: inference workers and whether frames may be dropped."""
 
-    workers: int = field(default=1, metadata=_opt(int, _between(1, 16), "interpreters working on consecutive frames (throughput mode); 1: latency mode"))
+    workers: int = field(default=0, metadata=_opt(int, _between(0, 16), "interpreters working on consecutive frames (throughput mode); 1: latency mode; 0: 1 for cameras, streams, the Edge TPU and motion gating, one per core (up to 4) for files"))
     drop: Optional[bool] = field(default=None, metadata=_opt(bool, help="drop frames when inference is busy; default: yes for live sources, no for files"))
     max_frames: Optional[int] = field(default=None, metadata=_opt(int, _positive, "stop after this many processed frames"))
     duration: Optional[float] = field(default=None, metadata=_opt(float, _positive, "stop after this many seconds"))

@@ -392,6 +392,19 @@ def picamera_available() -> bool:
     return True
 
 
+def is_live(uri: str, realtime: bool = False) -> bool:
+    """Whether a source URI names a camera or stream, whose frames come on their own clock;
+    a video file counts as live only when `realtime` paces it. Opens nothing."""
+    uri = uri.strip()
+    if uri in ("auto", "picamera") or uri.startswith(STREAM_SCHEMES) or uri.isdigit() \
+            or uri.startswith("/dev/video"):
+        return True
+    path = Path(uri).expanduser()
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
+    return realtime
+
+
 def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None) -> Source:
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits."""
     uri = spec.uri.strip()

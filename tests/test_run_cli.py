@@ -220,3 +220,40 @@ def test_bad_options_are_one_line_too(edgecam_cmd, cli_env, args, message):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("edgecam: error: ") and message in lines[0]
+
+
+def test_worker_count_auto_is_throughput_for_files_and_latency_for_cameras():
+    import dataclasses
+    from edgecam.app import AUTO_WORKERS_MAX, worker_count
+    from edgecam.config import Config
+
+    def config(uri="clip.mp4", **sections):
+        c = Config()
+        c = dataclasses.replace(c, source=dataclasses.replace(c.source, uri=uri))
+        for name, values in sections.items():
+            c = dataclasses.replace(c, **{name: dataclasses.replace(getattr(c, name), **values)})
+        return c
+
+    assert worker_count(config(), cores=2) == 2
+    assert worker_count(config(), cores=64) == AUTO_WORKERS_MAX
+    assert worker_count(config(model={"threads": 2}), cores=4) == 2
+    assert worker_count(config("picamera"), cores=4) == 1
+    assert worker_count(config("rtsp://cam/s"), cores=4) == 1
+    assert worker_count(config(source={"uri": "clip.mp4", "realtime": True}), cores=4) == 1
+    assert worker_count(config(model={"delegate": "edgetpu"}), cores=4) == 1
+    assert worker_count(config(motion={"enabled": True}), cores=4) == 1
+    assert worker_count(config(pipeline={"workers": 3}), cores=1) == 3
+
+
+def test_a_video_file_runs_in_throughput_mode_by_default_and_keeps_order(edgecam_cmd, cli_env, pan_video):
+    import os
+    from edgecam.app import AUTO_WORKERS_MAX
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--json")
+    assert out.returncode == 0, out.stderr
+    workers = max(1, min(AUTO_WORKERS_MAX, os.cpu_count()))
+    assert f"{workers} worker(s) x 1 thread(s)" in out.stderr
+    assert [f["seq"] for f in json_lines(out.stdout)] == list(range(24))
+    paced = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--realtime",
+                "--max-frames", "3", "--json")
+    assert paced.returncode == 0, paced.stderr
+    assert "1 worker(s) x" in paced.stderr

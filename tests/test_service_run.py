@@ -70,6 +70,10 @@ def test_ready_watchdog_and_sigterm(edgecam_cmd, cli_env, notify_socket, mqtt_br
     first_line = proc.stdout.readline()
     first_frame_at = time.monotonic()
     assert json.loads(first_line)["type"] == "frame"
+    # A healthy service has its output read: a full pipe would stall the loop (next test).
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     assert sub.wait_for(lambda s: b"online" in s.on("edgecam/cam1/availability"), 10)
     assert sub.wait_topic("edgecam/cam1/dog/count", 10)
     time.sleep(2.5)
@@ -83,14 +87,16 @@ def test_ready_watchdog_and_sigterm(edgecam_cmd, cli_env, notify_socket, mqtt_br
     assert max(gaps) < 0.5 + 0.25, gaps  # under half the 1 s watchdog (+ the loop's poll)
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    proc.wait(timeout=10)
+    reader.join(5)
+    err = proc.stderr.read()
     assert proc.returncode == 0, err
     assert time.monotonic() - sent < 5
     assert notify_socket.times_of("STOPPING=1")
     assert sub.wait_for(lambda s: s.on("edgecam/cam1/availability")[-1:] == [b"offline"], 5)
     events = [json.loads(p) for p in sub.on("edgecam/cam1/events")]
     assert [e["type"] for e in events][:1] == ["start"] and events[-1]["type"] == "end"
-    for line in out.splitlines():
+    for line in lines:
         json.loads(line)  # stdout stays pure JSON lines up to the end
 
 

@@ -233,3 +233,12 @@ def test_tracks_end_when_the_camera_goes_offline(camera, edgecam_cmd, cli_env):
     # Two dogs seen, both ended by the outage, seen again after it, ended at shutdown.
     assert kinds == [("start", None)] * 2 + [("end", "camera_offline")] * 2 \
         + [("start", None)] * 2 + [("end", "shutdown")] * 2, kinds
+
+
+def test_live_sources_are_told_from_files_without_opening_them(tmp_path):
+    from edgecam.sources import is_live
+    for uri in ("auto", "picamera", "0", "/dev/video2", "rtsp://cam/stream", "http://cam/video.mjpg"):
+        assert is_live(uri), uri
+    video = tmp_path / "clip.mp4"
+    assert not is_live(str(video)) and is_live(str(video), realtime=True)
+    assert not is_live(str(IMAGES)) and not is_live(str(IMAGES / "pets.jpg"), realtime=True)
