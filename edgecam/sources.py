@@ -392,12 +392,17 @@ def picamera_available() -> bool:
     return True
 
 
+def _names_camera(uri: str) -> bool:
+    """True for the URIs open_source opens as a LiveSource (cameras and streams)."""
+    return uri in ("auto", "picamera") or uri.startswith(STREAM_SCHEMES) or uri.isdigit() \
+        or uri.startswith("/dev/video")
+
+
 def is_live(uri: str, realtime: bool = False) -> bool:
     """Whether a source URI names a camera or stream, whose frames come on their own clock;
     a video file counts as live only when `realtime` paces it. Opens nothing."""
     uri = uri.strip()
-    if uri in ("auto", "picamera") or uri.startswith(STREAM_SCHEMES) or uri.isdigit() \
-            or uri.startswith("/dev/video"):
+    if _names_camera(uri):
         return True
     path = Path(uri).expanduser()
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
@@ -408,6 +413,18 @@ def is_live(uri: str, realtime: bool = False) -> bool:
 def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None) -> Source:
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits."""
     uri = spec.uri.strip()
+    if _names_camera(uri):  # the same test is_live() uses
+        return _open_camera(uri, spec, on_status)
+    path = Path(uri).expanduser()
+    if not path.exists():
+        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
+                           "an rtsp:// or http:// URL, a video file, an image or a folder)")
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path, spec.loop)
+    return VideoSource(path, spec.loop, spec.realtime)
+
+
+def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]]) -> Source:
     if uri == "auto":
         if picamera_available():
             uri = "picamera"
@@ -419,17 +436,7 @@ def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = 
     if uri == "picamera":
         import_picamera2()
         return LiveSource("picamera", lambda: PicameraCapture(spec), spec.stall_timeout, on_status)
-    if uri.startswith(STREAM_SCHEMES):
-        return LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
-    if uri.isdigit() or uri.startswith("/dev/video"):
-        if not uri.isdigit() and not os.path.exists(uri):
-            raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "
-                               "`ls /dev/video*`")
-        return LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
-    path = Path(uri).expanduser()
-    if not path.exists():
-        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
-                           "an rtsp:// or http:// URL, a video file, an image or a folder)")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageSource(path, spec.loop)
-    return VideoSource(path, spec.loop, spec.realtime)
+    if not uri.startswith(STREAM_SCHEMES) and not uri.isdigit() and not os.path.exists(uri):
+        raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "
+                           "`ls /dev/video*`")
+    return LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
