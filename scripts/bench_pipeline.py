@@ -198,6 +198,21 @@ class PacedSource(Source):
 
 # ------------------------------------------------------------------------------ measurements
 
+def cpu_busy_fraction(seconds: float = 1.0) -> float:
+    """How busy all CPUs are over `seconds`, from /proc/stat (0 where it is unreadable)."""
+    def sample():
+        with open("/proc/stat") as fh:
+            fields = [int(v) for v in fh.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
 def raw_invoke(model: str, frame: np.ndarray, threads: int, runs: int, warmup: int = 10):
     """(fps, ms samples) of interpreter.invoke() alone on a real frame's input."""
     det = Detector.load(model, threads=threads)
@@ -215,16 +230,16 @@ def raw_invoke(model: str, frame: np.ndarray, threads: int, runs: int, warmup: i
     return runs / (time.perf_counter() - t_start), samples
 
 
-def interpreter_cpu_ms(model: str, frame: np.ndarray, threads: int, runs: int) -> float:
-    """CPU time (all of the interpreter's threads) one invoke costs, in ms."""
+def interpreter_cpu_ms(model: str, frame: np.ndarray, threads: int, runs: int):
+    """(CPU ms of all the interpreter's threads, wall ms) one invoke costs, from one loop."""
     det = Detector.load(model, threads=threads)
     tensor, _ = det.preprocess(frame)
     for _ in range(10):
         det.invoke(tensor)
-    start = time.process_time()
+    cpu, wall = time.process_time(), time.perf_counter()
     for _ in range(runs):
         det.invoke(tensor)
-    return (time.process_time() - start) / runs * 1e3
+    return ((time.process_time() - cpu) / runs * 1e3, (time.perf_counter() - wall) / runs * 1e3)
 
 
 def side_work_cpu_ms(model, labels, video: Path, frames: List[np.ndarray], *, mqtt_port=None,
@@ -349,11 +364,11 @@ def main(argv=None) -> int:
             mqtt_note = "no broker (mosquitto not installed): publish = JSON serialisation only"
         cores = os.cpu_count()
         print(f"model {Path(args.model).name}, video {W}x{H} x {len(frames)} frames, {cores} cores, {mqtt_note}")
-        load = os.getloadavg()[0]
-        if load > 0.5:
+        busy = cpu_busy_fraction()
+        if busy > 0.15:
             # Measured: a 30 fps edgecam in the background slowed raw 1x2-thread invoke more
             # than the 2x1 workers pipeline, lifting that ratio from about 0.9 to 0.98.
-            print(f"WARNING: load average {load:.2f} before the run: other work on the machine "
+            print(f"WARNING: the CPUs were {busy:.0%} busy before the run: other work on the machine "
                   "skews the ratios (a 2-thread invoke suffers most); run it on an idle machine")
 
         # Other load on the machine drifts the interpreter's speed during a run, so every
@@ -388,12 +403,14 @@ def main(argv=None) -> int:
             workers=1, threads=2, drop=True, **wiring)
         # The most any schedule could reach here: every core busy, and per frame the CPU the
         # interpreter(s) need plus the side work done once, in one thread.
-        (cpu2, cpu1, side), cap_raw, _ = bracketed(lambda: (
-            interpreter_cpu_ms(args.model, frames[0], 2, args.raw_runs),
-            interpreter_cpu_ms(args.model, frames[0], 1, args.raw_runs // 2),
-            side_work_cpu_ms(args.model, args.labels, video, frames[:100], **wiring)))
-        ceiling_latency = cores * 1000.0 / (cpu2 + side) / cap_raw
-        ceiling_workers = cores * 1000.0 / (cpu1 + side) / cap_raw
+        # The reference is the wall time of the same 2-thread loop the CPU time comes from:
+        # raw fps measured at another moment would carry the machine's drift into the ratio.
+        (cpu2, wall2), (cpu1, _) = (interpreter_cpu_ms(args.model, frames[0], 2, args.raw_runs),
+                                    interpreter_cpu_ms(args.model, frames[0], 1, args.raw_runs // 2))
+        side = side_work_cpu_ms(args.model, args.labels, video, frames[:100], **wiring)
+        cap_raw = 1000.0 / wall2
+        ceiling_latency = cores * wall2 / (cpu2 + side)
+        ceiling_workers = cores * wall2 / (cpu1 + side)
         invoke = summarize(raw_samples)
 
         live_inv = live_stats.inference_ms.summary()
