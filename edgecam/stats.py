@@ -133,14 +133,14 @@ class ResourceSampler:
 
     def reset(self) -> None:
         """Start a new interval now."""
-        t = os.times()
-        self._cpu0 = t.user + t.system
+        # process_time() counts every thread at nanosecond resolution; os.times() counts in
+        # 10 ms clock ticks, which read 0 % for a short probe on a fast machine.
+        self._cpu0 = time.process_time()
         self._wall0 = time.monotonic()
 
     def sample(self) -> ResourceUsage:
         """Usage since the interval started (peak RSS is the process lifetime's peak)."""
-        t = os.times()
-        cpu = t.user + t.system - self._cpu0
+        cpu = time.process_time() - self._cpu0
         wall = time.monotonic() - self._wall0
         return ResourceUsage(wall, cpu, 100.0 * cpu / wall if wall > 0 else 0.0, _peak_rss_mb())
 
