@@ -214,7 +214,8 @@ def cpu_busy_fraction(seconds: float = 1.0) -> float:
 
 
 def raw_invoke(model: str, frame: np.ndarray, threads: int, runs: int, warmup: int = 10):
-    """(fps, ms samples) of interpreter.invoke() alone on a real frame's input."""
+    """(fps, ms samples, CPU ms per invoke of all the interpreter's threads) of
+    interpreter.invoke() alone on a real frame's input, all from one loop."""
     det = Detector.load(model, threads=threads)
     tensor, _ = det.preprocess(frame)
     interp = load_interpreter(model, threads=threads, runtime=det.runtime)
@@ -222,24 +223,13 @@ def raw_invoke(model: str, frame: np.ndarray, threads: int, runs: int, warmup: i
     for _ in range(warmup):
         interp.invoke()
     samples = []
-    t_start = time.perf_counter()
+    cpu_start, t_start = time.process_time(), time.perf_counter()
     for _ in range(runs):
         t0 = time.perf_counter()
         interp.invoke()
         samples.append((time.perf_counter() - t0) * 1e3)
-    return runs / (time.perf_counter() - t_start), samples
-
-
-def interpreter_cpu_ms(model: str, frame: np.ndarray, threads: int, runs: int):
-    """(CPU ms of all the interpreter's threads, wall ms) one invoke costs, from one loop."""
-    det = Detector.load(model, threads=threads)
-    tensor, _ = det.preprocess(frame)
-    for _ in range(10):
-        det.invoke(tensor)
-    cpu, wall = time.process_time(), time.perf_counter()
-    for _ in range(runs):
-        det.invoke(tensor)
-    return ((time.process_time() - cpu) / runs * 1e3, (time.perf_counter() - wall) / runs * 1e3)
+    cpu_ms = (time.process_time() - cpu_start) / runs * 1e3
+    return runs / (time.perf_counter() - t_start), samples, cpu_ms
 
 
 def side_work_cpu_ms(model, labels, video: Path, frames: List[np.ndarray], *, mqtt_port=None,
@@ -257,7 +247,7 @@ def side_work_cpu_ms(model, labels, video: Path, frames: List[np.ndarray], *, mq
     try:
         n, start = 0, time.process_time()
         for frame in VideoSource(video).frames():
-            _, transform = det.preprocess(frame.image)
+            det.preprocess(frame.image)  # the resize every frame needs; the tensor is not used
             result = FrameResult(frame, found[n % len(found)], 4.0, {})
             for sink in sinks:
                 sink.handle(result)
@@ -376,9 +366,9 @@ def main(argv=None) -> int:
         raw_samples: List[float] = []
 
         def bracketed(measure):
-            before, s1 = raw_invoke(args.model, frames[0], 2, args.raw_runs)
+            before, s1, _ = raw_invoke(args.model, frames[0], 2, args.raw_runs)
             value = measure()
-            after, s2 = raw_invoke(args.model, frames[0], 2, args.raw_runs)
+            after, s2, _ = raw_invoke(args.model, frames[0], 2, args.raw_runs)
             raw_samples.extend(s1 + s2)
             return value, (before + after) / 2, (before, after)
 
@@ -405,12 +395,11 @@ def main(argv=None) -> int:
         # interpreter(s) need plus the side work done once, in one thread.
         # The reference is the wall time of the same 2-thread loop the CPU time comes from:
         # raw fps measured at another moment would carry the machine's drift into the ratio.
-        (cpu2, wall2), (cpu1, _) = (interpreter_cpu_ms(args.model, frames[0], 2, args.raw_runs),
-                                    interpreter_cpu_ms(args.model, frames[0], 1, args.raw_runs // 2))
+        cap_raw, _, cpu2 = raw_invoke(args.model, frames[0], 2, args.raw_runs)
+        _, _, cpu1 = raw_invoke(args.model, frames[0], 1, args.raw_runs // 2)
         side = side_work_cpu_ms(args.model, args.labels, video, frames[:100], **wiring)
-        cap_raw = 1000.0 / wall2
-        ceiling_latency = cores * wall2 / (cpu2 + side)
-        ceiling_workers = cores * wall2 / (cpu1 + side)
+        ceiling_latency = cores * 1000.0 / cap_raw / (cpu2 + side)
+        ceiling_workers = cores * 1000.0 / cap_raw / (cpu1 + side)
         invoke = summarize(raw_samples)
 
         live_inv = live_stats.inference_ms.summary()

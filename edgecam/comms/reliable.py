@@ -89,8 +89,8 @@ class ReliablePublisher:
         if kind == "ack":
             row = self._held.pop(arg, None)
             if row is None:
-                # paho reports every publish, the per-frame QoS 0 ones too: not ours, and
-                # nothing was freed, so there is no reason to query the spool again.
+                # A QoS 1 message that is not from the spool (retained state): nothing was
+                # freed, so there is no reason to query the spool again.
                 return
             self.spool.delete(row)
             if not self._held:
