@@ -7,7 +7,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import EdgecamError
 
@@ -17,6 +17,7 @@ else:  # pragma: no cover - exercised on Raspberry Pi OS Bullseye/Bookworm pytho
     import tomli as tomllib
 
 DEFAULT_CONFIG_PATH = "/etc/edgecam/config.toml"
+CONFIG_FILE_NAME = "config.toml"
 
 
 def _between(lo, hi):
@@ -278,19 +279,52 @@ def load_file(path: str) -> Config:
     return from_mapping(data)
 
 
+def default_config_path(env: Optional[Mapping[str, str]] = None) -> str:
+    """The file read when none is named: config.toml in systemd's $CONFIGURATION_DIRECTORY
+    when set, else /etc/edgecam/config.toml (the service's config, see README: Configuration)."""
+    env = os.environ if env is None else env
+    folder = env.get("CONFIGURATION_DIRECTORY", "").split(":")[0]
+    return os.path.join(folder, CONFIG_FILE_NAME) if folder else DEFAULT_CONFIG_PATH
+
+
+def _note_on_stderr(message: str) -> None:
+    sys.stderr.write(f"edgecam: note: {message}\n")
+
+
+def load_default(path: str, note: Callable[[str], None] = _note_on_stderr) -> Config:
+    """The default file when present, else the defaults.
+
+    After install.sh the default is the service's private file (0640 root:edgecam): a user's
+    own run that may not read it gets the defaults and one `note`, not an error. A file named
+    explicitly (--config) that cannot be read stays an error (load_file).
+    """
+    try:
+        with open(path, "rb"):
+            pass
+    except FileNotFoundError:
+        return Config()
+    except PermissionError as exc:
+        note(f"skipped {path} ({exc.strerror}: it is the edgecam service's config); using the "
+             "defaults; give --config FILE to use a config file of your own")
+        return Config()
+    except OSError:
+        pass  # load_file names the problem
+    return load_file(path)
+
+
 def resolve(config_path: Optional[str], overrides: Mapping[str, Mapping[str, Any]],
-            env: Optional[Mapping[str, str]] = None) -> Config:
-    """File (explicit, else /etc/edgecam/config.toml when present) < env EDGECAM_* < overrides.
+            env: Optional[Mapping[str, str]] = None,
+            note: Callable[[str], None] = _note_on_stderr) -> Config:
+    """File (explicit, else the default file when present and readable) < env EDGECAM_* <
+    overrides. `note(message)` is told when an unreadable default file is skipped.
 
     `overrides` holds only the options a user actually gave; None values are ignored.
     """
     env = os.environ if env is None else env
     if config_path:
         config = load_file(config_path)
-    elif os.path.exists(DEFAULT_CONFIG_PATH):
-        config = load_file(DEFAULT_CONFIG_PATH)
     else:
-        config = Config()
+        config = load_default(default_config_path(env), note)
     config = from_mapping(env_overrides(env), config)
     given = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in overrides.items()}
     return from_mapping({s: v for s, v in given.items() if v}, config)

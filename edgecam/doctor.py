@@ -369,10 +369,16 @@ def format_table(rows: Sequence[Check]) -> str:
 def doctor_command(config_path):
     """Check runtime, camera, Edge TPU, model, broker, disk and temperature; exit 1 on failure."""
     rows: List[Check] = []
+    skipped: List[str] = []
     try:
-        config = cfg.resolve(config_path, {})
-        rows.append(Check("config", OK, config_path or (cfg.DEFAULT_CONFIG_PATH if os.path.exists(
-            cfg.DEFAULT_CONFIG_PATH) else "defaults (no config file)")))
+        config = cfg.resolve(config_path, {}, note=skipped.append)
+        default = cfg.default_config_path()
+        if skipped:
+            rows.append(Check("config", WARN, skipped[0], "check the service's config as its user: "
+                              f"`sudo -u edgecam /opt/edgecam/venv/bin/edgecam doctor --config {default}`"))
+        else:
+            rows.append(Check("config", OK, config_path or (
+                default if os.path.exists(default) else "defaults (no config file)")))
     except EdgecamError as exc:
         config = cfg.Config()
         rows.append(Check("config", FAIL, str(exc), "fix the file (`edgecam config check FILE`); "
