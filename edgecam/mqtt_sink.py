@@ -178,13 +178,16 @@ class MqttSink:
                 self._tick(self._clock())
 
     def close(self, timeout: float = 2.0) -> None:
-        """End active events, wait (up to `timeout` s) for the spool to be acknowledged,
-        publish `offline` and disconnect. Unacknowledged events stay spooled for the next run."""
+        """End active events, report the camera `offline`, wait (up to `timeout` s) for the
+        spool to be acknowledged, publish `offline` and disconnect. Unacknowledged events stay
+        spooled for the next run."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._finish_events("shutdown")
+            # No frames come from a stopped process: the retained status must not say online.
+            self.camera_status(False)
         self._stop.set()
         self._thread.join(1.0)
         if not self._reliable.flush(timeout) and self._reliable.depth():

@@ -144,3 +144,18 @@ def test_detections_rate_limit(mqtt_broker, tmp_path, subscriber_factory):
         assert events[-1]["type"] == "end" and events[-1]["reason"] == "camera_offline"
     finally:
         sink.close()
+
+
+def test_a_clean_stop_leaves_the_camera_status_offline(mqtt_broker, tmp_path, subscriber_factory):
+    sub, sink, *_ = _start(mqtt_broker, tmp_path, subscriber_factory)
+    try:
+        sink.handle(frame_result(0))
+        assert sub.wait_topic(f"{PREFIX}/camera/status") == [b"online"]
+    finally:
+        sink.close()
+    assert sub.wait_for(lambda s: s.on(f"{PREFIX}/availability")[-1:] == [b"offline"], 5)
+    # Like the availability topic, what a subscriber finds after the stop says offline.
+    late = subscriber_factory(mqtt_broker.host, mqtt_broker.port, f"{PREFIX}/+/status")
+    assert late.wait_topic(f"{PREFIX}/camera/status", timeout=5) == [b"offline"]
+    assert sub.on(f"{PREFIX}/camera/status") == [b"online", b"offline"]
+
