@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 
+from edgecam import __version__
 from edgecam.comms import build_mqtt
+from edgecam.comms.ha_discovery import discovery_configs
+from edgecam.comms.topics import Topics
 from mqtt_helpers import detect_config, mqtt_config
 
 PREFIX = "edgecam/cam1"
@@ -80,3 +85,20 @@ def test_a_removed_label_gets_its_discovery_cleared(mqtt_broker, tmp_path, subsc
         assert f"homeassistant/binary_sensor/{NODE}/person_occupancy/config" in topics
     finally:
         second.close()
+
+
+def test_each_discovery_config_is_sent_once_at_connect(mqtt_broker, tmp_path, subscriber_factory):
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
+    watch = ("person", "dog")
+    wanted = discovery_configs("cam1", Topics(PREFIX), "homeassistant", watch, "ssd", __version__)
+    sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(watch),
+                          tmp_path / "state", "ssd")
+    try:
+        assert sub.wait_for(lambda s: set(wanted) <= {m.topic for m in s.messages}, 10)
+        # Anything sent a second time arrives right behind the first copy; give it time.
+        time.sleep(1.5)
+        sent = Counter(m.topic for m in sub.messages)
+        assert set(sent) == set(wanted)
+        assert {t: n for t, n in sent.items() if n != 1} == {}
+    finally:
+        sink.close()

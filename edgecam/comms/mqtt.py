@@ -38,7 +38,8 @@ class MqttCommunicator(Communicator):
 
     Every retained message published is remembered (latest per topic) and published again
     after each reconnect, so subscribers see current state even if the broker lost it or
-    was down when it changed.
+    was down when it changed. While disconnected a retained message is only remembered: the
+    next connect sends it, once.
     """
 
     def __init__(self, host: str, port: int = 1883, *, client_id: str, availability_topic: str,
@@ -117,6 +118,10 @@ class MqttCommunicator(Communicator):
                 if data:
                     self._retained[topic] = (data, qos)
                     self._retained.move_to_end(topic)
+                    if not self._connected:
+                        # paho would queue a QoS 1 copy and the connect re-sends the cache:
+                        # every retained message (discovery configs...) would go out twice.
+                        return None
                 else:
                     self._retained.pop(topic, None)
         try:
@@ -171,9 +176,11 @@ class MqttCommunicator(Communicator):
                          "(check user, password and ACL); retrying", self.host, self.port,
                          reason_code, level=logging.ERROR)
             return
-        self._connected = True
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         with self._lock:
+            # Under the lock with the copy: a retained publish sees either connected (and
+            # sends it itself) or not (and it is in this copy), never neither.
+            self._connected = True
             subs = list(self._subs)
             retained = list(self._retained.items())
         for topic in dict.fromkeys(t for t, _ in subs):
