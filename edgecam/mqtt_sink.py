@@ -3,7 +3,8 @@ snapshots and stats on the device's topics (see README: MQTT).
 
 `handle()` runs on the pipeline's sink thread and never touches the network directly: QoS 0
 and retained messages are queued by the transport, events go through the on-disk spool. A
-housekeeping thread publishes stats and turns occupancy off while no frames arrive.
+housekeeping thread publishes stats and turns occupancy off while no frames arrive or while
+detection is paused.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class MqttSink:
                  device_id: str, model_name: str, watch: Iterable[str], cfg,
                  dropped=None, clock: Callable[[], float] = time.monotonic,
                  annotate: Optional[Callable[[FrameResult], object]] = None,
-                 housekeeping_interval: float = 0.25, tracked_events: bool = False):
+                 housekeeping_interval: float = 0.25, tracked_events: bool = False,
+                 paused: Callable[[], bool] = lambda: False):
         self._comm = comm
         self._reliable = reliable
         # With the tracker stage on, its per-object events (result.events) replace the
@@ -92,6 +94,10 @@ class MqttSink:
         self._cfg = cfg
         self._dropped = dropped_counter(dropped)
         self._clock = clock
+        # Detection switched off (set/enabled OFF): frames arrive skipped, and skipped frames
+        # say nothing about what is in view, so nothing else would ever end the occupancy.
+        self._paused = paused
+        self._paused_since: Optional[float] = None
         self._lock = threading.RLock()
         now = clock()
         self._stats = StatsCollector(now)
@@ -199,6 +205,7 @@ class MqttSink:
 
     # -- internals (lock held) -----------------------------------------------------------
     def _tick(self, now: float) -> None:
+        self._check_paused(now)
         for label in self._watch:
             self._update_occupancy(label, False, now)
         if self._snapshot_requested and self._latest is not None:
@@ -212,6 +219,20 @@ class MqttSink:
             payload = self._stats.report(now, dropped, self._reliable.depth(),
                                          self._reliable.dropped)
             self._comm.publish(self.topics.stats, json.dumps(payload), retain=True)
+
+    def _check_paused(self, now: float) -> None:
+        # A pause shorter than the occupancy off delay changes nothing; a longer one ends what
+        # is open (events, counts), after which occupancy goes OFF as after a last sighting.
+        if not self._paused():
+            self._paused_since = None
+            return
+        if self._paused_since is None:
+            self._paused_since = now
+        if now - self._paused_since < self._cfg.occupancy_off_delay:
+            return
+        self._finish_events("paused")
+        for label in self._watch:
+            self._publish_count(label, 0, time.time())
 
     def _publish_count(self, label: str, count: int, ts: float) -> None:
         if self._counts[label] == count:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
 import numpy as np
 import cv2
@@ -11,6 +13,11 @@ from edgecam.comms import build_mqtt
 from mqtt_helpers import PERSON, TIE, detect_config, frame_result, mqtt_config, validate
 
 PREFIX = "edgecam/cam1"
+
+
+def skipped(result):
+    """The frame as the pipeline passes it on when detection is paused (not inferred)."""
+    return dataclasses.replace(result, detections=(), inference_ms=0.0, annotated=None, skipped=True)
 
 
 def _start(broker, tmp_path, subscriber_factory, watch=("person",), **cfg):
@@ -159,3 +166,59 @@ def test_a_clean_stop_leaves_the_camera_status_offline(mqtt_broker, tmp_path, su
     assert late.wait_topic(f"{PREFIX}/camera/status", timeout=5) == [b"offline"]
     assert sub.on(f"{PREFIX}/camera/status") == [b"online", b"offline"]
 
+
+def test_pausing_detection_turns_occupancy_off_and_counts_to_zero(mqtt_broker, tmp_path,
+                                                                  subscriber_factory):
+    sub, sink, _comm, _d, live = _start(mqtt_broker, tmp_path, subscriber_factory,
+                                        occupancy_off_delay=1.0)
+    occupancy, count = f"{PREFIX}/person/occupancy", f"{PREFIX}/person/count"
+    try:
+        for seq in range(3):
+            sink.handle(frame_result(seq))
+        assert sub.wait_topic(occupancy, count=1, timeout=5) == [b"ON"]
+        # Frames the motion gate skips say nothing about the person: occupancy stays on.
+        for seq in range(3, 15):
+            sink.handle(skipped(frame_result(seq)))
+            time.sleep(0.1)
+        assert sub.on(occupancy) == [b"ON"]
+        sub.client.publish(f"{PREFIX}/set/enabled", "OFF", qos=1)
+        assert sub.wait_for(lambda s: live.enabled is False, 5)
+        paused_at = time.monotonic()
+        # What the pipeline hands the sinks while detection is off: skipped frames.
+        for seq in range(15, 42):
+            sink.handle(skipped(frame_result(seq)))
+            time.sleep(0.02)
+        assert sub.wait_for(lambda s: s.on(occupancy)[-1:] == [b"OFF"], 5), sub.on(occupancy)
+        assert time.monotonic() - paused_at >= 1.0, "not before the off delay"
+        assert [json.loads(p)["count"] for p in sub.on(count)] == [1, 0]
+        events = [validate("event", p) for p in sub.wait_topic(f"{PREFIX}/events", count=2)]
+        assert [e["type"] for e in events] == ["start", "end"] and events[1]["reason"] == "paused"
+
+        sub.client.publish(f"{PREFIX}/set/enabled", "ON", qos=1)
+        assert sub.wait_for(lambda s: live.enabled is True, 5)
+        for seq in range(42, 45):
+            sink.handle(frame_result(seq))
+        assert sub.wait_for(lambda s: s.on(occupancy)[-1:] == [b"ON"], 5)
+        assert json.loads(sub.on(count)[-1])["count"] == 1
+    finally:
+        sink.close()
+
+
+def test_a_short_pause_changes_nothing(mqtt_broker, tmp_path, subscriber_factory):
+    sub, sink, _comm, _d, live = _start(mqtt_broker, tmp_path, subscriber_factory,
+                                        occupancy_off_delay=3.0)
+    occupancy = f"{PREFIX}/person/occupancy"
+    try:
+        for seq in range(3):
+            sink.handle(frame_result(seq))
+        assert sub.wait_topic(occupancy, count=1, timeout=5) == [b"ON"]
+        live.update(enabled=False)
+        time.sleep(0.8)
+        live.update(enabled=True)
+        for seq in range(3, 6):
+            sink.handle(frame_result(seq))
+        time.sleep(0.5)
+        assert sub.on(occupancy) == [b"ON"]
+        assert [json.loads(p)["type"] for p in sub.on(f"{PREFIX}/events")] == ["start"]
+    finally:
+        sink.close()

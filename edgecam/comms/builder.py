@@ -35,7 +35,8 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_sou
     live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
     sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
-                    dropped=stats_source, annotate=annotate, tracked_events=tracked_events)
+                    dropped=stats_source, annotate=annotate, tracked_events=tracked_events,
+                    paused=lambda: not live.enabled)
     dispatcher = Dispatcher(comm, topics.prefix, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()

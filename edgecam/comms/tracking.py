@@ -20,7 +20,7 @@ class Event:
     score: float  # top score seen so far in the event
     start_ts: float
     end_ts: Optional[float] = None
-    reason: Optional[str] = None  # for "end": "absent" or "shutdown"
+    reason: Optional[str] = None  # for "end": "absent", "shutdown", "camera_offline", "paused"
 
 
 class EventTracker:
