@@ -52,6 +52,18 @@ def tracked_event_payload(ev: dict, device_id: str) -> dict:
     return payload
 
 
+def restart_end_payload(last: bytes, last_known: float) -> dict:
+    """The `end` (reason `restart`) of an event whose last published message `last` (its start
+    or latest update) was left without an end by a process that did not stop cleanly;
+    `last_known`: the last unix time it was known to be open."""
+    ev = json.loads(last)
+    ev.pop("snapshot", None)
+    end_ts = round(max(float(last_known), ev["start_ts"]), 3)
+    ev.update(type="end", end_ts=end_ts, duration_s=round(end_ts - ev["start_ts"], 3),
+              reason="restart", seq=None, ts=round(time.time(), 3))
+    return ev
+
+
 def detections_payload(result: FrameResult, model_name: str) -> dict:
     """JSON for `<prefix>/detections` (schema: detections.json)."""
     f = result.frame
@@ -69,6 +81,11 @@ def snapshot_jpeg(image) -> Optional[bytes]:
         return encode_jpeg(image, JPEG_QUALITY)
     except ValueError:
         return None
+
+
+def _lifecycle(kind: str, event_id: str) -> dict:
+    """What an event message does to the spool's open events (Spool.append)."""
+    return {"closes": event_id} if kind == "end" else {"opens": event_id}
 
 
 class MqttSink:
@@ -115,6 +132,8 @@ class MqttSink:
         self._camera: Optional[bool] = None
         self._closed = False
         self._stop = threading.Event()
+        self._open_touched = 0.0
+        self._end_left_open()
         self._thread = threading.Thread(target=self._housekeeping, args=(housekeeping_interval,),
                                         name="edgecam-mqtt-sink", daemon=True)
         self._thread.start()
@@ -219,6 +238,7 @@ class MqttSink:
             payload = self._stats.report(now, dropped, self._reliable.depth(),
                                          self._reliable.dropped)
             self._comm.publish(self.topics.stats, json.dumps(payload), retain=True)
+            self._touch_open_events()
 
     def _check_paused(self, now: float) -> None:
         # A pause shorter than the occupancy off delay changes nothing; a longer one ends what
@@ -250,14 +270,16 @@ class MqttSink:
     def _publish_event(self, ev: Event, seq: Optional[int]) -> None:
         log.info("mqtt: event %s %s (%s)", ev.kind, ev.label, ev.id)
         self._reliable.publish(self.topics.events,
-                               json.dumps(event_payload(ev, self._device, seq)).encode())
+                               json.dumps(event_payload(ev, self._device, seq)).encode(),
+                               **_lifecycle(ev.kind, ev.id))
 
     def _publish_tracked(self, result: FrameResult) -> None:
         for ev in result.events:
             if ev.get("type") == "event":
                 log.info("mqtt: event %s %s (%s)", ev["event"], ev["label"], ev["id"])
                 self._reliable.publish(self.topics.events,
-                                       json.dumps(tracked_event_payload(ev, self._device)).encode())
+                                       json.dumps(tracked_event_payload(ev, self._device)).encode(),
+                                       **_lifecycle(ev["event"], ev["id"]))
                 snap = getattr(ev, "snapshot", None)
                 if snap is not None:
                     self._comm.publish(self.topics.label_snapshot(ev["label"]), snap.full, retain=True)
@@ -266,6 +288,26 @@ class MqttSink:
                            "count": ev["count"]}
                 self._comm.publish(self.topics.zone_count(ev["zone"], ev["label"]),
                                    json.dumps(payload), retain=True)
+
+    def _end_left_open(self) -> None:
+        # The spool's open events outlived the process that started them (SIGKILL, power
+        # loss, a watchdog abort): whoever waits for their `end` would wait forever.
+        left = self._reliable.spool.open_events()
+        if left:
+            log.warning("mqtt: the last run did not stop cleanly; ending the %d event(s) it left "
+                        "open (reason restart)", len(left))
+        for ev in left:
+            payload = restart_end_payload(ev.payload, ev.seen)
+            self._reliable.publish(ev.topic, json.dumps(payload).encode(), closes=ev.id)
+
+    def _touch_open_events(self) -> None:
+        # The time of the last frame seen while events were open: the end_ts they get if this
+        # process dies without ending them. Written at the stats interval, not per frame
+        # (an SD card).
+        seen = self._latest.frame.ts if self._latest is not None else 0.0
+        if seen > self._open_touched:
+            self._open_touched = seen
+            self._reliable.spool.touch_open(seen)
 
     def _finish_events(self, reason: str) -> None:
         for tracker in self._trackers.values():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from edgecam.comms.dispatcher import CommandError, parse_enabled, parse_threshold
@@ -88,4 +90,24 @@ def test_spool_is_fifo_bounded_and_persistent(tmp_path):
     again = Spool(path, max_rows=3)
     assert [m.payload for m in again.pending()] == [b"m2", b"m4"]
     assert [m.payload for m in again.pending(after=rows[2])] == [b"m4"]
+    again.close()
+
+
+def test_spool_remembers_open_events_until_their_end_across_restarts(tmp_path):
+    path = tmp_path / "spool.sqlite3"
+    spool = Spool(path)
+    before = time.time()
+    spool.append("ev", b"start a", opens="a")
+    spool.append("ev", b"start b", opens="b")
+    spool.append("ev", b"update a", opens="a")
+    spool.append("ev", b"end b", closes="b")
+    spool.touch_open(before + 100.0)
+    spool.touch_open(before + 50.0)  # never back in time
+    spool.close()
+    again = Spool(path)
+    (left,) = again.open_events()
+    assert (left.id, left.topic, left.payload, left.seen) == ("a", "ev", b"update a", before + 100.0)
+    assert again.depth() == 4, "the messages themselves are spooled as always"
+    again.append("ev", b"end a", closes="a")
+    assert again.open_events() == []
     again.close()

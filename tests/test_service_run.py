@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -184,3 +186,82 @@ def test_run_publishes_annotated_snapshots_and_answers_remote_probe(edgecam_cmd,
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+def _spooled_starts(spool):
+    """Ids of the `start` events waiting in a run's spool (read-only, while it runs)."""
+    if not spool.exists():
+        return []
+    db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute("SELECT payload FROM spool ORDER BY row").fetchall()
+    except sqlite3.OperationalError:  # the table is not created yet
+        return []
+    finally:
+        db.close()
+    return [e["id"] for e in map(json.loads, (bytes(r[0]) for r in rows)) if e["type"] == "start"]
+
+
+@pytest.mark.parametrize("track", [False, True], ids=["debounced", "tracked"])
+def test_starts_orphaned_by_a_crash_get_an_end_at_the_next_start(
+        edgecam_cmd, cli_env, mqtt_broker_restartable, subscriber_factory, track):
+    from mqtt_helpers import validate
+    broker = mqtt_broker_restartable
+    mqtt = ["--mqtt", f"{broker.host}:{broker.port}", "--device-id", "cam1", "--watch", "dog",
+            *(["--track"] if track else [])]
+    spool = Path(cli_env["STATE_DIRECTORY"]) / "mqtt-spool.sqlite3"
+    broker.kill()  # the events of the first run can only be spooled
+    # Stats every 0.5 s: the open events' last known time is written with them.
+    proc = start(edgecam_cmd, dict(cli_env, EDGECAM_MQTT__STATS_INTERVAL="0.5"), *LOOPING_DOGS,
+                 *mqtt, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while len(_spooled_starts(spool)) < (2 if track else 1) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        orphans = _spooled_starts(spool)
+        assert orphans, proc.stderr.read() if proc.poll() is not None else "no start spooled"
+        time.sleep(2.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(5)
+    killed_at = time.time()
+
+    broker.start()
+    sub = subscriber_factory(broker.host, broker.port, "edgecam/cam1/events")
+    # The next run sees no dog at all: every end it sends belongs to the first run.
+    no_dogs = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+               "--source", str(IMAGES / "grace_hopper.bmp"), "--loop", "--realtime", *mqtt]
+    again = start(edgecam_cmd, cli_env, *no_dogs, stdout=subprocess.DEVNULL)
+    try:
+        def ended(s):
+            return {json.loads(p)["id"] for p in s.on("edgecam/cam1/events")
+                    if json.loads(p)["type"] == "end"} >= set(orphans)
+        assert sub.wait_for(ended, 20), [json.loads(p) for p in sub.on("edgecam/cam1/events")]
+    finally:
+        again.send_signal(signal.SIGTERM)
+        again.wait(10)
+    events = [validate("event", p) for p in sub.on("edgecam/cam1/events")]
+    starts = {e["id"]: e for e in events if e["type"] == "start"}
+    ends = [e for e in events if e["type"] == "end"]
+    assert set(starts) == set(orphans), "the spooled starts are delivered"
+    assert sorted(e["id"] for e in ends) == sorted(orphans), "one end each, nothing else"
+    for end in ends:
+        start_ev = starts[end["id"]]
+        assert end["reason"] == "restart"
+        assert (end["label"], end["start_ts"]) == (start_ev["label"], start_ev["start_ts"])
+        # The last known time: a frame seen in the 2.5 s the first run went on after the start.
+        assert start_ev["ts"] + 1.0 <= end["end_ts"] <= killed_at
+        assert end["duration_s"] == pytest.approx(end["end_ts"] - end["start_ts"], abs=0.002)
+        assert events.index(end) > events.index(start_ev)
+    assert again.returncode == 0, again.stderr.read()
+    # Ended once: a run after a clean stop has nothing left to end.
+    status = subscriber_factory(broker.host, broker.port, "edgecam/cam1/availability")
+    assert status.wait_topic("edgecam/cam1/availability") == [b"offline"]
+    third = start(edgecam_cmd, cli_env, *no_dogs, stdout=subprocess.DEVNULL)
+    try:
+        assert status.wait_for(lambda s: s.on("edgecam/cam1/availability")[-1:] == [b"online"], 20)
+        time.sleep(1.5)
+    finally:
+        third.send_signal(signal.SIGTERM)
+        third.wait(10)
+    assert len(sub.on("edgecam/cam1/events")) == len(events)

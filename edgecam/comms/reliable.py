@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Dict
+from typing import Dict, Optional
 
 from .base import Communicator
 from .spool import Spool
@@ -43,9 +43,11 @@ class ReliablePublisher:
         self._thread.start()
         self._q.put(("kick", None))
 
-    def publish(self, topic: str, payload: bytes) -> None:
-        """Store the message durably, then let the worker send it (never blocks on the network)."""
-        self.spool.append(topic, payload)
+    def publish(self, topic: str, payload: bytes, opens: Optional[str] = None,
+                closes: Optional[str] = None) -> None:
+        """Store the message durably, then let the worker send it (never blocks on the network).
+        `opens` / `closes`: the id of the event it starts or updates / ends (Spool.append)."""
+        self.spool.append(topic, payload, opens, closes)
         self._q.put(("kick", None))
 
     def depth(self) -> int:
