@@ -8,9 +8,9 @@ import os
 
 import click
 
-from .errors import EdgecamError
-from .probe.measure import parse_threads, probe_to_payload, run_probe
-from .probe.report import format_report, write_plot
+from ..errors import EdgecamError
+from ..probe.measure import parse_threads, probe_to_payload, run_probe
+from ..probe.report import format_report, write_plot
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def probe_command(models, labels, threads_text, runs, warmup, source, as_json, p
     publisher = None
     prefix = None
     if mqtt_broker:
-        from .comms.identity import parse_host_port, resolve_device_id, topic_prefix
+        from ..comms.identity import parse_host_port, resolve_device_id, topic_prefix
         prefix = topic_prefix(mqtt_prefix, resolve_device_id(None))
         publisher = _MqttPublisher(*parse_host_port(mqtt_broker))
     try:
