@@ -2,8 +2,8 @@
 
 Each check is a small function returning Check rows (ok / warn / fail / skip, a detail, a
 fix). Checks never raise: a broken piece becomes a `fail` row, and the command
-(edgecam.cli.doctor) exits 1 when any row failed. Paths under /sys, /dev and /proc are read below `root`, so the probes can be
-pointed at a prepared tree.
+(edgecam.cli.doctor) exits 1 when any row failed. Paths under /sys, /dev and /proc are read
+below `root`, so the probes can be pointed at a prepared tree.
 """
 
 from __future__ import annotations
