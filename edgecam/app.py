@@ -143,7 +143,7 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats
     if not config.mqtt.host:
         return None, None, {}
     from .comms.builder import build_mqtt
-    from .probe_remote import RemoteProbe
+    from .probe.remote import RemoteProbe
     sink, comm, dispatcher, settings = build_mqtt(
         config.mqtt, config.detect, state_dir(config), Path(model).name,
         stats_source=lambda: stats().dropped if stats() else 0, annotate=annotate,

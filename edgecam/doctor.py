@@ -1,9 +1,9 @@
 """`edgecam doctor`: a table of what works on this device and what to do about what doesn't.
 
 Each check is a small function returning Check rows (ok / warn / fail / skip, a detail, a
-fix). Checks never raise: a broken piece becomes a `fail` row, and the command exits 1 when
-any row failed. Paths under /sys, /dev and /proc are read below `root`, so the probes can be
-pointed at a prepared tree.
+fix). Checks never raise: a broken piece becomes a `fail` row, and the command
+(edgecam.cli.doctor) exits 1 when any row failed. Paths under /sys, /dev and /proc are read
+below `root`, so the probes can be pointed at a prepared tree.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
-
-import click
 
 from . import config as cfg
 from .errors import EdgecamError
@@ -335,6 +333,23 @@ def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> Lis
     return rows
 
 
+def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
+    """The configuration the other checks use, and its row: the file's, or the defaults when
+    the file is broken (a `fail` row then)."""
+    skipped: List[str] = []
+    try:
+        config = cfg.resolve(path, {}, note=skipped.append)
+    except EdgecamError as exc:
+        return cfg.Config(), [Check("config", FAIL, str(exc), "fix the file (`edgecam config "
+                                    "check FILE`); the other checks use the defaults")]
+    default = cfg.default_config_path()
+    if skipped:
+        return config, [Check("config", WARN, skipped[0], "check the service's config as its user: "
+                              f"`sudo -u edgecam /opt/edgecam/venv/bin/edgecam doctor --config {default}`")]
+    shown = path or (default if os.path.exists(default) else "defaults (no config file)")
+    return config, [Check("config", OK, shown)]
+
+
 def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                root: Path = Path("/")) -> List[Check]:
     """Every check, in table order."""
@@ -361,29 +376,3 @@ def format_table(rows: Sequence[Check]) -> str:
     warned = sum(r.status == WARN for r in rows)
     lines.append(f"{failed} failed, {warned} warning(s)")
     return "\n".join(lines)
-
-
-@click.command("doctor")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="config file (default /etc/edgecam/config.toml when present)")
-def doctor_command(config_path):
-    """Check runtime, camera, Edge TPU, model, broker, disk and temperature; exit 1 on failure."""
-    rows: List[Check] = []
-    skipped: List[str] = []
-    try:
-        config = cfg.resolve(config_path, {}, note=skipped.append)
-        default = cfg.default_config_path()
-        if skipped:
-            rows.append(Check("config", WARN, skipped[0], "check the service's config as its user: "
-                              f"`sudo -u edgecam /opt/edgecam/venv/bin/edgecam doctor --config {default}`"))
-        else:
-            rows.append(Check("config", OK, config_path or (
-                default if os.path.exists(default) else "defaults (no config file)")))
-    except EdgecamError as exc:
-        config = cfg.Config()
-        rows.append(Check("config", FAIL, str(exc), "fix the file (`edgecam config check FILE`); "
-                          "the other checks use the defaults"))
-    rows += run_checks(config)
-    click.echo(format_table(rows))
-    if any(r.status == FAIL for r in rows):
-        raise SystemExit(1)

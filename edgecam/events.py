@@ -28,9 +28,9 @@ from typing import Dict, List, Optional, Tuple
 
 from .datatypes import BBox, FrameResult
 from .errors import EdgecamError
-from .tracker import Track, Tracker, centre
-from .comms.topics import slug
+from .labels import slug
 from .sinks import write_atomic
+from .tracker import Track, Tracker, centre
 from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
 
 log = logging.getLogger(__name__)

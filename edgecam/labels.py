@@ -1,4 +1,7 @@
-"""Read label files: plain lines, plain lines after a `???`/`background` first line, or `ID label` pairs."""
+"""Read label files: plain lines, plain lines after a `???`/`background` first line, or `ID label` pairs.
+
+`slug` makes a label safe for a topic level or a file name (the MQTT topics, event snapshots).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,13 @@ from .errors import EdgecamError
 
 _PAIR = re.compile(r"^\s*(\d+)\s*[:\s]\s*(.+?)\s*$")
 _PLACEHOLDERS = {"???", "background", "__background__"}
+_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def slug(text: str) -> str:
+    """A label or id made safe for one topic level, HA object ids and file names
+    ('traffic light' -> 'traffic_light')."""
+    return _SLUG.sub("_", text.strip()).strip("_") or "_"
 
 
 def parse_labels(text: str) -> Dict[int, str]:

@@ -13,12 +13,9 @@ counted once even when shared.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
-
-import click
 
 from .errors import EdgecamError
 from .runtime import EDGETPU_CUSTOM_OP, read_model_bytes
@@ -255,27 +252,3 @@ def format_info(info: ModelInfo) -> str:
     lines.append(f"Mult-Adds: {human(info.macs)} ({info.macs:,}){note}")
     lines.append(f"parameters: {human(info.params)} ({info.params:,}){note}")
     return "\n".join(lines)
-
-
-@click.command("info")
-@click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def info_command(model, as_json):
-    """Show a model's tensors, ops, Mult-Adds and parameters (read from the graph, not run)."""
-    info = model_info(model)
-    click.echo(json.dumps(info.to_dict()) if as_json else format_info(info))
-
-
-def register(cli_main: click.Group) -> None:
-    """Add `info` to the CLI's `models` group, creating the group if no other module has yet.
-
-    Call it after every other `models` registration in cli.py, so that a group made elsewhere
-    (`edgecam models fetch/list`) is the one extended rather than replaced.
-    """
-    group = cli_main.commands.get("models")
-    if group is None:
-        group = click.Group("models", help="Fetch, list and inspect TFLite models.")
-        cli_main.add_command(group)
-    if not isinstance(group, click.Group):
-        raise TypeError("the `models` command must be a click group to add `info` to it")
-    group.add_command(info_command)

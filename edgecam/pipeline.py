@@ -25,7 +25,7 @@ import numpy as np
 from .datatypes import Frame, FrameResult
 from .detector import Detector, Transform
 from .errors import EdgecamError
-from .comms.settings import LiveSettings
+from .settings import LiveSettings
 from .sinks import Sink
 from .stats import LatencyWindow
 

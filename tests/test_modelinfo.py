@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgecam.errors import EdgecamError
-from edgecam.modelinfo import info_command, model_info
+from edgecam.cli.models import info_command
+from edgecam.modelinfo import model_info
 from edgecam.tflite_graph import builtin_name, read_graph
 
 from conftest import CLASSIFIER_025, CLASSIFIER_050, EDGETPU_MODEL, SSD_MODEL

@@ -8,9 +8,9 @@ import pytest
 
 from edgecam.comms.dispatcher import CommandError, parse_enabled, parse_threshold
 from edgecam.comms.identity import parse_host_port, read_password, resolve_device_id, topic_prefix
-from edgecam.comms.settings import LiveSettings
+from edgecam.settings import LiveSettings
 from edgecam.comms.spool import Spool
-from edgecam.comms.tracking import EventTracker, Occupancy
+from edgecam.comms.debounce import EventTracker, Occupancy
 from edgecam.errors import EdgecamError
 
 

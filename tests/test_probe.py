@@ -15,9 +15,9 @@ import pytest
 
 from edgecam.errors import EdgecamError
 from edgecam.modelinfo import model_info
-from edgecam.probe import (STAGES, load_frames, parse_threads, probe_to_payload, run_probe,
-                           select_within_budget)
-from edgecam.probe_remote import RemoteProbe, parse_probe_request
+from edgecam.probe.measure import (STAGES, load_frames, parse_threads, probe_to_payload, run_probe,
+                                   select_within_budget)
+from edgecam.probe.remote import RemoteProbe, parse_probe_request
 
 from conftest import CLASSIFIER_025, CLASSIFIER_050, COCO_LABELS, IMAGES, SSD_MODEL
 
@@ -124,7 +124,7 @@ def test_bad_inputs_are_one_line_errors(edgecam_cmd, cli_env, tmp_path):
 
 def test_plot_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
-    from edgecam.probe_cli import write_plot
+    from edgecam.probe.report import write_plot
     report = run_probe([str(SSD_MODEL), str(CLASSIFIER_050)], threads=(1,), runs=3, warmup=0,
                        source=str(IMAGES / "pets.jpg"))
     out = tmp_path / "probe.png"

@@ -4,4 +4,3 @@
 """
 
 from .builder import build_mqtt  # noqa: E402,F401
-from .settings import LiveSettings, Settings  # noqa: E402,F401

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Mapping, Optional, Tuple
 
 from .. import __version__
+from ..settings import LiveSettings
 from .dispatcher import Dispatcher
 from .ha_discovery import HaDiscovery, discovery_configs
 from .identity import read_password, resolve_device_id, topic_prefix
 from .mqtt import communicator_from_config
 from .reliable import ReliablePublisher
-from .settings import LiveSettings
 from .spool import SPOOL_FILE, Spool
 from .topics import Topics
 
+if TYPE_CHECKING:  # for the return type only; build_mqtt imports the sink when it runs
+    from .mqtt import MqttCommunicator
+    from .sink import MqttSink
+
 
 def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_source=None,
-               env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False) -> Tuple["MqttSink", "MqttCommunicator", Dispatcher, LiveSettings]:  # noqa: F821
+               env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False) -> Tuple[MqttSink, MqttCommunicator, Dispatcher, LiveSettings]:
     """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
 
     Returns at once even when the broker is unreachable (connection happens in the
@@ -25,7 +29,7 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_sou
     `.dropped` / `.frames_dropped`, or None. `tracked_events`: publish the tracker's events
     (result.events) instead of the per-label debounced ones. Shut everything down with `sink.close()`.
     """
-    from ..mqtt_sink import MqttSink  # the sink imports the datatypes (numpy)
+    from .sink import MqttSink  # here, not at the top: it imports the datatypes (numpy)
 
     device_id = resolve_device_id(mqtt_cfg.device_id)
     topics = Topics(topic_prefix(mqtt_cfg.prefix, device_id))

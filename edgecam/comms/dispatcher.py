@@ -13,8 +13,8 @@ import math
 import time
 from typing import Any, Callable, Dict, Tuple
 
+from ..settings import LiveSettings
 from .base import Communicator
-from .settings import LiveSettings
 
 log = logging.getLogger("edgecam.mqtt")
 

@@ -14,8 +14,9 @@ import json
 import logging
 from typing import Dict, Iterable
 
+from ..labels import slug
 from .base import Communicator
-from .topics import Topics, slug
+from .topics import Topics
 
 log = logging.getLogger("edgecam.mqtt")
 

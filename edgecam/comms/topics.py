@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_SLUG = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def slug(text: str) -> str:
-    """A label or id made safe for one topic level and HA object ids ('traffic light' -> 'traffic_light')."""
-    return _SLUG.sub("_", text.strip()).strip("_") or "_"
+from ..labels import slug
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .errors import EdgecamError
-from .modelinfo import ModelInfo, model_info
-from .stats import LatencySummary, ResourceSampler, ResourceUsage, device_health, summarize
+from ..errors import EdgecamError
+from ..modelinfo import ModelInfo, model_info
+from ..stats import LatencySummary, ResourceSampler, ResourceUsage, device_health, summarize
 
 if TYPE_CHECKING:  # numpy is imported where used, to keep `edgecam --help` fast
     import numpy as np
@@ -69,7 +69,7 @@ def load_frames(source: Optional[str], limit: int = MAX_FRAMES) -> ProbeFrames:
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         return ProbeFrames((image,), f"noise {w}x{h} (no --source given: give real images or "
                                      "a video for representative postprocess/draw times)", True)
-    from .sources import SourceSpec, open_source
+    from ..sources import SourceSpec, open_source
     src = open_source(SourceSpec(uri=source))
     images: List[np.ndarray] = []
     try:
@@ -147,11 +147,19 @@ class ProbeReport:
                         "before": self.health_before, "after": self.health_after},
              "results": results}
         if self.budget_ms is not None:
-            best = select_within_budget(results, self.budget_ms)
+            best = self.budget_pick()
             d["budget"] = {"ms": self.budget_ms, "stat": f"raw_invoke.{BUDGET_STAT}",
                            "model": best["model"] if best else None,
                            "threads": best["threads"] if best else None}
         return d
+
+    def budget_pick(self) -> Optional[dict]:
+        """The result `--budget-ms` names, in its JSON form (see `select_within_budget`): the
+        one place the pick is made, for the JSON document and the text report alike. None
+        without a budget or when nothing fits."""
+        if self.budget_ms is None:
+            return None
+        return select_within_budget([r.to_dict() for r in self.results], self.budget_ms)
 
 
 def select_within_budget(results: Sequence[Mapping], budget_ms: float,
@@ -196,8 +204,8 @@ def time_raw_invoke(interpreter, runs: int, warmup: int) -> List[float]:
 def _stage_pass(detector, images: Sequence[np.ndarray], runs: int, warmup: int,
                 publish: Optional[Publish], topic: str) -> Tuple[Dict[str, List[float]], float, int]:
     """Per-stage ms over `runs` frames (cycled), the pass's fps, and detections found."""
-    from .annotate import draw, encode_jpeg, overlay_text
-    from .datatypes import Frame, FrameResult
+    from ..annotate import draw, encode_jpeg, overlay_text
+    from ..datatypes import Frame, FrameResult
 
     clock = time.perf_counter
     samples: Dict[str, List[float]] = {s: [] for s in STAGES}
@@ -239,7 +247,7 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
                 info: Optional[ModelInfo] = None, publish: Optional[Publish] = None,
                 topic: str = "edgecam/probe/frame", runtime=None) -> ProbeResult:
     """Probe one model at one thread count (see the module docstring for what is measured)."""
-    from .runtime import find_runtime, load_interpreter
+    from ..runtime import find_runtime, load_interpreter
     if runs < 1 or warmup < 0:
         raise EdgecamError("--runs must be >= 1 and --warmup >= 0")
     info = info or model_info(model)
@@ -247,7 +255,7 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
     sampler = ResourceSampler()
     image = frames.images[0]
     if info.is_detector:
-        from .detector import Detector
+        from ..detector import Detector
         detector = Detector.load(model, labels, threads=threads, delegate=delegate, runtime=runtime)
         interpreter = detector.interpreter
         tensor, _ = detector.preprocess(image)
@@ -302,7 +310,7 @@ def run_probe(models: Sequence[str], *, threads: Sequence[Optional[int]] = (None
     `labels` applies to detection models only. `publish(topic, payload)` makes the publish
     stage a real transport publish instead of serialisation alone.
     """
-    from .runtime import find_runtime
+    from ..runtime import find_runtime
     if not models:
         raise EdgecamError("no model to probe: give --model PATH (repeat it to compare models)")
     if budget_ms is not None and budget_ms <= 0:

@@ -1,5 +1,8 @@
 """The `edgecam` command line: parses options into a Config and hands it to the stages.
 
+`main` is the entry point; each subcommand lives in its own module here, which holds only
+click code and calls into the domain modules (config, models, doctor, probe, app, comms).
+
 Every EdgecamError becomes one line on stderr and a non-zero exit, never a traceback.
 """
 
@@ -9,9 +12,14 @@ import sys
 
 import click
 
-from . import __version__
-from . import config as cfg
-from .errors import EdgecamError
+from .. import __version__
+from .. import config as cfg
+from ..errors import EdgecamError
+from .doctor import doctor_command
+from .listen import listen_command
+from .models import models_group
+from .probe import probe_command
+from .run import run_command
 
 
 class _Group(click.Group):
@@ -31,7 +39,7 @@ class _Group(click.Group):
 
 
 def _version_message() -> str:
-    from .runtime import find_runtime
+    from ..runtime import find_runtime
     try:
         runtime = find_runtime().describe()
     except EdgecamError:
@@ -71,16 +79,8 @@ def config_reference():
     click.echo(cfg.reference_markdown(), nl=False)
 
 
-# Subcommands living in their own modules register themselves below.
-from .models import models_group  # noqa: E402 - before modelinfo, which extends it
-main.add_command(models_group)
-from .doctor import doctor_command  # noqa: E402
-main.add_command(doctor_command)
-from .modelinfo import register as _register_models_info  # noqa: E402 - keep after other `models` registrations
-_register_models_info(main)
-from .cli_run import run_command  # noqa: E402
-main.add_command(run_command)
-from .probe_cli import probe_command  # noqa: E402
-main.add_command(probe_command)
-from .listen import listen_command  # noqa: E402
-main.add_command(listen_command)
+# The subcommands, one module each. Each module builds its command whole, so registering
+# them depends on no import order.
+COMMANDS = (run_command, probe_command, models_group, doctor_command, listen_command)
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -16,12 +16,12 @@ import threading
 import time
 from typing import Callable, Dict, Iterable, Optional
 
-from .comms.base import Communicator
-from .comms.reliable import ReliablePublisher
-from .comms.stats import StatsCollector, dropped_counter
-from .comms.topics import Topics
-from .comms.tracking import Event, EventTracker, Occupancy
-from .datatypes import FrameResult
+from ..datatypes import FrameResult
+from .base import Communicator
+from .debounce import Event, EventTracker, Occupancy
+from .reliable import ReliablePublisher
+from .stats_message import StatsCollector, dropped_counter
+from .topics import Topics
 
 log = logging.getLogger("edgecam.mqtt")
 
@@ -75,7 +75,7 @@ def detections_payload(result: FrameResult, model_name: str) -> dict:
 
 def snapshot_jpeg(image) -> Optional[bytes]:
     """JPEG bytes of a snapshot, None when it cannot be encoded (nothing is published then)."""
-    from .annotate import encode_jpeg  # OpenCV: only when a snapshot is actually due
+    from ..annotate import encode_jpeg  # OpenCV: only when a snapshot is actually due
 
     try:
         return encode_jpeg(image, JPEG_QUALITY)

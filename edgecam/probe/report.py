@@ -1,22 +1,16 @@
-"""`edgecam probe` on the command line: the report as text or JSON, a plot, an MQTT publish."""
+"""The `edgecam probe` report for people: a text table and a PNG plot of a ProbeReport."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import platform
 from pathlib import Path
 from typing import Mapping
 
-import click
+from ..errors import EdgecamError
+from ..modelinfo import human
+from .measure import STAGES, ProbeReport
 
-from .errors import EdgecamError
-from .modelinfo import human
-from .probe import (STAGES, ProbeReport, parse_threads, probe_to_payload, run_probe,
-                    select_within_budget)
-
-log = logging.getLogger(__name__)
 
 def _ms(v: float) -> str:
     return f"{v:8.2f}"
@@ -66,7 +60,7 @@ def format_report(report: ProbeReport) -> str:
                          f"{r.raw_invoke.p50:9.2f}{r.raw_invoke.p95:9.2f}{r.raw_invoke_fps:9.1f}"
                          f"{pipe:>9}{human(r.macs):>11}{human(r.params):>9}")
     if report.budget_ms is not None:
-        best = select_within_budget([r.to_dict() for r in report.results], report.budget_ms)
+        best = report.budget_pick()
         lines.append("")
         if best is None:
             lines.append(f"budget {report.budget_ms:g} ms (raw invoke p95): no model fits")
@@ -76,7 +70,6 @@ def format_report(report: ProbeReport) -> str:
                          f"(p95 {best['raw_invoke']['p95_ms']:.2f} ms, {human(best['macs'])} "
                          "Mult-Adds)")
     return "\n".join(lines)
-
 
 
 def write_plot(report: ProbeReport, path: str) -> None:
@@ -115,79 +108,3 @@ def write_plot(report: ProbeReport, path: str) -> None:
         raise EdgecamError(f"cannot write plot {path}: {exc.strerror}") from None
     finally:
         plt.close(fig)
-
-
-
-class _MqttPublisher:
-    """A plain paho client for `probe --mqtt`: the publish stage measures a real publish."""
-
-    def __init__(self, host: str, port: int):
-        import paho.mqtt.client as mqtt
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                   client_id=f"edgecam-probe-{os.getpid()}")
-        try:
-            self._client.connect(host, port, keepalive=30)
-        except OSError as exc:
-            raise EdgecamError(f"cannot connect to the MQTT broker {host}:{port} "
-                               f"({exc.strerror or exc}): check --mqtt HOST[:PORT]") from None
-        self._client.loop_start()
-
-    def __call__(self, topic: str, payload: bytes) -> None:
-        self._client.publish(topic, payload)
-
-    def publish_retained(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
-        """Publish a retained QoS 1 message and wait until the broker has it."""
-        self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(timeout)
-
-    def close(self) -> None:
-        """Disconnect and stop the network thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
-
-
-@click.command("probe")
-@click.option("--model", "models", multiple=True, required=True, type=click.Path(dir_okay=False),
-              help="Model to probe (repeat to compare several).")
-@click.option("--labels", type=click.Path(dir_okay=False), help="Label file for detection models.")
-@click.option("--threads", "threads_text", default=None, metavar="N[,N...]",
-              help="Interpreter thread counts to try, e.g. 1,2,4 (default: number of cores).")
-@click.option("--runs", default=50, show_default=True, type=click.IntRange(1, 100000),
-              help="Timed runs per model and thread count.")
-@click.option("--warmup", default=5, show_default=True, type=click.IntRange(0, 10000),
-              help="Untimed runs first.")
-@click.option("--source", default=None, help="Image, folder of images, video file or camera to "
-              "take frames from (default: a noise frame; real frames are better).")
-@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document.")
-@click.option("--plot", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG of per-stage latency and invoke histograms (needs matplotlib).")
-@click.option("--budget-ms", type=float, default=None,
-              help="Name the most capable model whose raw invoke p95 fits this budget.")
-@click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), default="cpu", show_default=True)
-@click.option("--mqtt", "mqtt_broker", default=None, metavar="HOST[:PORT]",
-              help="Publish each frame's JSON for real, and the results retained on <prefix>/probe.")
-@click.option("--mqtt-prefix", default=None, help="Topic prefix (default: edgecam/<hostname>).")
-def probe_command(models, labels, threads_text, runs, warmup, source, as_json, plot, budget_ms,
-                  delegate, mqtt_broker, mqtt_prefix):
-    """Measure each model's latency on this device: per stage p50/p95/p99/max, fps, CPU, RSS."""
-    threads = parse_threads(threads_text)
-    publisher = None
-    prefix = None
-    if mqtt_broker:
-        from .comms.identity import parse_host_port, resolve_device_id, topic_prefix
-        prefix = topic_prefix(mqtt_prefix, resolve_device_id(None))
-        publisher = _MqttPublisher(*parse_host_port(mqtt_broker))
-    try:
-        progress = None if as_json else (lambda msg: click.echo(msg, err=True))
-        report = run_probe(list(models), threads=threads, runs=runs, warmup=warmup, source=source,
-                           labels=labels, delegate=None if delegate == "cpu" else delegate,
-                           budget_ms=budget_ms, publish=publisher,
-                           topic=f"{prefix}/probe/frame" if prefix else "edgecam/probe/frame",
-                           progress=progress)
-        if publisher is not None:
-            publisher.publish_retained(f"{prefix}/probe", probe_to_payload(report))
-    finally:
-        if publisher is not None:
-            publisher.close()
-    if plot:
-        write_plot(report, plot)
-    click.echo(json.dumps(report.to_dict()) if as_json else format_report(report))

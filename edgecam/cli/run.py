@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from . import config as cfg
+from .. import config as cfg
 
 log = logging.getLogger("edgecam")
 
@@ -17,7 +17,7 @@ def _split_host_port(value):
     """(host, port) of --mqtt, (None, None) when not given; the port only when written."""
     if value is None:
         return None, None
-    from .comms.identity import parse_host_port
+    from ..comms.identity import parse_host_port
     host, port = parse_host_port(value, default_port=0)
     return host, port or None
 
@@ -60,7 +60,7 @@ def _split_host_port(value):
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
 def run_command(config_path, **opts):
     """Detect objects in frames from a camera, stream or files, and report them."""
-    from .app import format_summary, install_signal_handlers, run
+    from ..app import format_summary, install_signal_handlers, run
     host, port = _split_host_port(opts["mqtt"])
     listed = lambda v: None if v is None else tuple(x.strip() for x in v.split(",") if x.strip())  # noqa: E731
     overrides = {
@@ -109,7 +109,7 @@ def _quiet_closed_stdout() -> None:
 
 def _setup_logging(level: str) -> None:
     try:
-        from .logs import setup_logging
+        from ..logs import setup_logging
     except ImportError:  # the journald-aware setup arrives with the service module
         logging.basicConfig(level=level.upper(), stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")

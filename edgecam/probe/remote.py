@@ -9,8 +9,8 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
-from .errors import EdgecamError
-from .probe import PROBE_VERSION, REMOTE_MAX_RUNS, probe_to_payload, run_probe
+from ..errors import EdgecamError
+from .measure import PROBE_VERSION, REMOTE_MAX_RUNS, probe_to_payload, run_probe
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .errors import EdgecamError
+from ..errors import EdgecamError
 
 ROOT = "edgecam"
 
@@ -77,7 +77,7 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from .comms.identity import parse_host_port, read_password, resolve_device_id
+    from ..comms.identity import parse_host_port, read_password, resolve_device_id
 
     if device and all_devices:
         raise EdgecamError("listen: give --device ID or --all, not both")

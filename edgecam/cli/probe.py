@@ -1,0 +1,90 @@
+"""`edgecam probe` on the command line: the report as text or JSON, a plot, an MQTT publish."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import click
+
+from ..errors import EdgecamError
+from ..probe.measure import parse_threads, probe_to_payload, run_probe
+from ..probe.report import format_report, write_plot
+
+log = logging.getLogger(__name__)
+
+
+class _MqttPublisher:
+    """A plain paho client for `probe --mqtt`: the publish stage measures a real publish."""
+
+    def __init__(self, host: str, port: int):
+        import paho.mqtt.client as mqtt
+        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                   client_id=f"edgecam-probe-{os.getpid()}")
+        try:
+            self._client.connect(host, port, keepalive=30)
+        except OSError as exc:
+            raise EdgecamError(f"cannot connect to the MQTT broker {host}:{port} "
+                               f"({exc.strerror or exc}): check --mqtt HOST[:PORT]") from None
+        self._client.loop_start()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload)
+
+    def publish_retained(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
+        """Publish a retained QoS 1 message and wait until the broker has it."""
+        self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(timeout)
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+@click.command("probe")
+@click.option("--model", "models", multiple=True, required=True, type=click.Path(dir_okay=False),
+              help="Model to probe (repeat to compare several).")
+@click.option("--labels", type=click.Path(dir_okay=False), help="Label file for detection models.")
+@click.option("--threads", "threads_text", default=None, metavar="N[,N...]",
+              help="Interpreter thread counts to try, e.g. 1,2,4 (default: number of cores).")
+@click.option("--runs", default=50, show_default=True, type=click.IntRange(1, 100000),
+              help="Timed runs per model and thread count.")
+@click.option("--warmup", default=5, show_default=True, type=click.IntRange(0, 10000),
+              help="Untimed runs first.")
+@click.option("--source", default=None, help="Image, folder of images, video file or camera to "
+              "take frames from (default: a noise frame; real frames are better).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as one JSON document.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of per-stage latency and invoke histograms (needs matplotlib).")
+@click.option("--budget-ms", type=float, default=None,
+              help="Name the most capable model whose raw invoke p95 fits this budget.")
+@click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), default="cpu", show_default=True)
+@click.option("--mqtt", "mqtt_broker", default=None, metavar="HOST[:PORT]",
+              help="Publish each frame's JSON for real, and the results retained on <prefix>/probe.")
+@click.option("--mqtt-prefix", default=None, help="Topic prefix (default: edgecam/<hostname>).")
+def probe_command(models, labels, threads_text, runs, warmup, source, as_json, plot, budget_ms,
+                  delegate, mqtt_broker, mqtt_prefix):
+    """Measure each model's latency on this device: per stage p50/p95/p99/max, fps, CPU, RSS."""
+    threads = parse_threads(threads_text)
+    publisher = None
+    prefix = None
+    if mqtt_broker:
+        from ..comms.identity import parse_host_port, resolve_device_id, topic_prefix
+        prefix = topic_prefix(mqtt_prefix, resolve_device_id(None))
+        publisher = _MqttPublisher(*parse_host_port(mqtt_broker))
+    try:
+        progress = None if as_json else (lambda msg: click.echo(msg, err=True))
+        report = run_probe(list(models), threads=threads, runs=runs, warmup=warmup, source=source,
+                           labels=labels, delegate=None if delegate == "cpu" else delegate,
+                           budget_ms=budget_ms, publish=publisher,
+                           topic=f"{prefix}/probe/frame" if prefix else "edgecam/probe/frame",
+                           progress=progress)
+        if publisher is not None:
+            publisher.publish_retained(f"{prefix}/probe", probe_to_payload(report))
+    finally:
+        if publisher is not None:
+            publisher.close()
+    if plot:
+        write_plot(report, plot)
+    click.echo(json.dumps(report.to_dict()) if as_json else format_report(report))
