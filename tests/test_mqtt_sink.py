@@ -181,9 +181,10 @@ def test_pausing_detection_turns_occupancy_off_and_counts_to_zero(mqtt_broker, t
             sink.handle(skipped(frame_result(seq)))
             time.sleep(0.1)
         assert sub.on(occupancy) == [b"ON"]
+        # The sink may see the pause before this thread does: time it from the command.
+        paused_at = time.monotonic()
         sub.client.publish(f"{PREFIX}/set/enabled", "OFF", qos=1)
         assert sub.wait_for(lambda s: live.enabled is False, 5)
-        paused_at = time.monotonic()
         # What the pipeline hands the sinks while detection is off: skipped frames.
         for seq in range(15, 42):
             sink.handle(skipped(frame_result(seq)))
