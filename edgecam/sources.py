@@ -203,7 +203,7 @@ class OpenCVCapture(CaptureDevice):
 
 class PicameraCapture(CaptureDevice):
     """The Raspberry Pi camera through picamera2: a main stream for output and a low-resolution
-    stream at the model's input size, so the CPU does not resize."""
+    stream at the model's input size, so the CPU does not resize the main frame."""
 
     name = "picamera"
 
@@ -219,17 +219,29 @@ class PicameraCapture(CaptureDevice):
                 **streams, buffer_count=4, controls={"FrameRate": float(spec.fps)})
             self.cam.configure(config)
             self.cam.start()
+            # libcamera may have changed the size asked for; the buffers have the size it chose.
+            self.lores_size = tuple(self.cam.stream_configuration("lores")["size"]) \
+                if spec.model_input_size else None
         except BaseException:
             self.cam.close()  # a camera left open is "busy" for every retry after this one
             raise
-        self.has_lores = "lores" in streams
+        self.model_input_size = tuple(spec.model_input_size) if spec.model_input_size else None
+        if self.lores_size and self.lores_size != self.model_input_size:
+            log.info("libcamera made the low-resolution stream %dx%d instead of %dx%d: "
+                     "resizing it to the model's input", *self.lores_size, *self.model_input_size)
 
     def read(self):
-        names = ["main", "lores"] if self.has_lores else ["main"]
-        arrays, _metadata = self.cam.capture_arrays(names)
-        main = arrays[0]
-        lores = yuv420_to_bgr(arrays[1]) if self.has_lores else None
-        return main[:, :, :3], lores
+        if not self.lores_size:
+            arrays, _metadata = self.cam.capture_arrays(["main"])
+            return arrays[0][:, :, :3], None
+        arrays, _metadata = self.cam.capture_arrays(["main", "lores"])
+        return arrays[0][:, :, :3], self._model_input(arrays[1])
+
+    def _model_input(self, yuv: np.ndarray) -> np.ndarray:
+        lores = yuv420_to_bgr(yuv, self.lores_size[0])
+        if self.lores_size != self.model_input_size:
+            lores = cv2.resize(lores, self.model_input_size, interpolation=cv2.INTER_AREA)
+        return lores
 
     def release(self):
         try:
@@ -238,11 +250,14 @@ class PicameraCapture(CaptureDevice):
             self.cam.close()
 
 
-def yuv420_to_bgr(yuv: np.ndarray) -> np.ndarray:
-    """A picamera2 YUV420 (I420) array of shape (h*3/2, w) as a BGR image; 3-channel input passes."""
-    if yuv.ndim == 3:
-        return yuv[:, :, :3]
-    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
+def yuv420_to_bgr(yuv: np.ndarray, width: int) -> np.ndarray:
+    """A picamera2 YUV420 (I420) array as a BGR image `width` pixels wide.
+
+    picamera2 returns YUV420 as (h*3/2, stride) with the ISP's row padding left in: the Y
+    rows are `stride` bytes, the U and V rows stride/2, which is exactly I420 of width
+    `stride`. So the whole array converts in one call, and the padding is cut off after.
+    """
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)[:, :width]
 
 
 def import_picamera2():
