@@ -6,8 +6,11 @@ the run, file sources end it when they run out (or repeat with `loop`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -260,14 +263,48 @@ def yuv420_to_bgr(yuv: np.ndarray, width: int) -> np.ndarray:
     return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)[:, :width]
 
 
+class Picamera2Unavailable(EdgecamError):
+    """picamera2 cannot be imported: `installed` tells a broken install from a missing one;
+    `reason` and `fix` are the two halves of the message."""
+
+    def __init__(self, installed: bool, reason: str, fix: str):
+        super().__init__(f"{reason}: {fix}")
+        self.installed, self.reason, self.fix = installed, reason, fix
+
+
 def import_picamera2():
-    """picamera2.Picamera2, imported only when the Pi camera is used."""
-    try:
-        from picamera2 import Picamera2  # type: ignore
-    except ImportError:
-        raise EdgecamError("picamera2 is not installed: `sudo apt install python3-picamera2` and "
-                           "create the venv with --system-site-packages") from None
+    """picamera2.Picamera2, imported only when the Pi camera is used; Picamera2Unavailable
+    naming the real import error when it is installed but broken."""
+    # A module built against another numpy prints numpy's advice on stderr before it fails;
+    # the one line below says it instead, so keep that text out of the log.
+    with contextlib.redirect_stderr(io.StringIO()) as noise:
+        try:
+            from picamera2 import Picamera2  # type: ignore
+        except ModuleNotFoundError as exc:
+            if exc.name == "picamera2":
+                raise Picamera2Unavailable(
+                    False, "picamera2 is not installed", "`sudo apt install python3-picamera2` "
+                    "and create the venv with --system-site-packages") from None
+            raise _broken_picamera2(exc) from None
+        except Exception as exc:  # the import ran picamera2's own code, which failed
+            raise _broken_picamera2(exc) from None
+    sys.stderr.write(noise.getvalue())
     return Picamera2
+
+
+def _broken_picamera2(exc: Exception) -> Picamera2Unavailable:
+    reason = f"picamera2 is installed but cannot be imported ({type(exc).__name__}: {exc})"
+    if "numpy" not in str(exc):
+        return Picamera2Unavailable(True, reason, "reinstall it with `sudo apt install --reinstall "
+                                    "python3-picamera2 python3-libcamera`")
+    pip = f"{sys.executable} -m pip"
+    if int(np.__version__.split(".")[0]) >= 2:
+        fix = (f"a numpy {np.__version__} wheel in the venv shadows the system numpy 1.x its "
+               f"compiled modules were built against: `{pip} install 'numpy<2'`")
+    else:
+        fix = (f"numpy {np.__version__} ({os.path.dirname(np.__file__)}) is not the numpy its "
+               f"compiled modules were built against: `{pip} uninstall numpy` to use the system's")
+    return Picamera2Unavailable(True, reason, fix)
 
 
 class DeadlineReader:
@@ -399,10 +436,13 @@ class LiveSource(Source):
 
 
 def picamera_available() -> bool:
-    """True when picamera2 can be imported (Raspberry Pi OS with python3-picamera2)."""
+    """True when picamera2 can be imported (Raspberry Pi OS with python3-picamera2), False when
+    it is not installed; a broken install raises Picamera2Unavailable naming the error."""
     try:
         import_picamera2()
-    except EdgecamError:
+    except Picamera2Unavailable as exc:
+        if exc.installed:
+            raise
         return False
     return True
 

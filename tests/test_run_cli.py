@@ -12,6 +12,7 @@ import pytest
 
 from conftest import (CLASSIFIER_025, COCO_LABELS, EDGETPU_MODEL, IMAGENET_LABELS, IMAGES,
                       SSD_MODEL)
+from broken_picamera2 import broken_picamera2_env
 from media import frame_count, pan_frames, write_video
 
 MODEL_ARGS = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS)]
@@ -257,3 +258,15 @@ def test_a_video_file_runs_in_throughput_mode_by_default_and_keeps_order(edgecam
                 "--max-frames", "3", "--json")
     assert paced.returncode == 0, paced.stderr
     assert "1 worker(s) x" in paced.stderr
+
+
+@pytest.mark.parametrize("source", ["picamera", "auto"])
+def test_a_broken_picamera2_shows_its_import_error_and_the_fix(edgecam_cmd, cli_env, tmp_path, source):
+    out = run(edgecam_cmd, broken_picamera2_env(tmp_path, cli_env), *MODEL_ARGS, "--source", source)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    line = lines[0]
+    assert line.startswith("edgecam: error: picamera2 ")
+    assert "numpy.core.multiarray failed to import" in line and "numpy<2" in line
+    assert "not installed" not in line and "no camera found" not in line
