@@ -10,6 +10,8 @@ import contextlib
 import io
 import logging
 import os
+import pwd
+import stat
 import sys
 import threading
 import time
@@ -78,14 +80,26 @@ def list_image_files(folder: Path) -> List[Path]:
 
 
 class ImageSource(Source):
-    """One image file or a folder of images (sorted); unreadable images are skipped with a warning."""
+    """One image file or a folder of images (sorted by name).
+
+    A folder's unreadable images are skipped with a warning; a single named image that cannot
+    be decoded is bad input, reported at open.
+    """
 
     def __init__(self, path: Path, loop: bool = False):
         super().__init__()
         self.path, self.loop, self.name = path, loop, str(path)
-        self.files = list_image_files(path) if path.is_dir() else [path]
-        if not self.files:
-            raise EdgecamError(f"no images in folder {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        if path.is_dir():
+            self.files = list_image_files(path)
+            if not self.files:
+                raise EdgecamError(f"no images in folder {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        else:
+            self.files = [path]
+            # Decoded once up front so a bad file fails before the run starts, not as 0 frames.
+            if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+                raise EdgecamError(f"cannot read image {path}: OpenCV cannot decode it (corrupt, "
+                                   "truncated or not an image): give a JPEG, PNG, BMP, WebP, TIFF, "
+                                   "PPM or PGM file, or a folder")
 
     def frames(self) -> Iterator[Frame]:
         while not self.closed:
@@ -460,7 +474,8 @@ def is_live(uri: str, realtime: bool = False) -> bool:
     if _names_camera(uri):
         return True
     path = Path(uri).expanduser()
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+    # os.path.isdir, not Path.is_dir: a folder this process may not read must not raise here.
+    if os.path.isdir(path) or path.suffix.lower() in IMAGE_SUFFIXES:
         return False
     return realtime
 
@@ -471,12 +486,44 @@ def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = 
     if _names_camera(uri):  # the same test is_live() uses
         return _open_camera(uri, spec, on_status)
     path = Path(uri).expanduser()
-    if not path.exists():
-        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
-                           "an rtsp:// or http:// URL, a video file, an image or a folder)")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+    if stat.S_ISDIR(_readable_stat(uri, path).st_mode) or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path, spec.loop)
     return VideoSource(path, spec.loop, spec.realtime)
+
+
+# What systemd's ProtectHome= hides from a service.
+HOME_DIRS = ("/home", "/root", "/run/user")
+
+
+def _readable_stat(uri: str, path: Path) -> os.stat_result:
+    """The file or folder's stat, or an EdgecamError when it is missing or this process may
+    not read it (a folder must also be searchable)."""
+    try:
+        st = path.stat()
+    except PermissionError:
+        raise EdgecamError(_permission_denied(path)) from None
+    except OSError:
+        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
+                           "an rtsp:// or http:// URL, a video file, an image or a folder)") from None
+    if not os.access(path, os.R_OK | (os.X_OK if stat.S_ISDIR(st.st_mode) else 0)):
+        raise EdgecamError(_permission_denied(path))
+    return st
+
+
+def _permission_denied(path: Path) -> str:
+    """The one line for a source this process may not read, with the likely cause."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    line = f"cannot read source {path}: permission denied for user {user}"
+    real = os.path.realpath(path)
+    in_home = any(real == d or real.startswith(d + "/") for d in HOME_DIRS)
+    if "INVOCATION_ID" in os.environ or in_home:  # systemd sets INVOCATION_ID for a service
+        return (f"{line}: the likely cause is the service's ProtectHome=, which hides "
+                f"{', '.join(HOME_DIRS)} (home directories are private, too): keep the source "
+                f"outside them, e.g. in /srv/edgecam, readable by {user}")
+    return f"{line}: let {user} read it and search every folder above it (chmod/chgrp)"
 
 
 def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]]) -> Source:
