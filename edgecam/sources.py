@@ -82,13 +82,14 @@ def list_image_files(folder: Path) -> List[Path]:
 class ImageSource(Source):
     """One image file or a folder of images (sorted by name).
 
-    A folder's unreadable images are skipped with a warning; a single named image that cannot
-    be decoded is bad input, reported at open.
+    A folder's unreadable images are skipped with a warning, once per file however often the
+    folder loops; a single named image that cannot be decoded is bad input, reported at open.
     """
 
     def __init__(self, path: Path, loop: bool = False):
         super().__init__()
         self.path, self.loop, self.name = path, loop, str(path)
+        self._skipped: set = set()
         if path.is_dir():
             self.files = list_image_files(path)
             if not self.files:
@@ -109,7 +110,9 @@ class ImageSource(Source):
                     return
                 image = cv2.imread(str(p), cv2.IMREAD_COLOR)
                 if image is None:
-                    log.warning("skipping unreadable image %s", p)
+                    if p not in self._skipped:
+                        self._skipped.add(p)
+                        log.warning("skipping unreadable image %s", p)
                     continue
                 readable += 1
                 frame = self._frame(image)

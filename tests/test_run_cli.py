@@ -316,3 +316,31 @@ def test_an_unreadable_source_is_one_line_naming_the_likely_cause(edgecam_cmd, c
     assert lines[0].startswith(f"edgecam: error: cannot read source {source}: permission denied")
     # systemd's ProtectHome= is the likely cause only for a service.
     assert ("ProtectHome" in lines[0]) == under_systemd
+
+
+def test_a_looping_folder_logs_a_summary_not_a_line_per_frame(edgecam_cmd, cli_env, tmp_path):
+    # What the service does with a folder source and loop = true: it runs for ever.
+    for name, photo in (("a.jpg", "pets.jpg"), ("c.bmp", "traffic.bmp")):
+        shutil.copy(IMAGES / photo, tmp_path / name)
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg at all")
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--loop", "--duration", "4")
+    assert out.returncode == 0, out.stderr
+    summary = out.stdout.splitlines()[-1]
+    processed = int(summary.split()[1])
+    assert summary.startswith("processed ") and processed >= 10, summary
+    lines = out.stdout.splitlines() + out.stderr.splitlines()
+    assert sum("skipping unreadable image" in line for line in lines) == 1, "once, not every pass"
+    assert len(lines) <= 3, f"{len(lines)} lines for {processed} frames:\n" + "\n".join(lines)
+
+
+def test_under_journald_a_file_source_prints_no_line_per_frame(edgecam_cmd, cli_env, tmp_path):
+    journal = tmp_path / "journal"
+    with open(journal, "w") as stream:  # stdout and stderr both go to journald, as in the unit
+        st = os.fstat(stream.fileno())
+        env = dict(cli_env, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        done = subprocess.run([*edgecam_cmd, "run", *MODEL_ARGS, "--source", str(IMAGES)], env=env,
+                              stdout=stream, stderr=stream, timeout=120)
+    text = journal.read_text()
+    assert done.returncode == 0, text
+    assert "processed 5 frame(s)" in text
+    assert not [line for line in text.splitlines() if line.startswith("frame ")], text
