@@ -483,8 +483,28 @@ def is_live(uri: str, realtime: bool = False) -> bool:
     return realtime
 
 
+AV_LOG_QUIET = -8  # libavutil/log.h
+
+
+def quiet_video_libraries() -> None:
+    """Keep FFmpeg's and OpenCV's own lines (`[tcp @ 0x...] Connection refused`, `[ WARN:0@1.7]
+    global cap.cpp...`) off stderr, where they would sit between edgecam's log lines: a lost
+    stream is edgecam's one line about the loss and the retry. At debug level, or when the
+    user set OPENCV_FFMPEG_LOGLEVEL / OPENCV_LOG_LEVEL, they are left as they are.
+
+    Both settings are process-wide in the libraries. OpenCV reads OPENCV_FFMPEG_LOGLEVEL when
+    it first opens FFmpeg, so this runs before any capture is opened.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(AV_LOG_QUIET))
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None) -> Source:
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits."""
+    quiet_video_libraries()
     uri = spec.uri.strip()
     if _names_camera(uri):  # the same test is_live() uses
         return _open_camera(uri, spec, on_status)
