@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Set, Tuple
 
 import cv2
 import numpy as np
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+# What systemd's ProtectHome= hides from a service.
+HOME_DIRS = ("/home", "/root", "/run/user")
 
 
 @dataclass(frozen=True)
@@ -89,11 +91,12 @@ class ImageSource(Source):
     def __init__(self, path: Path, loop: bool = False):
         super().__init__()
         self.path, self.loop, self.name = path, loop, str(path)
-        self._skipped: set = set()
+        self._skipped: Set[Path] = set()
         if path.is_dir():
             self.files = list_image_files(path)
             if not self.files:
-                raise EdgecamError(f"no images in folder {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise EdgecamError(f"no images in folder {path} "
+                                   f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
         else:
             self.files = [path]
             # Decoded once up front so a bad file fails before the run starts, not as 0 frames.
@@ -293,7 +296,7 @@ def import_picamera2():
     """picamera2.Picamera2, imported only when the Pi camera is used; Picamera2Unavailable
     naming the real import error when it is installed but broken."""
     # A module built against another numpy prints numpy's advice on stderr before it fails;
-    # the one line below says it instead, so keep that text out of the log.
+    # the error raised here says it in one line, so that text stays out of the log.
     with contextlib.redirect_stderr(io.StringIO()) as noise:
         try:
             from picamera2 import Picamera2  # type: ignore
@@ -514,10 +517,6 @@ def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = 
     return VideoSource(path, spec.loop, spec.realtime)
 
 
-# What systemd's ProtectHome= hides from a service.
-HOME_DIRS = ("/home", "/root", "/run/user")
-
-
 def _readable_stat(uri: str, path: Path) -> os.stat_result:
     """The file or folder's stat, or an EdgecamError when it is missing or this process may
     not read it (a folder must also be searchable)."""
@@ -559,8 +558,9 @@ def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool]
             raise EdgecamError("no camera found (picamera2 not installed, no /dev/video0): give "
                                "--source picamera | N | /dev/videoN | rtsp://... | FILE | DIR")
     if uri == "picamera":
-        import_picamera2()
-        return LiveSource("picamera", lambda: PicameraCapture(spec), spec.stall_timeout, on_status)
+        picamera2_class = import_picamera2()
+        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class),
+                          spec.stall_timeout, on_status)
     if not uri.startswith(STREAM_SCHEMES) and not uri.isdigit() and not os.path.exists(uri):
         raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "
                            "`ls /dev/video*`")
