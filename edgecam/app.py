@@ -16,6 +16,7 @@ from .annotate import Annotator
 from .config import Config
 from .detector import DetectOptions, Detector
 from .errors import EdgecamError
+from .logs import stderr_is_journal
 from .pipeline import Pipeline
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
 from .sources import SourceSpec, is_live, open_source
@@ -102,7 +103,9 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
                              lambda online: camera_status(online, mqtt_sink, stage and pipeline))
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
-        elif not source.live:  # a camera's per-frame lines would flood the journal
+        elif not (source.live or s.loop or stderr_is_journal(os.environ, stdout)):
+            # A line per frame only for files that end, on a terminal: a camera, a looping
+            # file or the service would flood the journal (the periodic summary says enough).
             sinks.insert(0, SummarySink(stdout))
         sinks += local_sinks(config, annotate, stats, mqtt_reads)
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live

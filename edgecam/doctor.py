@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import importlib.util
 import os
 import shutil
 import socket
@@ -105,22 +104,35 @@ def _needs_camera(uri: str) -> bool:
     return uri in ("auto", "picamera") or uri.isdigit() or uri.startswith("/dev/video")
 
 
+def _check_picamera2(uri: str) -> Check:
+    """Whether picamera2 imports; a broken install shows its real import error and fix."""
+    from .sources import Picamera2Unavailable, import_picamera2
+    wanted = uri in ("auto", "picamera")
+    try:
+        import_picamera2()
+    except Picamera2Unavailable as exc:
+        if exc.installed:
+            return Check("picamera2", FAIL if wanted else WARN, exc.reason, exc.fix)
+        return Check("picamera2", WARN if wanted else SKIP, "not installed",
+                     f"for a Pi camera module: {exc.fix}")
+    return Check("picamera2", OK, "importable")
+
+
 def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
     """picamera2 importable, /dev/video* present; failures only matter for camera sources."""
     uri = config.source.uri
     needed = _needs_camera(uri)
-    rows = []
-    has_picamera2 = importlib.util.find_spec("picamera2") is not None
-    rows.append(Check("picamera2", OK if has_picamera2 else (WARN if uri in ("auto", "picamera") else SKIP),
-                      "importable" if has_picamera2 else "not installed",
-                      "" if has_picamera2 else "for a Pi camera module: `sudo apt install python3-picamera2` "
-                      "and a venv made with --system-site-packages"))
+    picamera2 = _check_picamera2(uri)
+    rows = [picamera2]
+    has_picamera2 = picamera2.status == OK
     nodes = video_devices(root)
     if uri.startswith("/dev/video") and str(root / uri.lstrip("/")) not in nodes:
         rows.append(Check("camera", FAIL, f"{uri} does not exist (have: {', '.join(nodes) or 'none'})",
                           "check the cable/USB port, `v4l2-ctl --list-devices`, or fix [source] uri"))
     elif nodes:
         rows.append(Check("camera", OK, f"{len(nodes)} video node(s): {', '.join(nodes[:6])}"))
+    elif needed and picamera2.status == FAIL:
+        rows.append(Check("camera", SKIP, "not known until picamera2 imports (see above)"))
     elif needed and not has_picamera2:
         rows.append(Check("camera", FAIL, "no /dev/video* device and no picamera2",
                           "connect a camera (ribbon cable firmly seated, or USB), then reboot; "

@@ -6,13 +6,18 @@ the run, file sources end it when they run out (or repeat with `loop`).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import pwd
+import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Set, Tuple
 
 import cv2
 import numpy as np
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+# What systemd's ProtectHome= hides from a service.
+HOME_DIRS = ("/home", "/root", "/run/user")
 
 
 @dataclass(frozen=True)
@@ -75,14 +82,28 @@ def list_image_files(folder: Path) -> List[Path]:
 
 
 class ImageSource(Source):
-    """One image file or a folder of images (sorted); unreadable images are skipped with a warning."""
+    """One image file or a folder of images (sorted by name).
+
+    A folder's unreadable images are skipped with a warning, once per file however often the
+    folder loops; a single named image that cannot be decoded is bad input, reported at open.
+    """
 
     def __init__(self, path: Path, loop: bool = False):
         super().__init__()
         self.path, self.loop, self.name = path, loop, str(path)
-        self.files = list_image_files(path) if path.is_dir() else [path]
-        if not self.files:
-            raise EdgecamError(f"no images in folder {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        self._skipped: Set[Path] = set()
+        if path.is_dir():
+            self.files = list_image_files(path)
+            if not self.files:
+                raise EdgecamError(f"no images in folder {path} "
+                                   f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        else:
+            self.files = [path]
+            # Decoded once up front so a bad file fails before the run starts, not as 0 frames.
+            if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+                raise EdgecamError(f"cannot read image {path}: OpenCV cannot decode it (corrupt, "
+                                   "truncated or not an image): give a JPEG, PNG, BMP, WebP, TIFF, "
+                                   "PPM or PGM file, or a folder")
 
     def frames(self) -> Iterator[Frame]:
         while not self.closed:
@@ -92,7 +113,9 @@ class ImageSource(Source):
                     return
                 image = cv2.imread(str(p), cv2.IMREAD_COLOR)
                 if image is None:
-                    log.warning("skipping unreadable image %s", p)
+                    if p not in self._skipped:
+                        self._skipped.add(p)
+                        log.warning("skipping unreadable image %s", p)
                     continue
                 readable += 1
                 frame = self._frame(image)
@@ -203,7 +226,7 @@ class OpenCVCapture(CaptureDevice):
 
 class PicameraCapture(CaptureDevice):
     """The Raspberry Pi camera through picamera2: a main stream for output and a low-resolution
-    stream at the model's input size, so the CPU does not resize."""
+    stream at the model's input size, so the CPU does not resize the main frame."""
 
     name = "picamera"
 
@@ -219,17 +242,29 @@ class PicameraCapture(CaptureDevice):
                 **streams, buffer_count=4, controls={"FrameRate": float(spec.fps)})
             self.cam.configure(config)
             self.cam.start()
+            # libcamera may have changed the size asked for; the buffers have the size it chose.
+            self.lores_size = tuple(self.cam.stream_configuration("lores")["size"]) \
+                if spec.model_input_size else None
         except BaseException:
             self.cam.close()  # a camera left open is "busy" for every retry after this one
             raise
-        self.has_lores = "lores" in streams
+        self.model_input_size = tuple(spec.model_input_size) if spec.model_input_size else None
+        if self.lores_size and self.lores_size != self.model_input_size:
+            log.info("libcamera made the low-resolution stream %dx%d instead of %dx%d: "
+                     "resizing it to the model's input", *self.lores_size, *self.model_input_size)
 
     def read(self):
-        names = ["main", "lores"] if self.has_lores else ["main"]
-        arrays, _metadata = self.cam.capture_arrays(names)
-        main = arrays[0]
-        lores = yuv420_to_bgr(arrays[1]) if self.has_lores else None
-        return main[:, :, :3], lores
+        if not self.lores_size:
+            arrays, _metadata = self.cam.capture_arrays(["main"])
+            return arrays[0][:, :, :3], None
+        arrays, _metadata = self.cam.capture_arrays(["main", "lores"])
+        return arrays[0][:, :, :3], self._model_input(arrays[1])
+
+    def _model_input(self, yuv: np.ndarray) -> np.ndarray:
+        lores = yuv420_to_bgr(yuv, self.lores_size[0])
+        if self.lores_size != self.model_input_size:
+            lores = cv2.resize(lores, self.model_input_size, interpolation=cv2.INTER_AREA)
+        return lores
 
     def release(self):
         try:
@@ -238,21 +273,58 @@ class PicameraCapture(CaptureDevice):
             self.cam.close()
 
 
-def yuv420_to_bgr(yuv: np.ndarray) -> np.ndarray:
-    """A picamera2 YUV420 (I420) array of shape (h*3/2, w) as a BGR image; 3-channel input passes."""
-    if yuv.ndim == 3:
-        return yuv[:, :, :3]
-    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)
+def yuv420_to_bgr(yuv: np.ndarray, width: int) -> np.ndarray:
+    """A picamera2 YUV420 (I420) array as a BGR image `width` pixels wide.
+
+    picamera2 returns YUV420 as (h*3/2, stride) with the ISP's row padding left in: the Y
+    rows are `stride` bytes, the U and V rows stride/2, which is exactly I420 of width
+    `stride`. So the whole array converts in one call, and the padding is cut off after.
+    """
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR_I420)[:, :width]
+
+
+class Picamera2Unavailable(EdgecamError):
+    """picamera2 cannot be imported: `installed` tells a broken install from a missing one;
+    `reason` and `fix` are the two halves of the message."""
+
+    def __init__(self, installed: bool, reason: str, fix: str):
+        super().__init__(f"{reason}: {fix}")
+        self.installed, self.reason, self.fix = installed, reason, fix
 
 
 def import_picamera2():
-    """picamera2.Picamera2, imported only when the Pi camera is used."""
-    try:
-        from picamera2 import Picamera2  # type: ignore
-    except ImportError:
-        raise EdgecamError("picamera2 is not installed: `sudo apt install python3-picamera2` and "
-                           "create the venv with --system-site-packages") from None
+    """picamera2.Picamera2, imported only when the Pi camera is used; Picamera2Unavailable
+    naming the real import error when it is installed but broken."""
+    # A module built against another numpy prints numpy's advice on stderr before it fails;
+    # the error raised here says it in one line, so that text stays out of the log.
+    with contextlib.redirect_stderr(io.StringIO()) as noise:
+        try:
+            from picamera2 import Picamera2  # type: ignore
+        except ModuleNotFoundError as exc:
+            if exc.name == "picamera2":
+                raise Picamera2Unavailable(
+                    False, "picamera2 is not installed", "`sudo apt install python3-picamera2` "
+                    "and create the venv with --system-site-packages") from None
+            raise _broken_picamera2(exc) from None
+        except Exception as exc:  # the import ran picamera2's own code, which failed
+            raise _broken_picamera2(exc) from None
+    sys.stderr.write(noise.getvalue())
     return Picamera2
+
+
+def _broken_picamera2(exc: Exception) -> Picamera2Unavailable:
+    reason = f"picamera2 is installed but cannot be imported ({type(exc).__name__}: {exc})"
+    if "numpy" not in str(exc):
+        return Picamera2Unavailable(True, reason, "reinstall it with `sudo apt install --reinstall "
+                                    "python3-picamera2 python3-libcamera`")
+    pip = f"{sys.executable} -m pip"
+    if int(np.__version__.split(".")[0]) >= 2:
+        fix = (f"a numpy {np.__version__} wheel in the venv shadows the system numpy 1.x its "
+               f"compiled modules were built against: `{pip} install 'numpy<2'`")
+    else:
+        fix = (f"numpy {np.__version__} ({os.path.dirname(np.__file__)}) is not the numpy its "
+               f"compiled modules were built against: `{pip} uninstall numpy` to use the system's")
+    return Picamera2Unavailable(True, reason, fix)
 
 
 class DeadlineReader:
@@ -384,10 +456,13 @@ class LiveSource(Source):
 
 
 def picamera_available() -> bool:
-    """True when picamera2 can be imported (Raspberry Pi OS with python3-picamera2)."""
+    """True when picamera2 can be imported (Raspberry Pi OS with python3-picamera2), False when
+    it is not installed; a broken install raises Picamera2Unavailable naming the error."""
     try:
         import_picamera2()
-    except EdgecamError:
+    except Picamera2Unavailable as exc:
+        if exc.installed:
+            raise
         return False
     return True
 
@@ -405,23 +480,72 @@ def is_live(uri: str, realtime: bool = False) -> bool:
     if _names_camera(uri):
         return True
     path = Path(uri).expanduser()
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+    # os.path.isdir, not Path.is_dir: a folder this process may not read must not raise here.
+    if os.path.isdir(path) or path.suffix.lower() in IMAGE_SUFFIXES:
         return False
     return realtime
 
 
+AV_LOG_QUIET = -8  # libavutil/log.h
+
+
+def quiet_video_libraries() -> None:
+    """Keep FFmpeg's and OpenCV's own lines (`[tcp @ 0x...] Connection refused`, `[ WARN:0@1.7]
+    global cap.cpp...`) off stderr, where they would sit between edgecam's log lines: a lost
+    stream is edgecam's one line about the loss and the retry. At debug level, or when the
+    user set OPENCV_FFMPEG_LOGLEVEL / OPENCV_LOG_LEVEL, they are left as they are.
+
+    Both settings are process-wide in the libraries. OpenCV reads OPENCV_FFMPEG_LOGLEVEL when
+    it first opens FFmpeg, so this runs before any capture is opened.
+    """
+    if log.isEnabledFor(logging.DEBUG):
+        return
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(AV_LOG_QUIET))
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
 def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None) -> Source:
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits."""
+    quiet_video_libraries()
     uri = spec.uri.strip()
     if _names_camera(uri):  # the same test is_live() uses
         return _open_camera(uri, spec, on_status)
     path = Path(uri).expanduser()
-    if not path.exists():
-        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
-                           "an rtsp:// or http:// URL, a video file, an image or a folder)")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+    if stat.S_ISDIR(_readable_stat(uri, path).st_mode) or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path, spec.loop)
     return VideoSource(path, spec.loop, spec.realtime)
+
+
+def _readable_stat(uri: str, path: Path) -> os.stat_result:
+    """The file or folder's stat, or an EdgecamError when it is missing or this process may
+    not read it (a folder must also be searchable)."""
+    try:
+        st = path.stat()
+    except PermissionError:
+        raise EdgecamError(_permission_denied(path)) from None
+    except OSError:
+        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
+                           "an rtsp:// or http:// URL, a video file, an image or a folder)") from None
+    if not os.access(path, os.R_OK | (os.X_OK if stat.S_ISDIR(st.st_mode) else 0)):
+        raise EdgecamError(_permission_denied(path))
+    return st
+
+
+def _permission_denied(path: Path) -> str:
+    """The one line for a source this process may not read, with the likely cause."""
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = f"uid {os.geteuid()}"
+    line = f"cannot read source {path}: permission denied for user {user}"
+    real = os.path.realpath(path)
+    in_home = any(real == d or real.startswith(d + "/") for d in HOME_DIRS)
+    if "INVOCATION_ID" in os.environ or in_home:  # systemd sets INVOCATION_ID for a service
+        return (f"{line}: the likely cause is the service's ProtectHome=, which hides "
+                f"{', '.join(HOME_DIRS)} (home directories are private, too): keep the source "
+                f"outside them, e.g. in /srv/edgecam, readable by {user}")
+    return f"{line}: let {user} read it and search every folder above it (chmod/chgrp)"
 
 
 def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]]) -> Source:
@@ -434,8 +558,9 @@ def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool]
             raise EdgecamError("no camera found (picamera2 not installed, no /dev/video0): give "
                                "--source picamera | N | /dev/videoN | rtsp://... | FILE | DIR")
     if uri == "picamera":
-        import_picamera2()
-        return LiveSource("picamera", lambda: PicameraCapture(spec), spec.stall_timeout, on_status)
+        picamera2_class = import_picamera2()
+        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class),
+                          spec.stall_timeout, on_status)
     if not uri.startswith(STREAM_SCHEMES) and not uri.isdigit() and not os.path.exists(uri):
         raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "
                            "`ls /dev/video*`")

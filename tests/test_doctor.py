@@ -6,6 +6,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+from broken_picamera2 import broken_picamera2_env
 from conftest import COCO_LABELS, EDGETPU_MODEL, IMAGES, MODELS, SSD_MODEL
 from edgecam import config as cfg
 from edgecam.doctor import (FAIL, OK, SKIP, WARN, check_edgetpu, check_model, check_mqtt,
@@ -91,6 +92,18 @@ def test_broken_config_is_a_failed_row(edgecam_cmd, cli_env, tmp_path):
     result = _doctor(edgecam_cmd, cli_env, path)
     assert result.returncode == 1 and _rows(result.stdout)["config"] == "FAIL"
     assert "threshold" in result.stdout
+
+
+def test_a_broken_picamera2_is_a_failed_row_with_its_error(edgecam_cmd, cli_env, tmp_path):
+    path = _config_file(tmp_path, model={"path": str(SSD_MODEL), "labels": str(COCO_LABELS)},
+                        source={"uri": "picamera"})
+    result = _doctor(edgecam_cmd, broken_picamera2_env(tmp_path, cli_env), path)
+    assert result.returncode == 1
+    assert _rows(result.stdout)["picamera2"] == "FAIL", result.stdout
+    row = next(line for line in result.stdout.splitlines() if "picamera2 " in line)
+    assert "numpy.core.multiarray failed to import" in row
+    assert "numpy<2" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_edgetpu_model_on_cpu_fails_clearly(tmp_path):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ import pytest
 
 from conftest import (CLASSIFIER_025, COCO_LABELS, EDGETPU_MODEL, IMAGENET_LABELS, IMAGES,
                       SSD_MODEL)
+from broken_picamera2 import broken_picamera2_env
 from media import frame_count, pan_frames, write_video
 
 MODEL_ARGS = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS)]
@@ -137,6 +140,8 @@ def _bad(tmp_path):
     not_tflite.write_bytes(b"this is not a flatbuffer" * 10)
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("[detect]\nthreshold = 1.5\n")
+    not_an_image = tmp_path / "bad.jpg"
+    not_an_image.write_bytes(b"not a jpeg at all")
     return {
         "missing model": (["--model", str(tmp_path / "none.tflite"), "--labels", str(COCO_LABELS)], "model not found"),
         "not tflite": (["--model", str(not_tflite), "--labels", str(COCO_LABELS)], "not a TFLite model"),
@@ -145,6 +150,7 @@ def _bad(tmp_path):
         "missing labels": (["--model", str(SSD_MODEL), "--labels", str(tmp_path / "none.txt")], "label file not found"),
         "mismatched labels": (["--model", str(SSD_MODEL), "--labels", str(IMAGENET_LABELS)], "90 classes"),
         "bad source": ([*MODEL_ARGS, "--source", str(tmp_path / "none.mp4")], "source not found"),
+        "unreadable image": ([*MODEL_ARGS, "--source", str(not_an_image)], "cannot read image"),
         "no picamera2": ([*MODEL_ARGS, "--source", "picamera"], "python3-picamera2"),
         "bad camera": ([*MODEL_ARGS, "--source", "/dev/video99"], "/dev/video99"),
         "bad config": ([*MODEL_ARGS, "--config", str(bad_toml)], "[detect] threshold"),
@@ -257,3 +263,84 @@ def test_a_video_file_runs_in_throughput_mode_by_default_and_keeps_order(edgecam
                 "--max-frames", "3", "--json")
     assert paced.returncode == 0, paced.stderr
     assert "1 worker(s) x" in paced.stderr
+
+
+@pytest.mark.parametrize("source", ["picamera", "auto"])
+def test_a_broken_picamera2_shows_its_import_error_and_the_fix(edgecam_cmd, cli_env, tmp_path, source):
+    out = run(edgecam_cmd, broken_picamera2_env(tmp_path, cli_env), *MODEL_ARGS, "--source", source)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    line = lines[0]
+    assert line.startswith("edgecam: error: picamera2 ")
+    assert "numpy.core.multiarray failed to import" in line and "numpy<2" in line
+    assert "not installed" not in line and "no camera found" not in line
+
+
+AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+
+
+@pytest.fixture
+def private_photos():
+    """A directory edgecam's run may not read, with photos inside: 0700 and root's, with the
+    run dropped to nobody when the tests run as root; mode 000 otherwise. It sits in a
+    fresh world-searchable directory, as tmp_path's parents are root's 0700 directories."""
+    root = os.geteuid() == 0
+    if root and not shutil.which("setpriv"):
+        pytest.skip("needs setpriv (util-linux) to drop root privileges")
+    base = Path(tempfile.mkdtemp(prefix="edgecam-private-"))
+    base.chmod(0o755)
+    private = base / "private"
+    (private / "photos").mkdir(parents=True)
+    for folder in (private, private / "photos"):
+        shutil.copy(IMAGES / "pets.jpg", folder / "pets.jpg")
+    private.chmod(0o700 if root else 0)
+    yield private, (AS_NOBODY if root else [])
+    private.chmod(0o700)
+    shutil.rmtree(base)
+
+
+@pytest.mark.parametrize("where", ["photos", "pets.jpg", "."])
+@pytest.mark.parametrize("under_systemd", [False, True])
+def test_an_unreadable_source_is_one_line_naming_the_likely_cause(edgecam_cmd, cli_env, private_photos,
+                                                                  where, under_systemd):
+    private, prefix = private_photos
+    env = dict(cli_env, INVOCATION_ID="0123456789abcdef") if under_systemd else cli_env
+    source = private / where if where != "." else private
+    out = subprocess.run([*prefix, *edgecam_cmd, "run", *MODEL_ARGS, "--source", str(source)],
+                         env=env, capture_output=True, text=True, timeout=120, cwd="/")
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"edgecam: error: cannot read source {source}: permission denied")
+    # systemd's ProtectHome= is the likely cause only for a service.
+    assert ("ProtectHome" in lines[0]) == under_systemd
+
+
+def test_a_looping_folder_logs_a_summary_not_a_line_per_frame(edgecam_cmd, cli_env, tmp_path):
+    # What the service does with a folder source and loop = true: it runs for ever.
+    for name, photo in (("a.jpg", "pets.jpg"), ("c.bmp", "traffic.bmp")):
+        shutil.copy(IMAGES / photo, tmp_path / name)
+    (tmp_path / "b.jpg").write_bytes(b"not a jpeg at all")
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--loop", "--duration", "4")
+    assert out.returncode == 0, out.stderr
+    summary = out.stdout.splitlines()[-1]
+    processed = int(summary.split()[1])
+    assert summary.startswith("processed ") and processed >= 10, summary
+    lines = out.stdout.splitlines() + out.stderr.splitlines()
+    assert sum("skipping unreadable image" in line for line in lines) == 1, "once, not every pass"
+    assert len(lines) <= 3, f"{len(lines)} lines for {processed} frames:\n" + "\n".join(lines)
+
+
+def test_under_journald_a_file_source_prints_no_line_per_frame(edgecam_cmd, cli_env, tmp_path):
+    journal = tmp_path / "journal"
+    with open(journal, "w") as stream:  # stdout and stderr both go to journald, as in the unit
+        st = os.fstat(stream.fileno())
+        env = dict(cli_env, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        done = subprocess.run([*edgecam_cmd, "run", *MODEL_ARGS, "--source", str(IMAGES)], env=env,
+                              stdout=stream, stderr=stream, timeout=120)
+    text = journal.read_text()
+    assert done.returncode == 0, text
+    assert "processed 5 frame(s)" in text
+    assert not [line for line in text.splitlines() if line.startswith("frame ")], text

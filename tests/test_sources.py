@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -242,3 +243,18 @@ def test_live_sources_are_told_from_files_without_opening_them(tmp_path):
     video = tmp_path / "clip.mp4"
     assert not is_live(str(video)) and is_live(str(video), realtime=True)
     assert not is_live(str(IMAGES)) and not is_live(str(IMAGES / "pets.jpg"), realtime=True)
+
+
+EDGECAM_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ +edgecam(\.\w+)*: ")
+
+
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_an_unreachable_stream_leaves_only_edgecam_lines_on_stderr(edgecam_cmd, cli_env, scheme):
+    port = free_port()  # nothing listens there: every connection is refused
+    out = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                          "--source", f"{scheme}://127.0.0.1:{port}/stream", "--duration", "4"],
+                         env=cli_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert lines and all(EDGECAM_LOG_LINE.match(line) for line in lines), out.stderr
+    assert sum("lost" in line for line in lines) == 1, out.stderr
