@@ -10,9 +10,10 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional, TextIO, Tuple
+from typing import Callable, List, Optional, TextIO, Tuple
 
 from .annotate import Annotator
+from .backends import ACCELERATORS, load_accelerator
 from .config import Config
 from .detector import DetectOptions, Detector
 from .errors import EdgecamError
@@ -41,6 +42,32 @@ def resolve_model(config: Config) -> Tuple[str, Optional[str]]:
     return str(model), config.model.labels or (str(labels) if labels else None)
 
 
+def installed_labels(env=None) -> Optional[str]:
+    """The label file installed with the default (COCO) model, or None: the labels an
+    accelerator's COCO model falls back to."""
+    from .models import default_model
+    try:
+        return str(default_model(env)[1] or "") or None
+    except EdgecamError:
+        return None
+
+
+def detect_options(config: Config) -> DetectOptions:
+    """The [detect] settings every backend filters with."""
+    d = config.detect
+    return DetectOptions(d.threshold, tuple(d.classes), d.max_detections, d.min_area, d.resize)
+
+
+def resolved_backend(config: Config) -> Config:
+    """The config with `[model] detector` made concrete (auto resolved, the delegate alias
+    folded in), so everything downstream reads one name."""
+    import dataclasses
+    from .backends import resolve_backend
+    chosen = resolve_backend(config.model.backend)
+    return dataclasses.replace(config, model=dataclasses.replace(
+        config.model, detector=chosen, delegate="edgetpu" if chosen == "edgetpu" else "cpu"))
+
+
 AUTO_WORKERS_MAX = 4  # beyond this, more interpreters add memory, not frames
 
 
@@ -52,7 +79,7 @@ def worker_count(config: Config, cores: int) -> int:
     than one spread over the cores)."""
     if config.pipeline.workers:
         return config.pipeline.workers
-    if config.model.delegate == "edgetpu" or config.motion.enabled \
+    if config.model.backend != "cpu" or config.motion.enabled \
             or is_live(config.source.uri, config.source.realtime):
         return 1
     return max(1, min(AUTO_WORKERS_MAX, cores // (config.model.threads or 1)))
@@ -63,8 +90,7 @@ def load_detectors(config: Config, model: str, labels: Optional[str]) -> List[De
     cores = os.cpu_count() or 1
     workers = worker_count(config, cores)
     threads = config.model.threads or max(1, cores // workers)
-    d = config.detect
-    options = DetectOptions(d.threshold, tuple(d.classes), d.max_detections, d.min_area, d.resize)
+    options = detect_options(config)
     first = Detector.load(model, labels, threads=threads, delegate=config.model.delegate, options=options)
     rest = [Detector.load(model, labels, threads=threads, delegate=config.model.delegate,
                           options=options, runtime=first.runtime) for _ in range(workers - 1)]
@@ -87,8 +113,18 @@ def state_dir(config: Config, env=None) -> Path:
 def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         stop: Optional[threading.Event] = None) -> dict:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
-    model, labels = resolve_model(config)
-    detectors = load_detectors(config, model, labels)
+    config = resolved_backend(config)
+    backend = config.model.backend
+    if backend in ACCELERATORS:
+        # The IMX500 must exist before Picamera2 is created: it is loaded here, first.
+        accelerator = load_accelerator(backend, config.model.path, config.model.labels,
+                                       detect_options(config), installed_labels())
+        detectors = [accelerator]
+        model, labels = getattr(accelerator, "network_file", None) or accelerator.hef_path, None
+    else:
+        model, labels = resolve_model(config)
+        detectors = load_detectors(config, model, labels)
+    sensor = detectors[0] if backend == "imx500" else None
     stage, gate = tracking_stages(config)
     pipeline: Optional[Pipeline] = None
     stats = lambda: pipeline.stats if pipeline else None  # noqa: E731 - read once running
@@ -100,7 +136,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
                                         s.realtime, detectors[0].input_size),
-                             lambda online: camera_status(online, mqtt_sink, stage and pipeline))
+                             lambda online: camera_status(online, mqtt_sink, stage and pipeline),
+                             sensor=sensor)
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
         elif not (source.live or s.loop or stderr_is_journal(os.environ, stdout)):
@@ -118,10 +155,12 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         for sink in sinks:  # nothing queued for MQTT may be lost on a bad setup
             sink.close()
         raise
-    log.info("model %s on %s (%s, %d worker(s) x %s thread(s)), source %s", model,
-             detectors[0].runtime.describe(), detectors[0].delegate, len(detectors),
-             detectors[0].threads, source.name)
-    summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration)
+    first = detectors[0]
+    where = first.describe() if backend in ACCELERATORS else first.runtime.describe()
+    log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
+             where, backend, len(detectors), first.threads, source.name)
+    summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration,
+                        starting=(lambda: sensor.loading) if sensor is not None else None)
     if gate is not None:
         summary["motion"] = gate.stats.summary()
     if stage is not None:
@@ -151,8 +190,9 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats
         config.mqtt, config.detect, state_dir(config), Path(model).name,
         stats_source=lambda: stats().dropped if stats() else 0, annotate=annotate,
         tracked_events=tracked)
-    RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
-                delegate=config.model.delegate).register(dispatcher)
+    if config.model.backend not in ACCELERATORS:  # probes time a .tflite on this CPU
+        RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
+                    delegate=config.model.delegate).register(dispatcher)
     return sink, settings, {"mqtt_connected": lambda: comm.connected, "spool_depth": sink.spool_depth}
 
 
@@ -182,30 +222,42 @@ def tracking_stages(config: Config):
     return stage, gate
 
 
+# While a camera is busy starting (the IMX500 uploading firmware), start-up is extended by
+# this much at every poll; systemd kills a start that stops asking.
+STARTING_EXTEND_S = 30.0
+STARTING_EVERY_S = 5.0
+
+
 def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float],
-              env=None) -> dict:
+              env=None, starting: Optional[Callable[[], Optional[str]]] = None) -> dict:
     """Start the pipeline, tell systemd how it goes, stop it on `stop`/duration, drain and
     close it; returns the run summary.
 
     READY=1 is sent once the first frame was processed; WATCHDOG=1 only while frames keep
     being processed (or a live source is reconnecting), so a stalled inference loop gets the
-    service restarted.
+    service restarted. `starting()` returns what the camera is busy with before it can
+    deliver frames (the IMX500's firmware upload), else None: meanwhile start-up is extended
+    (EXTEND_TIMEOUT_USEC) before READY, and the watchdog fed after it.
     """
     from .notify import Notifier, WatchdogPinger
     notifier = Notifier.from_env(env)
     pinger = WatchdogPinger.from_env(notifier, env)
     stats = pipeline.stats
     started = last_status = last_log = time.monotonic()
-    seen, ready = 0, False
+    seen, ready, last_extend = 0, False, -STARTING_EVERY_S
     pipeline.start()
     try:
         while pipeline.running:
             if stop.wait(0.2) or (duration and time.monotonic() - started >= duration):
                 break
             processed = stats.processed
-            if processed > seen or getattr(pipeline.source, "reconnecting", False):
+            busy = starting() if starting is not None else None
+            if processed > seen or getattr(pipeline.source, "reconnecting", False) or busy:
                 pinger.progress()
             seen = processed
+            if busy and notifier and not ready and time.monotonic() - last_extend >= STARTING_EVERY_S:
+                last_extend = time.monotonic()
+                notifier.send(EXTEND_TIMEOUT_USEC=int(STARTING_EXTEND_S * 1e6), STATUS=busy)
             if notifier and not ready and processed:
                 ready = notifier.ready(status=f"running: {pipeline.source.name}")
             now = time.monotonic()

@@ -75,12 +75,21 @@ def _parse_masks(where, value):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which model runs and how: path, labels, CPU threads, delegate."""
+    """Which model runs and how: path, labels, CPU threads, detector backend."""
 
     path: Optional[str] = field(default=None, metadata=_opt(str, help="model file (.tflite); default: the cached default model"))
     labels: Optional[str] = field(default=None, metadata=_opt(str, help="label file; default: the one installed with the model"))
     threads: Optional[int] = field(default=None, metadata=_opt(int, _between(1, 64), "interpreter threads; default: number of cores"))
-    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral)"))
+    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral); an alias of detector"))
+    detector: Optional[str] = field(default=None, metadata=_opt(str, _one_of("cpu", "edgetpu", "imx500", "hailo", "auto"), "detector backend: cpu, edgetpu (Coral), imx500 (AI Camera), hailo (AI Kit / AI HAT+), auto; default: the delegate"))
+
+    @property
+    def backend(self) -> str:
+        """The detector backend asked for: `detector`, else the `delegate` alias."""
+        if self.detector and self.delegate == "edgetpu" and self.detector not in ("edgetpu", "auto"):
+            raise EdgecamError(f"[model] detector = {self.detector!r} contradicts delegate = "
+                               "\"edgetpu\": drop the delegate (it is an alias of detector)")
+        return self.detector or self.delegate
 
 
 @dataclass(frozen=True)

@@ -87,13 +87,26 @@ class Detection:
         return d
 
 
+@dataclass(frozen=True)
+class SensorDetections:
+    """Detections a camera made itself for one frame (the IMX500 runs its network on the
+    sensor): every candidate, unfiltered, boxes already in the frame's main image, and the
+    sensor's own DNN and DSP times in ms when it reported them."""
+
+    candidates: Tuple[Detection, ...]
+    dnn_ms: Optional[float] = None
+    dsp_ms: Optional[float] = None
+
+
 @dataclass
 class Frame:
     """A captured image (BGR, HxWx3 uint8) with its sequence number and capture time.
 
     `ts` is wall-clock time (for publishing), `mono` the monotonic clock at capture (for
     measuring latency). `model_input` is an optional image already at the model's input size,
-    e.g. picamera2's low-resolution stream, so the CPU need not resize.
+    e.g. picamera2's low-resolution stream, so the CPU need not resize. `detected` holds what
+    a camera that detects on its sensor reported with the frame; None when it reported
+    nothing (no information) or the camera does not detect.
     """
 
     seq: int
@@ -102,6 +115,7 @@ class Frame:
     image: np.ndarray
     source: str = ""
     model_input: Optional[np.ndarray] = None
+    detected: Optional[SensorDetections] = None
 
     @property
     def width(self) -> int:
@@ -128,6 +142,9 @@ class FrameResult:
     # True for the last message of a run: it only carries the events that closing produced
     # (e.g. tracks ended at shutdown); its frame was already delivered.
     flush_only: bool = False
+    # True when the detector had nothing to say about the frame (an IMX500 frame whose
+    # metadata has no outputs yet): not "nothing there", so it goes to no sink.
+    no_information: bool = False
 
     def to_json(self) -> dict:
         """The `--json` frame line (contract: see README)."""

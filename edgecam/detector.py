@@ -177,14 +177,8 @@ class Detector:
         return detector
 
     def _allowed_ids(self, names: Sequence[str]) -> Optional[frozenset]:
-        if not names:
-            return None
-        by_name = {v: k for k, v in self.labels.items()}
-        unknown = [n for n in names if n not in by_name]
-        if unknown:
-            raise EdgecamError(f"unknown label(s) in the class allow-list: {', '.join(unknown)} "
-                               "(use names from the label file)")
-        return frozenset(by_name[n] for n in names)
+        from .backends.filtering import allowed_ids
+        return allowed_ids(self.labels, names)
 
     def with_options(self, options: DetectOptions) -> "Detector":
         """Change the options in place (e.g. a new threshold from MQTT); returns self."""
@@ -208,6 +202,19 @@ class Detector:
             fitted = fit_image(image, t)
         rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
         return self._to_tensor(rgb), t
+
+    @property
+    def name(self) -> str:
+        """The backend name: `cpu`, or `edgetpu` with the Coral delegate."""
+        return self.delegate
+
+    def prepare(self, frame: Frame) -> Tuple[np.ndarray, Transform]:
+        """The backend interface (edgecam.backends): preprocess the frame's image."""
+        return self.preprocess(frame.image, frame.model_input)
+
+    def timings(self, _raw) -> Dict[str, float]:
+        """Times measured outside this process: none for an interpreter."""
+        return {}
 
     def invoke(self, tensor: np.ndarray) -> Tuple[np.ndarray, ...]:
         """Run the interpreter on an input tensor; the raw outputs in the model's order (copied)."""

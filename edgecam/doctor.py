@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import config as cfg
+from .backends.presence import CoralUsb, coral_pcie, find_coral_usb  # noqa: F401 - doctor's API
 from .errors import EdgecamError
 from .stats import decode_throttled, parse_throttled, soc_temperature
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
-# Coral USB accelerator: 1a6e:089a before its firmware is loaded, 18d1:9302 after.
-CORAL_USB_IDS = {("1a6e", "089a"), ("18d1", "9302")}
 DISK_WARN_BYTES = 500 * 1024 * 1024
 DISK_FAIL_BYTES = 50 * 1024 * 1024
 TEMP_WARN_C = 75.0
@@ -43,39 +42,7 @@ class Check:
     fix: str = ""
 
 
-@dataclass(frozen=True)
-class CoralUsb:
-    """A Coral USB accelerator found in sysfs, with its negotiated link speed in Mbit/s."""
-
-    path: str
-    vendor: str
-    product: str
-    speed_mbps: Optional[float]
-
-
-def _read(path: Path) -> Optional[str]:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 # --- probes (pure functions of the filesystem under `root`) --------------------------------
-
-def find_coral_usb(root: Path = Path("/")) -> List[CoralUsb]:
-    """Coral USB accelerators listed under /sys/bus/usb/devices."""
-    found = []
-    for dev in sorted((root / "sys/bus/usb/devices").glob("*")):
-        vendor, product = _read(dev / "idVendor"), _read(dev / "idProduct")
-        if (vendor, product) in CORAL_USB_IDS:
-            speed = _read(dev / "speed")
-            try:
-                mbps = float(speed) if speed else None
-            except ValueError:
-                mbps = None
-            found.append(CoralUsb(dev.name, vendor, product, mbps))
-    return found
-
 
 def video_devices(root: Path = Path("/")) -> List[str]:
     """/dev/video* nodes, sorted by number."""
@@ -159,7 +126,7 @@ def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
                           "add Coral's apt repository and `sudo apt install libedgetpu1-std`"
                           if wanted else ""))
     usb = find_coral_usb(root)
-    pcie = (root / "dev/apex_0").exists()
+    pcie = coral_pcie(root)
     for dev in usb:
         firmware = "firmware not loaded yet" if dev.vendor == "1a6e" else "firmware loaded"
         if dev.speed_mbps is not None and dev.speed_mbps < 5000:

@@ -280,7 +280,7 @@ class Pipeline:
                 if not self.drop:
                     # Every file frame will be inferred: resize it here, off the inference
                     # thread's critical path (measured: +3-4 % fps).
-                    job.prepared = self.detectors[0].preprocess(frame.image, frame.model_input)
+                    job.prepared = self.detectors[0].prepare(frame)
                 self._inbox.put(job)
         except BaseException as exc:  # surfaced by run(); never silently kills the pipeline
             self.error = exc
@@ -316,7 +316,11 @@ class Pipeline:
             return FrameResult(frame, (), 0.0, {}, skipped=True)
         # Live frames are preprocessed only here, so dropped or gated-out ones cost nothing.
         t0 = time.perf_counter()
-        tensor, transform = job.prepared or detector.preprocess(frame.image, frame.model_input)
+        prepared = job.prepared or detector.prepare(frame)
+        if prepared is None:  # e.g. an IMX500 frame without outputs: no information
+            self.stats.skipped += 1
+            return FrameResult(frame, (), 0.0, {}, skipped=True, no_information=True)
+        tensor, transform = prepared
         t1 = time.perf_counter()
         raw = detector.invoke(tensor)
         t2 = time.perf_counter()
@@ -326,7 +330,7 @@ class Pipeline:
         self.stats.inference_ms.add(invoke_ms)
         return FrameResult(frame, detections, invoke_ms,
                            {"preprocess": (t1 - t0) * 1e3, "invoke": invoke_ms,
-                            "postprocess": (t3 - t2) * 1e3})
+                            "postprocess": (t3 - t2) * 1e3, **detector.timings(raw)})
 
     def _emit(self, order: int, result: FrameResult) -> None:
         # Results leave in frame order whatever worker finished first.
@@ -352,6 +356,10 @@ class Pipeline:
                     self._finish_processors(ready.reason)
                     continue
                 if self.max_frames is not None and self._emitted >= self.max_frames:
+                    continue
+                if ready.no_information:
+                    # Nothing was seen or missed: trackers, events and outputs must not take
+                    # it for an empty frame.
                     continue
                 for process in self.processors:
                     ready = process(ready)

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, List, Optional, Set, Tuple
 import cv2
 import numpy as np
 
-from .datatypes import Frame
+from .datatypes import Frame, SensorDetections
 from .errors import EdgecamError
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ class Source:
         """True once close() was called."""
         return self._closed.is_set()
 
-    def _frame(self, image: np.ndarray, model_input: Optional[np.ndarray] = None) -> Frame:
-        f = Frame(self._seq, time.time(), time.monotonic(), image, self.name, model_input)
+    def _frame(self, image: np.ndarray, model_input: Optional[np.ndarray] = None,
+               detected: Optional[SensorDetections] = None) -> Frame:
+        f = Frame(self._seq, time.time(), time.monotonic(), image, self.name, model_input, detected)
         self._seq += 1
         return f
 
@@ -226,25 +227,34 @@ class OpenCVCapture(CaptureDevice):
 
 class PicameraCapture(CaptureDevice):
     """The Raspberry Pi camera through picamera2: a main stream for output and a low-resolution
-    stream at the model's input size, so the CPU does not resize the main frame."""
+    stream at the model's input size, so the CPU does not resize the main frame.
+
+    `sensor` is a camera that detects on its own sensor (edgecam.backends.imx500): it names the
+    camera (`camera_num`), adds `controls()`, is told once the camera `started(cam)`, and
+    `read(metadata, cam)` turns each frame's metadata into its SensorDetections (or None).
+    """
 
     name = "picamera"
 
-    def __init__(self, spec: SourceSpec, picamera2_class=None):
+    def __init__(self, spec: SourceSpec, picamera2_class=None, sensor=None):
         cls = picamera2_class or import_picamera2()
-        self.cam = cls()
+        self.sensor = sensor
+        self.cam = cls() if sensor is None else cls(sensor.camera_num)
         # "RGB888" in libcamera is B,G,R in memory: exactly OpenCV's BGR.
         streams = {"main": {"size": (spec.width, spec.height), "format": "RGB888"}}
-        if spec.model_input_size:
+        if spec.model_input_size and sensor is None:
             streams["lores"] = {"size": tuple(spec.model_input_size), "format": "YUV420"}
+        controls = {"FrameRate": float(spec.fps), **(sensor.controls() if sensor else {})}
         try:
             config = self.cam.create_video_configuration(
-                **streams, buffer_count=4, controls={"FrameRate": float(spec.fps)})
+                **streams, buffer_count=4, controls=controls)
             self.cam.configure(config)
             self.cam.start()
             # libcamera may have changed the size asked for; the buffers have the size it chose.
             self.lores_size = tuple(self.cam.stream_configuration("lores")["size"]) \
-                if spec.model_input_size else None
+                if "lores" in streams else None
+            if sensor is not None:
+                sensor.started(self.cam)
         except BaseException:
             self.cam.close()  # a camera left open is "busy" for every retry after this one
             raise
@@ -254,11 +264,12 @@ class PicameraCapture(CaptureDevice):
                      "resizing it to the model's input", *self.lores_size, *self.model_input_size)
 
     def read(self):
-        if not self.lores_size:
-            arrays, _metadata = self.cam.capture_arrays(["main"])
-            return arrays[0][:, :, :3], None
-        arrays, _metadata = self.cam.capture_arrays(["main", "lores"])
-        return arrays[0][:, :, :3], self._model_input(arrays[1])
+        names = ["main", "lores"] if self.lores_size else ["main"]
+        arrays, metadata = self.cam.capture_arrays(names)
+        lores = self._model_input(arrays[1]) if self.lores_size else None
+        if self.sensor is None:
+            return arrays[0][:, :, :3], lores
+        return arrays[0][:, :, :3], lores, self.sensor.read(metadata, self.cam)
 
     def _model_input(self, yuv: np.ndarray) -> np.ndarray:
         lores = yuv420_to_bgr(yuv, self.lores_size[0])
@@ -505,10 +516,22 @@ def quiet_video_libraries() -> None:
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
-def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None) -> Source:
-    """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits."""
+def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None,
+                sensor=None) -> Source:
+    """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits.
+
+    `sensor` (a camera that detects on its sensor, see PicameraCapture) needs the Pi camera.
+    """
     quiet_video_libraries()
     uri = spec.uri.strip()
+    if sensor is not None:
+        if uri not in ("auto", "picamera"):
+            raise EdgecamError(f"the {sensor.name} detects on the camera's own sensor, so it needs "
+                               f"--source picamera (not {uri}): use --detector cpu or hailo for "
+                               "other sources")
+        picamera2_class = import_picamera2()
+        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, sensor),
+                          spec.stall_timeout, on_status)
     if _names_camera(uri):  # the same test is_live() uses
         return _open_camera(uri, spec, on_status)
     path = Path(uri).expanduser()

@@ -27,7 +27,8 @@ def _split_host_port(value):
 @click.option("--model", help="Detection model (.tflite). Default: the installed default model.")
 @click.option("--labels", help="Label file for the model.")
 @click.option("--threads", type=int, help="Interpreter threads (default: number of cores / workers).")
-@click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), help="Run on the CPU or a Coral Edge TPU.")
+@click.option("--detector", type=click.Choice(["cpu", "edgetpu", "imx500", "hailo", "auto"]), help="Detector backend: CPU, Coral Edge TPU, Raspberry Pi AI Camera (IMX500), Hailo AI Kit / AI HAT+, or auto (README: Accelerators).")
+@click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), help="Alias of --detector cpu|edgetpu.")
 @click.option("--threshold", type=float, help="Minimum score (0..1).")
 @click.option("--classes", help="Only report these labels, comma-separated.")
 @click.option("--max-detections", type=int, help="At most this many detections per frame.")
@@ -65,7 +66,7 @@ def run_command(config_path, **opts):
     listed = lambda v: None if v is None else tuple(x.strip() for x in v.split(",") if x.strip())  # noqa: E731
     overrides = {
         "model": {"path": opts["model"], "labels": opts["labels"], "threads": opts["threads"],
-                  "delegate": opts["delegate"]},
+                  "delegate": opts["delegate"], "detector": opts["detector"]},
         "detect": {"threshold": opts["threshold"], "classes": listed(opts["classes"]),
                    "max_detections": opts["max_detections"], "min_area": opts["min_area"],
                    "resize": opts["resize"], "watch": listed(opts["watch"])},

@@ -1,0 +1,287 @@
+"""The Raspberry Pi AI Camera (Sony IMX500): the network runs on the sensor, and each frame's
+metadata carries its outputs. No inference runs on the CPU; this module only decodes.
+
+Built on picamera2's `IMX500` class (picamera2/devices/imx500/imx500.py): the device is
+created before `Picamera2` (it hands the network firmware to the driver), its
+`NetworkIntrinsics` say how the outputs are laid out (`bbox_order`, `bbox_normalization`,
+`postprocess`, labels, `inference_rate`), `get_outputs()` reads the tensors from the
+metadata, `convert_inference_coords()` maps a box to the main stream's pixels and
+`get_kpi_info()` gives the sensor's DNN and DSP times.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..datatypes import BBox, Detection, Frame, SensorDetections
+from ..detector import DetectOptions
+from ..errors import EdgecamError
+from ..labels import label_for, load_labels
+from .filtering import allowed_ids, keep
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "imx500-all"
+MODELS_DIR = "/usr/share/imx500-models"
+DEFAULT_NETWORK = f"{MODELS_DIR}/imx500_network_ssd_mobilenetv2_fpnlite_320x320_pp.rpk"
+# Firmware upload stages as picamera2 numbers them (FW_LOADER_STAGE, FW_MAIN_STAGE,
+# FW_NETWORK_STAGE) in the driver's fw_progress file.
+UPLOAD_STAGES = ((0, "loader"), (1, "main"), (2, "network"))
+NETWORK_STAGE = 2
+# picamera2's own progress bar calls the upload done at 95 % (the last chunk is not counted).
+UPLOAD_DONE = 0.95
+POLL_S = 0.5
+# Progress reading (0, 0) this long after the camera started means nothing is being uploaded:
+# the network is already on the sensor.
+IDLE_GRACE_S = 3.0
+# No progress for this long: stop waiting and let frames tell (a stuck upload shows as frames
+# without outputs, which the watchdog then catches).
+STALL_S = 60.0
+
+
+def import_imx500():
+    """(IMX500, NetworkIntrinsics) from picamera2, or an EdgecamError naming the package."""
+    try:
+        from picamera2.devices import IMX500  # type: ignore
+        from picamera2.devices.imx500 import NetworkIntrinsics  # type: ignore
+    except ImportError as exc:
+        raise EdgecamError(f"the imx500 detector needs picamera2's IMX500 support ({exc}): "
+                           f"`sudo apt install {PACKAGE}`, then reboot") from None
+    return IMX500, NetworkIntrinsics
+
+
+def dense_or_indexed(labels: Sequence[str], ignore_dash: bool) -> Dict[int, str]:
+    """Class id -> name from an intrinsics label list. With `ignore_undefined` the `-` entries
+    are removed before indexing (as picamera2's demo does); otherwise they are gaps."""
+    if ignore_dash:
+        return dict(enumerate(lb for lb in labels if lb and lb != "-"))
+    return {i: lb for i, lb in enumerate(labels) if lb and lb != "-"}
+
+
+def decode_boxes(boxes: np.ndarray, order: Optional[str], normalized: Optional[bool],
+                 input_size: Tuple[int, int]) -> np.ndarray:
+    """Boxes [N,4] as the network wrote them -> (y0, x0, y1, x1) fractions of the input.
+
+    `bbox_normalization` means the network wrote input pixels; `bbox_order` "xy" means
+    (x0, y0, x1, y1). picamera2's demo divides all four by the input height; dividing x by
+    the width is the same for the square networks it ships and right for the others.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if order == "xy":
+        boxes = boxes[:, [1, 0, 3, 2]]
+    if normalized:
+        w, h = input_size
+        boxes = boxes / np.array([h, w, h, w], dtype=np.float64)
+    return boxes
+
+
+class Imx500Backend:
+    """The AI Camera as a detector backend, and the sensor half of its picamera2 capture.
+
+    As the sensor (see sources.PicameraCapture) it names the camera, sets the frame rate to
+    the network's inference rate, waits for the firmware upload, and decodes each frame's
+    metadata into SensorDetections in the main stream. As the backend it only filters what
+    the frame carries: threshold, classes, area, count.
+    """
+
+    name = "imx500"
+    threads = None
+
+    def __init__(self, device, intrinsics, labels: Dict[int, str], options: DetectOptions,
+                 network_file: str, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.device = device
+        self.intrinsics = intrinsics
+        self.labels = labels
+        self.options = options
+        self.network_file = network_file
+        self.input_size = tuple(device.get_input_size())
+        self.camera_num = device.camera_num
+        self._allowed = allowed_ids(labels, options.classes)
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._loading: Optional[str] = None
+
+    @classmethod
+    def load(cls, network_file: Optional[str], labels_path: Optional[str],
+             options: DetectOptions = DetectOptions(), fallback_labels: Optional[str] = None
+             ) -> "Imx500Backend":
+        """Hand the network to the sensor (before Picamera2 exists) and read its intrinsics.
+
+        Every failure is an EdgecamError naming the file or package; there is no CPU fallback.
+        """
+        network_file = network_file or DEFAULT_NETWORK
+        if not network_file.endswith(".rpk"):
+            raise EdgecamError(f"{network_file} is not an IMX500 network (.rpk): give one from "
+                               f"{MODELS_DIR} with --model, or use --detector cpu for .tflite")
+        if not os.path.isfile(network_file):
+            raise EdgecamError(f"IMX500 network file {network_file} not found: `sudo apt install "
+                               f"{PACKAGE}` (it installs {MODELS_DIR}), or give --model FILE.rpk")
+        imx500_class, intrinsics_class = import_imx500()
+        try:
+            device = imx500_class(os.path.abspath(network_file))
+        except (RuntimeError, OSError, StopIteration) as exc:
+            raise EdgecamError(f"cannot open the IMX500 AI Camera ({exc or type(exc).__name__}): "
+                               "check the ribbon cable and `rpicam-hello --list-cameras`, and "
+                               f"that {PACKAGE} is installed") from None
+        intrinsics = device.network_intrinsics
+        if not intrinsics:
+            intrinsics = intrinsics_class()
+            intrinsics.task = "object detection"
+        elif intrinsics.task != "object detection":
+            raise EdgecamError(f"{network_file} is a {intrinsics.task} network, not object "
+                               "detection: give an SSD detection .rpk")
+        if intrinsics.postprocess:
+            raise EdgecamError(f"{network_file} needs CPU post-processing "
+                               f"({intrinsics.postprocess!r}); edgecam reads networks whose "
+                               "outputs are post-processed on the sensor (*_pp.rpk)")
+        intrinsics.update_with_defaults()
+        labels = cls._labels(intrinsics, labels_path, fallback_labels)
+        backend = cls(device, intrinsics, labels, options, network_file)
+        log.info("imx500: network %s, input %dx%d, bbox order %s%s, inference rate %g fps",
+                 os.path.basename(network_file), *backend.input_size,
+                 intrinsics.bbox_order or "yx",
+                 ", in input pixels" if intrinsics.bbox_normalization else "",
+                 intrinsics.inference_rate)
+        return backend
+
+    @staticmethod
+    def _labels(intrinsics, labels_path: Optional[str], fallback: Optional[str]) -> Dict[int, str]:
+        # A label file given by the user wins over the network's own list, as in picamera2.
+        if labels_path:
+            return load_labels(labels_path)
+        if intrinsics.labels:
+            return dense_or_indexed(intrinsics.labels, bool(intrinsics.ignore_dash_labels))
+        if fallback:
+            return load_labels(fallback)
+        log.warning("imx500: the network carries no labels and none were given: "
+                    "classes show as class_<id> (set [model] labels)")
+        return {}
+
+    # -- the sensor half (called by the capture thread) ------------------------------------
+    def controls(self) -> dict:
+        """Camera controls the network needs: frames at its inference rate."""
+        return {"FrameRate": float(self.intrinsics.inference_rate)}
+
+    @property
+    def loading(self) -> Optional[str]:
+        """What the sensor is busy with while its firmware uploads, else None (thread-safe)."""
+        with self._lock:
+            return self._loading
+
+    def _set_loading(self, text: Optional[str]) -> None:
+        with self._lock:
+            self._loading = text
+
+    def upload_progress(self) -> Tuple[Optional[str], int, int]:
+        """(stage name, bytes done, bytes total) of the upload under way, or (None, 0, 0)."""
+        for stage, name in UPLOAD_STAGES:
+            current, total = self.device.get_fw_upload_progress(stage)
+            if total:
+                return name, int(current), int(total)
+        return None, 0, 0
+
+    def started(self, _cam) -> None:
+        """Wait while the camera uploads firmware to the sensor, logging the progress.
+
+        The first start after boot uploads loader, main and network firmware (many seconds);
+        `loading` says so meanwhile, so the service manager is told the start is still going.
+        """
+        start = last_change = self._clock()
+        last, logged = (None, -1), (None, -1)
+        try:
+            while True:
+                stage, current, total = self.upload_progress()
+                now = self._clock()
+                if stage is None:
+                    if now - start >= IDLE_GRACE_S:
+                        return
+                else:
+                    percent = int(100 * current / total)
+                    self._set_loading(f"uploading {stage} firmware to the IMX500: {percent}%")
+                    if (stage, current) != last:
+                        last, last_change = (stage, current), now
+                    if (stage, percent // 10) != logged:
+                        logged = (stage, percent // 10)
+                        log.info("imx500: uploading %s firmware: %d%% of %d kB", stage, percent,
+                                 total // 1024)
+                    if stage == "network" and current >= UPLOAD_DONE * total:
+                        log.info("imx500: network firmware uploaded in %.1f s", now - start)
+                        return
+                    if now - last_change >= STALL_S:
+                        log.warning("imx500: firmware upload stalled at %d%% for %.0f s: going on",
+                                    percent, STALL_S)
+                        return
+                self._sleep(POLL_S)
+        finally:
+            self._set_loading(None)
+
+    def read(self, metadata: dict, cam) -> Optional[SensorDetections]:
+        """The frame's SensorDetections, or None when its metadata has no outputs yet."""
+        outputs = self.device.get_outputs(metadata, add_batch=True)
+        if outputs is None:
+            return None
+        boxes = decode_boxes(outputs[0][0], self.intrinsics.bbox_order,
+                             self.intrinsics.bbox_normalization, self.input_size)
+        scores, classes = np.ravel(outputs[1][0]), np.ravel(outputs[2][0])
+        n = len(scores)
+        if len(outputs) > 3:  # the detection count, when the network reports one
+            n = max(0, min(n, int(np.ravel(outputs[3])[0])))
+        main_w, main_h = cam.camera_configuration()["main"]["size"]
+        found = []
+        for i in range(n):
+            x, y, w, h = self.device.convert_inference_coords(tuple(boxes[i]), metadata, cam)
+            box = BBox(x / main_w, y / main_h, (x + w) / main_w, (y + h) / main_h).clip()
+            class_id = int(classes[i])
+            found.append(Detection(label_for(self.labels, class_id), class_id,
+                                   float(scores[i]), box))
+        kpi = self.device.get_kpi_info(metadata)
+        dnn, dsp = kpi if kpi else (None, None)
+        return SensorDetections(tuple(found), dnn, dsp)
+
+    # -- the backend half (called by the pipeline) ------------------------------------------
+    def with_options(self, options: DetectOptions) -> "Imx500Backend":
+        """Change the options in place (e.g. a new threshold from MQTT); returns self."""
+        self._allowed = allowed_ids(self.labels, options.classes)
+        self.options = options
+        return self
+
+    def prepare(self, frame: Frame) -> Optional[Tuple[SensorDetections, None]]:
+        """(what the sensor reported with this frame, no transform); None: no information."""
+        return None if frame.detected is None else (frame.detected, None)
+
+    def invoke(self, prepared: SensorDetections) -> SensorDetections:
+        """Nothing to run: the sensor already did."""
+        return prepared
+
+    def postprocess(self, raw: SensorDetections, _prepared=None,
+                    threshold: Optional[float] = None) -> Tuple[Detection, ...]:
+        """The sensor's candidates above the threshold, allowed and large enough, best first."""
+        return keep(raw.candidates, self.options, self._allowed, threshold)
+
+    def timings(self, raw: SensorDetections) -> Dict[str, float]:
+        """The sensor's own times (ms) for this frame, when it reported them."""
+        out = {}
+        if raw.dnn_ms is not None:
+            out["sensor_dnn"] = raw.dnn_ms
+        if raw.dsp_ms is not None:
+            out["sensor_dsp"] = raw.dsp_ms
+        return out
+
+    def describe(self) -> str:
+        """For the start-up log line."""
+        return f"IMX500 sensor ({os.path.basename(self.network_file)})"
+
+
+def list_networks(models_dir: str = MODELS_DIR) -> List[str]:
+    """The .rpk network files installed by imx500-all (or another folder)."""
+    try:
+        return sorted(f for f in os.listdir(models_dir) if f.endswith(".rpk"))
+    except OSError:
+        return []

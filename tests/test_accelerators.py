@@ -1,0 +1,389 @@
+"""The IMX500 (AI Camera) and Hailo backends against stand-ins for the hardware only.
+
+The stand-ins in tests/standins/ play picamera2's Picamera2, IMX500 and Hailo classes, with
+the tensors the real CPU SSD model computes on the shared photos; edgecam's own code runs
+unchanged. Each result is compared with the CPU backend's on the same photo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import cv2
+import pytest
+
+from conftest import COCO_LABELS, COCO_LABELS_90, IMAGES, ROOT, SSD_MODEL
+from edgecam.datatypes import Frame
+from edgecam.detector import DetectOptions, Detector
+from edgecam.errors import EdgecamError
+from edgecam.sources import PicameraCapture, SourceSpec
+
+STANDINS = ROOT / "tests" / "standins"
+# Photos whose detections are well clear of the 0.5 threshold (shared/README.md).
+PHOTOS = ("pets.jpg", "cat_720p.jpg", "grace_hopper.bmp", "traffic.bmp")
+LAYOUTS = [("yx", False), ("yx", True), ("xy", False), ("xy", True)]
+
+
+def picamera2_labels():
+    """The COCO list as picamera2's examples ship it: 90 ids, `-` in the gaps."""
+    return ["-" if n.strip() == "n/a" else n.strip()
+            for n in COCO_LABELS_90.read_text().splitlines()]
+
+
+def intrinsics(order="yx", normalized=False, **extra):
+    cpu = {"bbox_order": order, **({"bbox_normalization": True} if normalized else {})}
+    return {"task": "object detection", "inference_rate": 30.0, "cpu": cpu,
+            "classes": {"labels": picamera2_labels()}, **extra}
+
+
+@pytest.fixture
+def standin(tmp_path, monkeypatch):
+    """describe(**hardware) -> env for subprocesses; also puts the stand-in picamera2 on
+    this process's path, freshly imported (a new camera, firmware not yet uploaded)."""
+    monkeypatch.syspath_prepend(str(STANDINS))
+
+    def describe(**hardware):
+        for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
+            monkeypatch.delitem(sys.modules, name)
+        path = tmp_path / f"hardware-{uuid.uuid4().hex}.json"
+        path.write_text(json.dumps(hardware))
+        monkeypatch.setenv("EDGECAM_STANDIN_HARDWARE", str(path))
+        return {"EDGECAM_STANDIN_HARDWARE": str(path),
+                "PYTHONPATH": os.pathsep.join([str(STANDINS), str(ROOT)])}
+    return describe
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=2)
+
+
+@pytest.fixture
+def network(tmp_path):
+    path = tmp_path / "imx500_network_ssd_mobilenetv2_fpnlite_320x320_pp.rpk"
+    path.write_bytes(b"9464")  # only opened by the device, which is stood in for
+    return path
+
+
+# Preprocessing moves scores by about ±0.02 (shared/README.md): a detection this close to the
+# 0.5 threshold may be on either side of it in two paths that resize differently.
+BAND = 0.05
+
+
+def _as_tuples(detections):
+    out = []
+    for d in detections:
+        if isinstance(d, dict):
+            out.append((d["label"], d["score"], d["box"]))
+        else:
+            out.append((d.label, d.score, d.bbox.as_list(6)))
+    return out
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def assert_same(found, expected, tolerance=0.02, threshold=0.5):
+    """Same labels, each box within `tolerance` of its counterpart (matched by label and IoU);
+    a detection within BAND of the threshold need not have one."""
+    found, expected = _as_tuples(found), _as_tuples(expected)
+    assert found, "nothing detected"
+    for ours, theirs in ((found, expected), (expected, found)):
+        left = list(theirs)
+        for label, score, box in ours:
+            candidates = [t for t in left if t[0] == label]
+            if not candidates:
+                assert score < threshold + BAND, (label, score, box, found, expected)
+                continue
+            best = max(candidates, key=lambda t: _iou(t[2], box))
+            left.remove(best)
+            assert all(abs(a - b) <= tolerance for a, b in zip(box, best[2])), (box, best, found, expected)
+        assert all(t[1] < threshold + BAND for t in left), (left, found, expected)
+
+
+def capture_once(backend, size=(1280, 720)):
+    cam = PicameraCapture(SourceSpec(uri="picamera", width=size[0], height=size[1], fps=30),
+                          sensor=backend)
+    try:
+        main, _lores, detected = cam.read()
+    finally:
+        cam.release()
+    return cam, Frame(0, time.time(), time.monotonic(), main, "picamera", None, detected)
+
+
+def imx500_detections(backend, frame):
+    prepared = backend.prepare(frame)
+    assert prepared is not None
+    return backend.postprocess(backend.invoke(prepared[0]), prepared[1])
+
+
+@pytest.mark.parametrize("order,normalized", LAYOUTS)
+def test_imx500_detections_match_the_cpu_on_the_main_stream(standin, network, cpu, order, normalized):
+    from edgecam.backends.imx500 import Imx500Backend
+    compared = 0
+    for photo in PHOTOS:
+        standin(scene=str(IMAGES / photo),
+                imx500={"intrinsics": intrinsics(order, normalized), "input_size": [320, 320]})
+        backend = Imx500Backend.load(str(network), None, DetectOptions(threshold=0.5))
+        cam, frame = capture_once(backend)
+        assert cam.cam.config["controls"]["FrameRate"] == 30.0
+        assert cam.cam.config["lores"] is None, "no CPU inference: no low-resolution stream"
+        found = imx500_detections(backend, frame)
+        expected = cpu.detect(frame).detections
+        assert found, photo
+        assert_same(found, expected)
+        assert frame.detected.dnn_ms > 0 and frame.detected.dsp_ms == 1.2
+        compared += len(found)
+    assert compared >= 6
+
+
+def test_imx500_scaler_crop_maps_into_the_cropped_main_stream(standin, network):
+    """A 16:9 main stream crops the 4:3 sensor: boxes land where the crop puts them."""
+    from edgecam.backends.imx500 import Imx500Backend
+    crop = (0, 379, 4056, 2282)
+    standin(scene=str(IMAGES / "pets.jpg"),
+            imx500={"intrinsics": intrinsics(), "scaler_crop": list(crop), "raw_size": [2028, 1520]})
+    backend = Imx500Backend.load(str(network), None, DetectOptions(threshold=0.5))
+    _cam, frame = capture_once(backend)
+    found = imx500_detections(backend, frame)
+    from standin_hardware import ssd, scene
+    boxes, classes, scores, _n, _ms = ssd().run(cv2.cvtColor(scene(str(IMAGES / "pets.jpg")),
+                                                             cv2.COLOR_BGR2RGB))
+    expected = sorted(((float(s), b) for b, s in zip(boxes, scores) if s >= 0.5), reverse=True)
+    assert len(found) == len(expected) == 2
+    for d, (score, (y0, x0, y1, x1)) in zip(found, expected):
+        # Sensor fractions -> full-sensor pixels -> inside the crop -> fractions of the main frame.
+        ey0 = min(max((y0 * 3040 - crop[1]) / crop[3], 0), 1)
+        ey1 = min(max((y1 * 3040 - crop[1]) / crop[3], 0), 1)
+        assert d.score == pytest.approx(score)
+        assert d.bbox.x1 == pytest.approx(x0, abs=0.002) and d.bbox.x2 == pytest.approx(x1, abs=0.002)
+        assert d.bbox.y1 == pytest.approx(ey0, abs=0.002) and d.bbox.y2 == pytest.approx(ey1, abs=0.002)
+
+
+def test_imx500_labels_from_a_file_win_and_dash_labels_close_up(standin, network):
+    from edgecam.backends.imx500 import Imx500Backend, dense_or_indexed
+    standin(scene=str(IMAGES / "pets.jpg"), imx500={"intrinsics": intrinsics()})
+    with_file = Imx500Backend.load(str(network), str(COCO_LABELS), DetectOptions())
+    assert with_file.labels[17] == "dog" and with_file.labels[0] == "person"
+    labels = picamera2_labels()
+    assert dense_or_indexed(labels, False)[17] == "dog" and 11 not in dense_or_indexed(labels, False)
+    assert dense_or_indexed(labels, True)[11] == "stop sign"
+
+
+def test_imx500_frames_without_outputs_are_no_information(standin, network, cpu):
+    from edgecam.backends.imx500 import Imx500Backend
+    from edgecam.pipeline import Pipeline
+    standin(scene=str(IMAGES / "pets.jpg"),
+            imx500={"intrinsics": intrinsics(), "frames_without_outputs": 3})
+    backend = Imx500Backend.load(str(network), None, DetectOptions(threshold=0.5))
+    frames = []
+    cam = PicameraCapture(SourceSpec(uri="picamera", width=640, height=480), sensor=backend)
+    for seq in range(5):
+        main, _lores, detected = cam.read()
+        frames.append(Frame(seq, time.time(), time.monotonic(), main, "picamera", None, detected))
+    cam.release()
+    assert [f.detected is None for f in frames] == [True, True, True, False, False]
+
+    class Frames:
+        live, name = False, "picamera"
+
+        def frames(self):
+            yield from frames
+
+        def close(self):
+            pass
+
+    class Collect:
+        name, results = "collect", []
+
+        def handle(self, result):
+            self.results.append(result)
+
+        def close(self):
+            pass
+
+    sink = Collect()
+    pipeline = Pipeline(Frames(), [backend], [sink], drop=False).start()
+    assert pipeline.wait(30)
+    # Not "nothing there": the first three frames reach no sink and count as skipped.
+    assert [r.frame.seq for r in sink.results] == [3, 4]
+    assert pipeline.stats.skipped == 3 and pipeline.stats.processed == 2
+    assert [d.label for d in sink.results[0].detections] == ["dog", "dog"]
+    assert sink.results[0].timings["sensor_dnn"] > 0 and sink.results[0].timings["sensor_dsp"] == 1.2
+
+
+def _run(env, *args, timeout=180):
+    full = dict(os.environ, **env)
+    full.pop("NOTIFY_SOCKET", None)
+    return subprocess.run([sys.executable, "-m", "edgecam", "run", *args], env=full,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_imx500_run_json_matches_the_cpu_run(standin, network, cli_env, tmp_path):
+    env = standin(scene=str(IMAGES / "pets.jpg"),
+                  imx500={"intrinsics": intrinsics("xy", True), "frames_without_outputs": 2})
+    env = {**cli_env, **env}
+    result = _run(env, "--detector", "imx500", "--model", str(network), "--source", "picamera",
+                  "--width", "640", "--height", "480", "--json", "--max-frames", "2")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(ln) for ln in result.stdout.splitlines()]
+    assert [ln["seq"] for ln in lines] == [2, 3], "frames without outputs are not reported"
+    assert "detector imx500" in result.stderr
+    # The CPU backend on the frame the camera delivered (the same main stream).
+    frame = cv2.resize(cv2.imread(str(IMAGES / "pets.jpg")), (640, 480), interpolation=cv2.INTER_AREA)
+    still = tmp_path / "main.png"
+    cv2.imwrite(str(still), frame)
+    cpu = _run(cli_env, "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+               "--source", str(still), "--json")
+    assert cpu.returncode == 0, cpu.stderr
+    expected = json.loads(cpu.stdout.splitlines()[0])["detections"]
+    for line in lines:
+        assert_same(line["detections"], expected)
+        assert set(line) == {"type", "seq", "ts", "source", "width", "height", "inference_ms",
+                             "detections"}
+
+
+@pytest.fixture
+def notify_listener():
+    name = f"edgecam-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)
+    yield sock, "@" + name
+    sock.close()
+
+
+def test_firmware_upload_extends_start_up_and_shows_progress(standin, network, cli_env, notify_listener):
+    """A 7 s upload: systemd hears EXTEND_TIMEOUT_USEC (well inside each extension) until
+    the first frame, then READY=1; the log shows the upload's progress."""
+    sock, address = notify_listener
+    env = {**cli_env, **standin(scene=str(IMAGES / "pets.jpg"),
+                                imx500={"intrinsics": intrinsics(), "upload_s": 7.0})}
+    env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="20000000")
+    proc = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--detector", "imx500",
+                             "--model", str(network), "--source", "picamera", "--width", "640",
+                             "--height", "480", "--max-frames", "3"],
+                            env=dict(os.environ, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    messages = []
+    sock.settimeout(1.0)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            messages.append((time.monotonic(), sock.recv(4096).decode()))
+        except socket.timeout:
+            if proc.poll() is not None:
+                break
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    ready_at = next(t for t, m in messages if m.startswith("READY=1"))
+    extends = [(t, m) for t, m in messages if "EXTEND_TIMEOUT_USEC=30000000" in m]
+    assert len(extends) >= 2 and all(t < ready_at for t, _ in extends), messages
+    assert "uploading" in extends[0][1]
+    times = [t for t, _ in extends] + [ready_at]
+    assert max(b - a for a, b in zip(times, times[1:])) < 15, "each extension (30 s) is renewed in time"
+    assert "imx500: uploading network firmware" in err and "network firmware uploaded in" in err
+
+
+@pytest.mark.parametrize("hardware,args,package", [
+    ({"scene": str(IMAGES / "pets.jpg"), "imx500": {"intrinsics": None}},
+     ["--detector", "imx500", "--model", "/nonexistent/net.rpk"], "imx500-all"),
+    ({"scene": str(IMAGES / "pets.jpg"), "imx500": {"intrinsics": None}},
+     ["--detector", "imx500"], "imx500-all"),
+    ({"hailo": {"hailort": False}}, ["--detector", "hailo"], "hailo-all"),
+    ({"hailo": {"hailort": True, "architecture": "HAILO10H"}},
+     ["--detector", "hailo", "--labels", str(COCO_LABELS)], "hailo-h10-all"),
+])
+def test_missing_packages_or_files_are_one_line_and_no_cpu_fallback(standin, cli_env, hardware, args, package):
+    env = {**cli_env, **standin(**hardware)}
+    result = _run(env, *args, "--source", "picamera", "--json", "--max-frames", "1", timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("edgecam: error:")]
+    assert len(errors) == 1 and package in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_imx500_without_picamera2_names_the_package(cli_env):
+    result = _run(cli_env, "--detector", "imx500", "--source", "picamera", timeout=60)
+    assert result.returncode == 2 and "imx500-all" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_imx500_needs_the_pi_camera(standin, network, cli_env):
+    env = {**cli_env, **standin(scene=str(IMAGES / "pets.jpg"), imx500={"intrinsics": intrinsics()})}
+    result = _run(env, "--detector", "imx500", "--model", str(network),
+                  "--source", str(IMAGES / "pets.jpg"), timeout=60)
+    assert result.returncode == 2 and "--source picamera" in result.stderr
+
+
+def test_imx500_network_without_sensor_postprocessing_is_refused(standin, network):
+    from edgecam.backends.imx500 import Imx500Backend
+    standin(scene=str(IMAGES / "pets.jpg"),
+            imx500={"intrinsics": intrinsics(cpu={"post_processing": "nanodet"})})
+    with pytest.raises(EdgecamError, match="nanodet"):
+        Imx500Backend.load(str(network), None)
+
+
+# --- Hailo ----------------------------------------------------------------------------------
+
+@pytest.fixture
+def hef(tmp_path):
+    path = tmp_path / "yolov8s_h8l.hef"
+    path.write_bytes(b"HEF")
+    return path
+
+
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_hailo_on_a_file_matches_the_cpu(standin, hef, cli_env, photo):
+    env = {**cli_env, **standin(hailo={"hailort": True, "architecture": "HAILO8L",
+                                       "input_shape": [640, 640, 3]})}
+    source = str(IMAGES / photo)
+    hailo = _run(env, "--detector", "hailo", "--model", str(hef), "--labels", str(COCO_LABELS),
+                 "--source", source, "--json")
+    assert hailo.returncode == 0, hailo.stderr
+    cpu = _run(cli_env, "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS), "--source",
+               source, "--json")
+    got = json.loads(hailo.stdout.splitlines()[0])["detections"]
+    expected = json.loads(cpu.stdout.splitlines()[0])["detections"]
+    assert_same(got, expected)
+    coco80 = [n for n in COCO_LABELS_90.read_text().splitlines() if n != "n/a"]
+    assert all(coco80[d["class_id"]] == d["label"] for d in got), "YOLO's 80-class ids"
+
+
+def test_hailo_takes_the_pi_cameras_lores_stream_as_is(standin, hef, cpu):
+    from edgecam.backends.hailo import HailoBackend
+    standin(camera="imx708", scene=str(IMAGES / "pets.jpg"),
+            hailo={"hailort": True, "architecture": "HAILO8", "input_shape": [640, 640, 3]})
+    backend = HailoBackend.load(str(hef), str(COCO_LABELS), DetectOptions(threshold=0.5))
+    assert backend.input_size == (640, 640)
+    cam = PicameraCapture(SourceSpec(uri="picamera", width=1280, height=720,
+                                     model_input_size=backend.input_size))
+    main, lores, *_ = cam.read()
+    cam.release()
+    assert cam.cam.config["lores"] == {"size": (640, 640), "format": "YUV420"}
+    frame = Frame(0, time.time(), time.monotonic(), main, "picamera", lores)
+    tensor, transform = backend.prepare(frame)
+    found = backend.postprocess(backend.invoke(tensor), transform)
+    assert (backend.device.runs[-1] == cv2.cvtColor(lores, cv2.COLOR_BGR2RGB)).all()
+    assert_same(found, cpu.detect(frame).detections)
+
+
+def test_hailo_default_model_follows_the_architecture(standin):
+    from edgecam.backends.hailo import HailoBackend
+    standin(hailo={"hailort": True, "architecture": "HAILO10H"})
+    with pytest.raises(EdgecamError, match="yolov8m_h10.hef.*hailo-h10-all"):
+        HailoBackend.load(None, str(COCO_LABELS))
+    standin(hailo={"hailort": True, "architecture": None})
+    with pytest.raises(EdgecamError, match="no Hailo accelerator found"):
+        HailoBackend.load(None, str(COCO_LABELS))
