@@ -318,6 +318,7 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
     skipped: List[str] = []
     try:
         config = cfg.resolve(path, {}, note=skipped.append)
+        config.model.backend  # noqa: B018 - raises on a detector/delegate contradiction
     except EdgecamError as exc:
         return cfg.Config(), [Check("config", FAIL, str(exc), "fix the file (`edgecam config "
                                     "check FILE`); the other checks use the defaults")]
@@ -329,14 +330,34 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
     return config, [Check("config", OK, shown)]
 
 
+def configured_backend(config: cfg.Config, root: Path = Path("/")) -> str:
+    """The detector backend `edgecam run` would use (auto resolved against `root`)."""
+    from .backends import resolve_backend
+    try:
+        asked = config.model.backend
+    except EdgecamError:  # a contradiction the config row already reports
+        asked = config.model.delegate
+    return resolve_backend(asked, root)
+
+
 def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                root: Path = Path("/")) -> List[Check]:
     """Every check, in table order."""
+    import dataclasses
+    from .backends import ACCELERATORS
+    from .backends.doctor import check_accelerators
+    backend = configured_backend(config, root)
+    config = dataclasses.replace(config, model=dataclasses.replace(
+        config.model, detector=backend, delegate="edgetpu" if backend == "edgetpu" else "cpu"))
     rows: List[Check] = []
     rows += check_runtime()
     rows += check_cameras(config, root)
     rows += check_edgetpu(config, root)
-    rows += check_model(config, env)
+    rows += check_accelerators(backend, root)
+    if backend in ACCELERATORS:
+        rows.append(Check("model", SKIP, f"detector {backend}: its model is checked above"))
+    else:
+        rows += check_model(config, env)
     rows += check_mqtt(config, env)
     rows += check_disk(config, env)
     rows += check_thermal(root)

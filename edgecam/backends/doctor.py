@@ -1,0 +1,150 @@
+"""`edgecam doctor` rows for the accelerators: which are present, what they need, and which
+`--detector` runs on each. Hardware is read below `root` (tests point it at a prepared tree);
+what only a library can tell (the camera list, the Hailo architecture, HailoRT's version) is
+asked through functions the caller may replace.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from ..doctor import FAIL, OK, SKIP, WARN, Check
+from . import hailo as hailo_backend
+from . import imx500 as imx500_backend
+from .presence import coral_pcie, find_coral_usb, hailo_devices, hailo_driver_version, imx500_subdevs
+
+# What is known to work for the Coral on current Raspberry Pi OS (README: Accelerators).
+EDGETPU_NOTE = ("Coral's own pycoral/libedgetpu packages are unmaintained (no Python 3.11+ "
+                "builds); edgecam loads libedgetpu.so.1 through ai-edge-litert's load_delegate, "
+                "so a community libedgetpu build (as Frigate ships) is needed; untested here "
+                "on a Coral")
+
+
+def picamera_cameras() -> Optional[list]:
+    """Picamera2.global_camera_info(), or None when picamera2 is not installed."""
+    try:
+        from picamera2 import Picamera2  # type: ignore
+    except ImportError:
+        return None
+    try:
+        return list(Picamera2.global_camera_info())
+    except Exception:  # libcamera failing to enumerate is a finding, not a crash
+        return []
+
+
+def hailo_arch() -> Optional[str]:
+    """picamera2's hailo_architecture(), or None (no HailoRT, no device)."""
+    try:
+        from picamera2.devices import hailo_architecture  # type: ignore
+    except ImportError:
+        return None
+    try:
+        return hailo_architecture()
+    except Exception:
+        return None
+
+
+def hailort_version() -> Optional[str]:
+    """The HailoRT library's version: hailo_platform's, else `hailortcli --version`'s."""
+    try:
+        import hailo_platform  # type: ignore
+        version = getattr(hailo_platform, "__version__", None)
+        if version:
+            return str(version)
+    except ImportError:
+        pass
+    tool = shutil.which("hailortcli")
+    if not tool:
+        return None
+    try:
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"(\d+\.\d+\.\d+)", out)
+    return found.group(1) if found else None
+
+
+def check_imx500(wanted: bool, root: Path, cameras: Callable[[], Optional[list]]) -> List[Check]:
+    """The AI Camera: its sensor in sysfs and in libcamera's list, and imx500-all's networks."""
+    subdevs = imx500_subdevs(root)
+    listed = cameras()
+    in_list = [c for c in (listed or []) if c.get("Model") == "imx500"]
+    if not subdevs and not in_list:
+        return [Check("imx500", FAIL if wanted else SKIP, "no AI Camera (IMX500) found",
+                      "connect the AI Camera's ribbon cable, update the OS "
+                      "(`sudo apt full-upgrade`) and reboot" if wanted else "")]
+    where = ", ".join(subdevs) or "libcamera"
+    camera = f", camera {in_list[0].get('Num', 0)}" if in_list else \
+        (" (picamera2 not installed)" if listed is None else " (not in libcamera's camera list)")
+    rows = [Check("imx500", OK, f"AI Camera on {where}{camera}: use --detector imx500")]
+    networks = imx500_backend.list_networks(str(root / imx500_backend.MODELS_DIR.lstrip("/")))
+    default = Path(imx500_backend.DEFAULT_NETWORK).name
+    if not networks:
+        rows.append(Check("imx500 networks", FAIL if wanted else WARN,
+                          f"none in {imx500_backend.MODELS_DIR}",
+                          f"sudo apt install {imx500_backend.PACKAGE}, then reboot"))
+    else:
+        rows.append(Check("imx500 networks", OK if default in networks else WARN,
+                          f"{len(networks)} in {imx500_backend.MODELS_DIR}"
+                          + ("" if default in networks else f", not the default {default}"),
+                          "" if default in networks else f"sudo apt install {imx500_backend.PACKAGE}"))
+    return rows
+
+
+def check_hailo(wanted: bool, root: Path, arch: Callable[[], Optional[str]],
+                runtime_version: Callable[[], Optional[str]]) -> List[Check]:
+    """The AI Kit / AI HAT+: /dev/hailo0, its architecture, HailoRT against the driver."""
+    nodes = hailo_devices(root)
+    if not nodes:
+        return [Check("hailo", FAIL if wanted else SKIP, "no Hailo accelerator (/dev/hailo0)",
+                      f"seat the AI Kit / AI HAT+, `sudo apt install {hailo_backend.PACKAGES}`, "
+                      "reboot" if wanted else "")]
+    architecture = arch()
+    package = hailo_backend.package_for(architecture)
+    rows = [Check("hailo", OK, f"/dev/{nodes[0]} ({architecture or 'architecture unknown'}): "
+                               "use --detector hailo")]
+    driver = hailo_driver_version(root)
+    library = runtime_version()
+    if driver is None or library is None:
+        rows.append(Check("hailort", WARN, f"HailoRT {library or '?'}, driver "
+                                           f"{driver[1] if driver else '?'}",
+                          f"sudo apt install {package}, then reboot"))
+    elif driver[1] != library:
+        rows.append(Check("hailort", FAIL, f"HailoRT {library} but driver {driver[0]} {driver[1]}: "
+                                           "they must match",
+                          f"sudo apt install --reinstall {package} (library and driver together), "
+                          "then reboot"))
+    else:
+        rows.append(Check("hailort", OK, f"HailoRT {library} = driver {driver[0]} {driver[1]}"))
+    hef = Path(hailo_backend.default_hef(architecture))
+    if (root / str(hef).lstrip("/")).exists():
+        rows.append(Check("hailo model", OK, str(hef)))
+    else:
+        rows.append(Check("hailo model", FAIL if wanted else WARN, f"{hef} missing",
+                          f"sudo apt install {package}"))
+    return rows
+
+
+def check_coral(wanted: bool, root: Path) -> List[Check]:
+    """The Coral, USB or PCIe, with what works on this OS (the library rows are check_edgetpu's)."""
+    if not find_coral_usb(root) and not coral_pcie(root):
+        return []
+    return [Check("coral", OK, "Coral Edge TPU present: use --detector edgetpu"),
+            Check("coral support", WARN, EDGETPU_NOTE,
+                  "install a libedgetpu1 build for this OS, then check with "
+                  "`edgecam run --detector edgetpu --max-frames 1`")]
+
+
+def check_accelerators(backend: str, root: Path = Path("/"),
+                       cameras: Callable[[], Optional[list]] = picamera_cameras,
+                       arch: Callable[[], Optional[str]] = hailo_arch,
+                       runtime_version: Callable[[], Optional[str]] = hailort_version) -> List[Check]:
+    """Rows for every accelerator present; absent ones fail only when `backend` asks for them."""
+    rows = check_imx500(backend == "imx500", root, cameras)
+    rows += check_hailo(backend == "hailo", root, arch, runtime_version)
+    rows += check_coral(backend == "edgetpu", root)
+    return rows
