@@ -22,6 +22,7 @@ DEFAULT_MODEL=ssd_mobilenet_v1_coco
 
 DRY_RUN=0
 FROM_DIR=""
+ACCEL_ASKED=()
 START=1
 FETCH_MODEL=1
 
@@ -33,6 +34,9 @@ usage: $0 [--dry-run] [--from DIR] [--no-start] [--no-model]
   --from DIR   install the default model from DIR instead of downloading it
   --no-start   enable the service but do not (re)start it now
   --no-model   do not fetch the default model (set [model] path in $CONF)
+  --with-imx500, --with-hailo, --with-hailo-h10
+               install the accelerator's apt packages even when it is not detected
+               (imx500-all, hailo-all, hailo-h10-all; detected hardware gets them anyway)
 EOF
 }
 
@@ -45,6 +49,7 @@ while [ $# -gt 0 ]; do
         --from=*) FROM_DIR=${1#--from=} ;;
         --no-start) START=0 ;;
         --no-model) FETCH_MODEL=0 ;;
+        --with-imx500|--with-hailo|--with-hailo-h10) ACCEL_ASKED+=("${1#--with-}") ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -88,6 +93,53 @@ fi
 run apt-get update -qq
 run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 note "optional, for debugging MQTT: sudo apt-get install mosquitto-clients"
+
+# --- accelerator packages (README: Accelerators) -----------------------------------------
+# Only for hardware that is present, or asked for with --with-*: imx500-all (AI Camera:
+# firmware, networks, picamera2 support), hailo-all (AI Kit / AI HAT+, Hailo-8/8L) or
+# hailo-h10-all (AI HAT+ 2, Hailo-10H). They come from the Raspberry Pi apt repository.
+# EDGECAM_SYSROOT points the detection at a prepared tree (tests).
+step "accelerator packages"
+sysroot=${EDGECAM_SYSROOT:-}
+accel=("${ACCEL_ASKED[@]}")
+for module in "$sysroot"/sys/class/video4linux/v4l-subdev*/device/driver/module; do
+    if [ -L "$module" ] && [[ $(readlink "$module") == *imx500* ]]; then
+        note "AI Camera (IMX500) detected"
+        accel+=(imx500)
+        break
+    fi
+done
+for dev in "$sysroot"/sys/bus/pci/devices/*; do
+    [ -r "$dev/vendor" ] || continue
+    [ "$(cat "$dev/vendor")" = 0x1e60 ] || continue
+    if [ "$(cat "$dev/device" 2>/dev/null)" = 0x2864 ]; then
+        note "Hailo-8/8L detected (PCI $(basename "$dev"))"
+        accel+=(hailo)
+    else
+        note "Hailo device $(cat "$dev/device" 2>/dev/null) detected: choose --with-hailo or --with-hailo-h10"
+    fi
+done
+accel_packages=()
+for name in "${accel[@]}"; do
+    case "$name" in
+        imx500) accel_packages+=(imx500-all) ;;
+        hailo) accel_packages+=(hailo-all) ;;
+        hailo-h10) accel_packages+=(hailo-h10-all) ;;
+    esac
+done
+if [ "${#accel_packages[@]}" -eq 0 ]; then
+    note "none detected: CPU only (an accelerator later: rerun with --with-imx500 / --with-hailo / --with-hailo-h10)"
+else
+    mapfile -t accel_packages < <(printf '%s\n' "${accel_packages[@]}" | sort -u)
+    for package in "${accel_packages[@]}"; do
+        if [ "$DRY_RUN" -eq 0 ] && ! apt-cache show "$package" >/dev/null 2>&1; then
+            echo "install.sh: $package is not in the apt sources (it comes from the Raspberry Pi repository)" >&2
+            exit 2
+        fi
+    done
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${accel_packages[@]}"
+    note "reboot once after installing ${accel_packages[*]} (firmware and drivers load at boot)"
+fi
 
 step "creating the virtual environment $VENV"
 if [ -x "$VENV/bin/python" ]; then
