@@ -387,3 +387,16 @@ def test_hailo_default_model_follows_the_architecture(standin):
     standin(hailo={"hailort": True, "architecture": None})
     with pytest.raises(EdgecamError, match="no Hailo accelerator found"):
         HailoBackend.load(None, str(COCO_LABELS))
+
+
+def test_probe_reports_the_sensor_times_beside_the_cpu_time(standin, network):
+    from edgecam.backends.imx500 import Imx500Backend
+    from edgecam.backends.sensor_probe import probe_imx500
+    standin(scene=str(IMAGES / "grace_hopper.bmp"),
+            imx500={"intrinsics": intrinsics(), "frames_without_outputs": 2})
+    backend = Imx500Backend.load(str(network), None, DetectOptions())
+    report = probe_imx500(backend, runs=5, spec=SourceSpec(uri="picamera", width=640, height=480))
+    assert report["frames"] == 7 and report["frames_without_outputs"] == 2
+    # The stand-in reports its CPU SSD's invoke time as the DNN time, 1.2 ms as the DSP's.
+    assert report["sensor_dnn"]["p50_ms"] > 1 and report["sensor_dsp"]["p50_ms"] == 1.2
+    assert report["cpu_per_frame"]["p50_ms"] > 0
