@@ -189,7 +189,7 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats
     sink, comm, dispatcher, settings = build_mqtt(
         config.mqtt, config.detect, state_dir(config), Path(model).name,
         stats_source=lambda: stats().dropped if stats() else 0, annotate=annotate,
-        tracked_events=tracked)
+        tracked_events=tracked, backend=config.model.backend)
     if config.model.backend not in ACCELERATORS:  # probes time a .tflite on this CPU
         RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
                     delegate=config.model.delegate).register(dispatcher)

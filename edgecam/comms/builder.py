@@ -21,13 +21,15 @@ if TYPE_CHECKING:  # for the return type only; build_mqtt imports the sink when 
 
 
 def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_source=None,
-               env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False) -> Tuple[MqttSink, MqttCommunicator, Dispatcher, LiveSettings]:
+               env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False,
+               backend: str = "cpu") -> Tuple[MqttSink, MqttCommunicator, Dispatcher, LiveSettings]:
     """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
 
     Returns at once even when the broker is unreachable (connection happens in the
     background). `annotate(result) -> image` draws snapshots. `stats_source` gives the dropped-frame count: a callable, an object with
     `.dropped` / `.frames_dropped`, or None. `tracked_events`: publish the tracker's events
-    (result.events) instead of the per-label debounced ones. Shut everything down with `sink.close()`.
+    (result.events) instead of the per-label debounced ones. `backend`: the detector backend,
+    carried by stats and discovery. Shut everything down with `sink.close()`.
     """
     from .sink import MqttSink  # here, not at the top: it imports the datatypes (numpy)
 
@@ -40,13 +42,13 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_sou
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
     sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
                     dropped=stats_source, annotate=annotate, tracked_events=tracked_events,
-                    paused=lambda: not live.enabled)
+                    paused=lambda: not live.enabled, backend=backend)
     dispatcher = Dispatcher(comm, topics.prefix, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()
     if mqtt_cfg.discovery:
         HaDiscovery(comm, discovery_configs(device_id, topics, mqtt_cfg.discovery_prefix,
-                                            detect_cfg.watch, model_name, __version__),
+                                            detect_cfg.watch, model_name, __version__, backend),
                     mqtt_cfg.discovery_prefix, device_id).start()
     reliable.start()
     comm.start()

@@ -33,8 +33,10 @@ def device_block(device_id: str, model_name: str, sw_version: str) -> dict:
 
 
 def discovery_configs(device_id: str, topics: Topics, discovery_prefix: str,
-                      watch: Iterable[str], model_name: str, sw_version: str) -> Dict[str, dict]:
-    """{config topic: payload} for every entity of the device."""
+                      watch: Iterable[str], model_name: str, sw_version: str,
+                      backend: str = "cpu") -> Dict[str, dict]:
+    """{config topic: payload} for every entity of the device (`backend`: the detector
+    backend; the AI Camera also gets its sensor's inference time)."""
     node = node_id(device_id)
     device = device_block(device_id, model_name, sw_version)
     configs: Dict[str, dict] = {}
@@ -57,6 +59,12 @@ def discovery_configs(device_id: str, topics: Topics, discovery_prefix: str,
     add("sensor", "inference_ms", "Inference time", state_topic=topics.stats,
         value_template="{{ value_json.inference_ms.p50 }}", unit_of_measurement="ms",
         state_class="measurement", entity_category="diagnostic", icon="mdi:timer-outline")
+    add("sensor", "detector", "Detector", state_topic=topics.stats,
+        value_template="{{ value_json.backend }}", entity_category="diagnostic", icon="mdi:chip")
+    if backend == "imx500":
+        add("sensor", "sensor_inference_ms", "Sensor inference time", state_topic=topics.stats,
+            value_template="{{ value_json.sensor_inference_ms.p50 }}", unit_of_measurement="ms",
+            state_class="measurement", entity_category="diagnostic", icon="mdi:timer-outline")
     add("camera", "snapshot", "Snapshot", topic=topics.snapshot)
     add("binary_sensor", "camera_status", "Camera", state_topic=topics.camera_status,
         payload_on="online", payload_off="offline", device_class="connectivity",

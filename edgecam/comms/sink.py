@@ -98,7 +98,7 @@ class MqttSink:
                  dropped=None, clock: Callable[[], float] = time.monotonic,
                  annotate: Optional[Callable[[FrameResult], object]] = None,
                  housekeeping_interval: float = 0.25, tracked_events: bool = False,
-                 paused: Callable[[], bool] = lambda: False):
+                 paused: Callable[[], bool] = lambda: False, backend: str = "cpu"):
         self._comm = comm
         self._reliable = reliable
         # With the tracker stage on, its per-object events (result.events) replace the
@@ -117,7 +117,7 @@ class MqttSink:
         self._paused_since: Optional[float] = None
         self._lock = threading.RLock()
         now = clock()
-        self._stats = StatsCollector(now)
+        self._stats = StatsCollector(now, backend=backend)
         self._trackers = {lb: EventTracker(lb, cfg.event_start_frames, cfg.event_end_frames)
                           for lb in self._watch}
         self._occupancy = {lb: Occupancy(cfg.occupancy_off_delay, now) for lb in self._watch}
@@ -152,7 +152,7 @@ class MqttSink:
             now = self._clock()
             if self._camera is None:
                 self.camera_status(True)
-            self._stats.record(result.inference_ms)
+            self._stats.record(result.inference_ms, result.timings.get("sensor_dnn"))
             if now - self._last_detections >= self._cfg.detections_interval:
                 self._last_detections = now
                 self._comm.publish(self.topics.detections,
