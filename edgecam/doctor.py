@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import config as cfg
-from .backends.presence import CoralUsb, coral_pcie, find_coral_usb  # noqa: F401 - doctor's API
+from .backends.presence import coral_pcie, find_coral_usb
 from .errors import EdgecamError
 from .stats import decode_throttled, parse_throttled, soc_temperature
 
