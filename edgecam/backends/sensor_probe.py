@@ -48,3 +48,14 @@ def probe_imx500(backend, runs: int = 50, spec: SourceSpec = SourceSpec(uri="pic
     return {"detector": "imx500", "network": backend.network_file, "frames": frames,
             "frames_without_outputs": empty, "sensor_dnn": _summary(dnn),
             "sensor_dsp": _summary(dsp), "cpu_per_frame": _summary(cpu)}
+
+
+def format_sensor_report(report: dict) -> str:
+    """The report as a few aligned lines."""
+    lines = [f"{report['network']}: {report['frames']} frame(s), "
+             f"{report['frames_without_outputs']} without outputs"]
+    for key, what in (("sensor_dnn", "sensor DNN"), ("sensor_dsp", "sensor DSP"),
+                      ("cpu_per_frame", "CPU per frame")):
+        r = report[key]
+        lines.append(f"  {what:<14} p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms")
+    return "\n".join(lines)

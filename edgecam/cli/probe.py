@@ -43,8 +43,9 @@ class _MqttPublisher:
 
 
 @click.command("probe")
-@click.option("--model", "models", multiple=True, required=True, type=click.Path(dir_okay=False),
-              help="Model to probe (repeat to compare several).")
+@click.option("--model", "models", multiple=True, type=click.Path(dir_okay=False),
+              help="Model to probe (repeat to compare several); with --detector imx500 the .rpk "
+              "network (default: imx500-all's SSD).")
 @click.option("--labels", type=click.Path(dir_okay=False), help="Label file for detection models.")
 @click.option("--threads", "threads_text", default=None, metavar="N[,N...]",
               help="Interpreter thread counts to try, e.g. 1,2,4 (default: number of cores).")
@@ -60,12 +61,24 @@ class _MqttPublisher:
 @click.option("--budget-ms", type=float, default=None,
               help="Name the most capable model whose raw invoke p95 fits this budget.")
 @click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), default="cpu", show_default=True)
+@click.option("--detector", type=click.Choice(["imx500"]), default=None,
+              help="imx500: time the AI Camera's own DNN and DSP per frame beside the CPU's work.")
 @click.option("--mqtt", "mqtt_broker", default=None, metavar="HOST[:PORT]",
               help="Publish each frame's JSON for real, and the results retained on <prefix>/probe.")
 @click.option("--mqtt-prefix", default=None, help="Topic prefix (default: edgecam/<hostname>).")
 def probe_command(models, labels, threads_text, runs, warmup, source, as_json, plot, budget_ms,
-                  delegate, mqtt_broker, mqtt_prefix):
+                  delegate, detector, mqtt_broker, mqtt_prefix):
     """Measure each model's latency on this device: per stage p50/p95/p99/max, fps, CPU, RSS."""
+    if detector == "imx500":
+        from ..backends.imx500 import Imx500Backend
+        from ..backends.sensor_probe import format_sensor_report, probe_imx500
+        backend = Imx500Backend.load(models[0] if models else None, labels)
+        report = probe_imx500(backend, runs, progress=None if as_json else
+                              (lambda msg: click.echo(msg, err=True)))
+        click.echo(json.dumps(report) if as_json else format_sensor_report(report))
+        return
+    if not models:
+        raise click.UsageError("give --model (or --detector imx500)")
     threads = parse_threads(threads_text)
     publisher = None
     prefix = None
