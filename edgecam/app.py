@@ -120,7 +120,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         accelerator = load_accelerator(backend, config.model.path, config.model.labels,
                                        detect_options(config), installed_labels())
         detectors = [accelerator]
-        model, labels = getattr(accelerator, "network_file", None) or accelerator.hef_path, None
+        model, labels = accelerator.model_path, None
     else:
         model, labels = resolve_model(config)
         detectors = load_detectors(config, model, labels)

@@ -10,8 +10,8 @@ and drop or gate frames before any work is done:
 - ``postprocess(raw, transform, threshold)`` -> Detections, best first;
 - ``timings(raw)`` -> times measured outside the process (the IMX500's sensor), in ms.
 
-Each also has ``name``, ``options`` (DetectOptions) with ``with_options()``, ``labels``,
-``input_size`` (for a camera's low-resolution stream) and ``threads``.
+Each also has ``name``, ``model_path``, ``options`` (DetectOptions) with ``with_options()``,
+``labels``, ``input_size`` (for a camera's low-resolution stream) and ``threads``.
 
 Backends: ``cpu`` and ``edgetpu`` are edgecam.detector.Detector (a TFLite interpreter, with or
 without the Coral delegate); ``imx500`` reads the detections the Raspberry Pi AI Camera made on

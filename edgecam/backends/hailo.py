@@ -91,7 +91,7 @@ class HailoBackend:
     def __init__(self, device, labels: Dict[int, str], options: DetectOptions, hef_path: str,
                  architecture: Optional[str]):
         self.device = device
-        self.hef_path = hef_path
+        self.hef_path = self.model_path = hef_path
         self.architecture = architecture
         h, w = device.get_input_shape()[:2]
         self.input_size = (int(w), int(h))

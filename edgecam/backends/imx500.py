@@ -100,7 +100,7 @@ class Imx500Backend:
         self.intrinsics = intrinsics
         self.labels = labels
         self.options = options
-        self.network_file = network_file
+        self.network_file = self.model_path = network_file
         self.input_size = tuple(device.get_input_size())
         self.camera_num = device.camera_num
         self._allowed = allowed_ids(labels, options.classes)
