@@ -16,6 +16,7 @@ import time
 import uuid
 
 import cv2
+import numpy as np
 import pytest
 
 from conftest import COCO_LABELS, COCO_LABELS_90, IMAGES, ROOT, SSD_MODEL
@@ -416,3 +417,84 @@ def test_probe_command_for_the_imx500(standin, network, cli_env):
                            "--model", str(network), "--runs", "3"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert "sensor DNN" in text.stdout and "CPU per frame" in text.stdout
+
+
+def test_hailo_on_a_network_stream(standin, hef, cli_env):
+    """A stream's frames are resized on the CPU for the accelerator, like a file's."""
+    from mjpeg_server import MjpegCamera, free_port
+    photo = cv2.imread(str(IMAGES / "pets.jpg"))
+    camera = MjpegCamera(photo, free_port()).start()
+    try:
+        env = {**cli_env, **standin(hailo={"hailort": True, "architecture": "HAILO8L"})}
+        result = _run(env, "--detector", "hailo", "--model", str(hef), "--labels", str(COCO_LABELS),
+                      "--source", camera.url, "--json", "--max-frames", "2")
+    finally:
+        camera.stop()
+    assert result.returncode == 0, result.stderr
+    # The CPU backend on the same (JPEG-decoded) frame.
+    still = cv2.imdecode(np.frombuffer(camera.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    cpu = Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=2)
+    expected = cpu.detect(Frame(0, 0.0, 0.0, still)).detections
+    for line in result.stdout.splitlines():
+        assert_same(json.loads(line)["detections"], expected)
+
+
+def test_imx500_missing_camera_is_one_line(standin, network, cli_env):
+    env = {**cli_env, **standin(camera="imx708", scene=str(IMAGES / "pets.jpg"))}
+    result = _run(env, "--detector", "imx500", "--model", str(network), "--source", "picamera",
+                  timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "cannot open the IMX500 AI Camera (IMX500: Requested camera dev-node not found)" in result.stderr
+    assert "imx500-all" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_watchdog_is_fed_while_the_camera_is_busy_starting(notify_listener):
+    """After READY, a re-upload (no frames for a while) keeps WATCHDOG=1 coming; once it is
+    over and frames still do not come, the pings stop, so a dead camera is restarted."""
+    import threading
+    from edgecam.app import supervise
+    from edgecam.pipeline import Pipeline
+    from edgecam.sources import Source
+    sock, address = notify_listener
+    busy = threading.Event()
+
+    class OneFrameThenSilence(Source):
+        live, name = True, "camera"
+
+        def frames(self):
+            yield self._frame(cv2.imread(str(IMAGES / "pets.jpg")))
+            busy.set()  # the camera now re-uploads its firmware: no frames meanwhile
+            self._closed.wait()
+
+    detector = Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=1)
+    pipeline = Pipeline(OneFrameThenSilence(), [detector], [], drop=True)
+    stop = threading.Event()
+    env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}  # pings every 0.25 s at most
+    runner = threading.Thread(target=supervise, args=(pipeline, stop, None, env,
+                                                      lambda: "uploading" if busy.is_set() else None))
+    runner.start()
+    try:
+        received, deadline = [], time.monotonic() + 30
+        sock.settimeout(0.5)
+        while time.monotonic() < deadline and not any(m.startswith("READY=1") for _, m in received):
+            try:
+                received.append((time.monotonic(), sock.recv(4096).decode()))
+            except socket.timeout:
+                pass
+        assert busy.wait(10)
+
+        def pings(seconds):
+            out, end = 0, time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    out += sock.recv(4096).decode() == "WATCHDOG=1"
+                except socket.timeout:
+                    pass
+            return out
+        assert pings(2.0) >= 4, "fed while busy, though no frame is processed"
+        busy.clear()
+        pings(0.6)  # one in flight may still arrive
+        assert pings(1.5) == 0, "no frames and nothing starting: the watchdog must starve"
+    finally:
+        stop.set()
+        runner.join(30)
