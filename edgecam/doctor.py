@@ -15,31 +15,19 @@ import shutil
 import socket
 import subprocess
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import config as cfg
 from .backends.presence import coral_pcie, find_coral_usb
+from .checks import FAIL, OK, SKIP, WARN, Check
 from .errors import EdgecamError
 from .stats import decode_throttled, parse_throttled, soc_temperature
-
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
 DISK_WARN_BYTES = 500 * 1024 * 1024
 DISK_FAIL_BYTES = 50 * 1024 * 1024
 TEMP_WARN_C = 75.0
 MQTT_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True)
-class Check:
-    """One row of the doctor's table."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
 
 
 # --- probes (pure functions of the filesystem under `root`) --------------------------------

@@ -23,12 +23,15 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("edgecam", "edgecam.errors"),
     # value types and pure helpers, knowing nothing of the stages
     ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
-     "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify"),
+     "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks",
+     "edgecam.backends.presence", "edgecam.backends.filtering"),
     # configuration, the TFLite runtime, model files
     ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo"),
     # the frame path: source -> detector -> (tracker/motion) ...
     ("edgecam.sources", "edgecam.detector", "edgecam.annotate", "edgecam.tracker",
      "edgecam.motion"),
+    # the accelerator backends beside the CPU detector
+    ("edgecam.backends", "edgecam.backends.imx500", "edgecam.backends.hailo"),
     # ... -> local sinks
     ("edgecam.sinks",),
     # the event processor and the pipeline that runs the stages
@@ -36,8 +39,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     # sinks and services built on the frame path
     ("edgecam.comms.*",),
     ("edgecam.web.*",),
-    ("edgecam.probe.*",),
-    ("edgecam.doctor",),
+    ("edgecam.probe.*", "edgecam.backends.sensor_probe"),
+    ("edgecam.doctor", "edgecam.backends.doctor"),
     # wiring of `edgecam run`
     ("edgecam.app",),
     # the command line

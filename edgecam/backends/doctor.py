@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from ..doctor import FAIL, OK, SKIP, WARN, Check
+from ..checks import FAIL, OK, SKIP, WARN, Check
 from . import hailo as hailo_backend
 from . import imx500 as imx500_backend
 from .presence import coral_pcie, find_coral_usb, hailo_devices, hailo_driver_version, imx500_subdevs
