@@ -49,15 +49,19 @@ def standin(tmp_path, monkeypatch):
     this process's path, freshly imported (a new camera, firmware not yet uploaded)."""
     monkeypatch.syspath_prepend(str(STANDINS))
 
-    def describe(**hardware):
+    def forget_picamera2():
         for name in [m for m in sys.modules if m == "picamera2" or m.startswith("picamera2.")]:
-            monkeypatch.delitem(sys.modules, name)
+            del sys.modules[name]
+
+    def describe(**hardware):
+        forget_picamera2()
         path = tmp_path / f"hardware-{uuid.uuid4().hex}.json"
         path.write_text(json.dumps(hardware))
         monkeypatch.setenv("EDGECAM_STANDIN_HARDWARE", str(path))
         return {"EDGECAM_STANDIN_HARDWARE": str(path),
                 "PYTHONPATH": os.pathsep.join([str(STANDINS), str(ROOT)])}
-    return describe
+    yield describe
+    forget_picamera2()  # later tests must not find a picamera2 on this machine
 
 
 @pytest.fixture(scope="module")
@@ -498,3 +502,9 @@ def test_watchdog_is_fed_while_the_camera_is_busy_starting(notify_listener):
     finally:
         stop.set()
         runner.join(30)
+
+
+def test_the_stand_in_leaves_no_picamera2_behind():
+    """Runs after the tests above (same file): this machine has no picamera2 again."""
+    from edgecam.sources import picamera_available
+    assert "picamera2" not in sys.modules and not picamera_available()
