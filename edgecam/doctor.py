@@ -171,23 +171,11 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
     return rows
 
 
-def _mqtt_login(m: cfg.MqttConfig, password: Optional[str], timeout: float) -> Tuple[bool, str]:
-    """(accepted, reason) of one MQTT CONNECT with the configured identity, TLS and protocol."""
-    import ssl
+def _mqtt_login(m: cfg.MqttConfig, login, timeout: float) -> Tuple[bool, str]:
+    """(accepted, reason) of one MQTT CONNECT to the configured broker as `login` (a BrokerLogin)."""
+    from .comms.mqtt import paho_client
 
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    protocol = paho.MQTTv5 if m.protocol == "5" else paho.MQTTv311
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"edgecam-doctor-{os.getpid()}",
-                         protocol=protocol)
-    if m.user:
-        client.username_pw_set(m.user, password)
-    if m.tls_ca or m.tls_cert:
-        client.tls_set(ca_certs=m.tls_ca, certfile=m.tls_cert, keyfile=m.tls_key,
-                       cert_reqs=ssl.CERT_NONE if m.tls_insecure else ssl.CERT_REQUIRED)
-        if m.tls_insecure:
-            client.tls_insecure_set(True)
+    client = paho_client(login)
     done = threading.Event()
     result: List[str] = []
 
@@ -221,14 +209,16 @@ def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                       "check [mqtt] host/port and that the broker runs "
                       "(`systemctl status mosquitto` on the broker host) and the firewall")]
     rows = [Check("mqtt broker", OK, f"{where} reachable")]
-    from .comms.identity import read_password
+    from .comms.mqtt import login_from_config
     try:
-        password = read_password(m.password_file, env)
-        accepted, reason = _mqtt_login(m, password, timeout)
+        login = login_from_config(m, f"edgecam-doctor-{os.getpid()}", env)
     except EdgecamError as exc:
         return rows + [Check("mqtt login", FAIL, str(exc), "fix [mqtt] password_file")]
-    except (OSError, ValueError) as exc:
-        return rows + [Check("mqtt login", FAIL, f"{type(exc).__name__}: {exc}",
+    try:
+        accepted, reason = _mqtt_login(m, login, timeout)
+    except (EdgecamError, OSError, ValueError) as exc:
+        detail = str(exc) if isinstance(exc, EdgecamError) else f"{type(exc).__name__}: {exc}"
+        return rows + [Check("mqtt login", FAIL, detail,
                              "check [mqtt] tls_ca / tls_cert / tls_key and the broker's TLS port")]
     if accepted:
         who = f"as {m.user}" if m.user else "anonymously"

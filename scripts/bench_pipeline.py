@@ -45,6 +45,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edgecam.annotate import Annotator, draw, encode_jpeg, overlay_text  # noqa: E402
+from edgecam.comms.mqtt import DirectPublisher  # noqa: E402
 from edgecam.datatypes import FrameResult  # noqa: E402
 from edgecam.detector import Detector  # noqa: E402
 from edgecam.pipeline import Pipeline  # noqa: E402
@@ -114,23 +115,6 @@ def start_mosquitto(tmp: Path):
             time.sleep(0.05)
     proc.terminate()
     return None, None
-
-
-class MqttPublisher:
-    """Per-frame publish through paho (QoS 0), what the MQTT sink does per result."""
-
-    def __init__(self, host: str, port: int):
-        import paho.mqtt.client as mqtt
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{os.getpid()}")
-        self.client.connect(host, port, keepalive=30)
-        self.client.loop_start()
-
-    def __call__(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 def _no_publish(_topic: str, _payload: bytes) -> None:
@@ -344,11 +328,11 @@ def main(argv=None) -> int:
         if args.mqtt:
             host, _, port = args.mqtt.rpartition(":")
             port = int(port)
-            publisher, mqtt_note = MqttPublisher(host, port), f"MQTT broker {args.mqtt}"
+            publisher, mqtt_note = DirectPublisher(host, port, f"bench-{os.getpid()}"), f"MQTT broker {args.mqtt}"
         else:
             broker, port = start_mosquitto(tmp)
             if broker is not None:
-                publisher, mqtt_note = MqttPublisher("127.0.0.1", port), f"mosquitto on 127.0.0.1:{port}"
+                publisher, mqtt_note = DirectPublisher("127.0.0.1", port, f"bench-{os.getpid()}"), f"mosquitto on 127.0.0.1:{port}"
         publish = publisher or _no_publish
         if publisher is None:
             mqtt_note = "no broker (mosquitto not installed): publish = JSON serialisation only"

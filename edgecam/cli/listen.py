@@ -74,10 +74,8 @@ def _save_snapshot(directory: Path, topic: str, payload: bytes) -> Path:
 def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots, mqtt_user,
                    mqtt_password_file, mqtt_tls_ca, count, timeout):
     """Show what edgecam devices publish (pretty, or JSON lines with --json)."""
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
     from ..comms.identity import parse_host_port, read_password, resolve_device_id
+    from ..comms.mqtt import BrokerLogin, paho_client
 
     if device and all_devices:
         raise EdgecamError("listen: give --device ID or --all, not both")
@@ -113,12 +111,9 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
         if count is not None and seen[0] >= count:
             done.set()
 
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"edgecam-listen-{os.getpid()}",
-                         protocol=paho.MQTTv5)
-    if mqtt_user:
-        client.username_pw_set(mqtt_user, read_password(mqtt_password_file))
-    if mqtt_tls_ca:
-        client.tls_set(ca_certs=mqtt_tls_ca)
+    client = paho_client(BrokerLogin(
+        f"edgecam-listen-{os.getpid()}", username=mqtt_user,
+        password=read_password(mqtt_password_file) if mqtt_user else None, tls_ca=mqtt_tls_ca))
     client.on_connect = on_connect
     client.on_message = on_message
     try:

@@ -8,38 +8,10 @@ import os
 
 import click
 
-from ..errors import EdgecamError
 from ..probe.measure import parse_threads, probe_to_payload, run_probe
 from ..probe.report import format_report, write_plot
 
 log = logging.getLogger(__name__)
-
-
-class _MqttPublisher:
-    """A plain paho client for `probe --mqtt`: the publish stage measures a real publish."""
-
-    def __init__(self, host: str, port: int):
-        import paho.mqtt.client as mqtt
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                   client_id=f"edgecam-probe-{os.getpid()}")
-        try:
-            self._client.connect(host, port, keepalive=30)
-        except OSError as exc:
-            raise EdgecamError(f"cannot connect to the MQTT broker {host}:{port} "
-                               f"({exc.strerror or exc}): check --mqtt HOST[:PORT]") from None
-        self._client.loop_start()
-
-    def __call__(self, topic: str, payload: bytes) -> None:
-        self._client.publish(topic, payload)
-
-    def publish_retained(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
-        """Publish a retained QoS 1 message and wait until the broker has it."""
-        self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(timeout)
-
-    def close(self) -> None:
-        """Disconnect and stop the network thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
 
 
 @click.command("probe")
@@ -84,8 +56,9 @@ def probe_command(models, labels, threads_text, runs, warmup, source, as_json, p
     prefix = None
     if mqtt_broker:
         from ..comms.identity import parse_host_port, resolve_device_id, topic_prefix
+        from ..comms.mqtt import DirectPublisher
         prefix = topic_prefix(mqtt_prefix, resolve_device_id(None))
-        publisher = _MqttPublisher(*parse_host_port(mqtt_broker))
+        publisher = DirectPublisher(*parse_host_port(mqtt_broker), f"edgecam-probe-{os.getpid()}")
     try:
         progress = None if as_json else (lambda msg: click.echo(msg, err=True))
         report = run_probe(list(models), threads=threads, runs=runs, warmup=warmup, source=source,

@@ -9,8 +9,8 @@ from .. import __version__
 from ..settings import LiveSettings
 from .dispatcher import Dispatcher
 from .ha_discovery import HaDiscovery, discovery_configs
-from .identity import read_password, resolve_device_id, topic_prefix
-from .mqtt import communicator_from_config
+from .identity import resolve_device_id, topic_prefix
+from .mqtt import communicator_from_config, login_from_config
 from .reliable import ReliablePublisher
 from .spool import SPOOL_FILE, Spool
 from .topics import Topics
@@ -35,9 +35,8 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_sou
 
     device_id = resolve_device_id(mqtt_cfg.device_id)
     topics = Topics(topic_prefix(mqtt_cfg.prefix, device_id))
-    password = read_password(mqtt_cfg.password_file, env)
-    comm = communicator_from_config(mqtt_cfg, mqtt_cfg.client_id or f"edgecam-{device_id}",
-                                    topics.availability, password)
+    login = login_from_config(mqtt_cfg, mqtt_cfg.client_id or f"edgecam-{device_id}", env)
+    comm = communicator_from_config(mqtt_cfg, login, topics.availability)
     live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
     sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,

@@ -12,7 +12,9 @@ import os
 import ssl
 import threading
 from collections import OrderedDict
-from typing import List, Optional, Tuple
+import dataclasses
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Tuple
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -20,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from ..errors import EdgecamError
 from .acks import AckFilter
 from .base import AckListener, Communicator, ConnectionListener, MessageCallback, Payload
+from .identity import read_password
 
 log = logging.getLogger("edgecam.mqtt")
 
@@ -28,9 +31,93 @@ OFFLINE = "offline"
 PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 
 
-def _check_file(kind: str, path: Optional[str]) -> None:
-    if path and not os.path.isfile(path):
-        raise EdgecamError(f"mqtt {kind} file not found: {path}")
+@dataclass(frozen=True)
+class BrokerLogin:
+    """How one client logs in: its id, protocol version, credentials and TLS files."""
+
+    client_id: str
+    protocol: str = "5"  # a key of PROTOCOLS
+    username: Optional[str] = None
+    password: Optional[str] = None
+    tls_ca: Optional[str] = None  # a CA file (or a client certificate) turns TLS on
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    tls_insecure: bool = False  # no check of the broker's certificate
+
+    @property
+    def tls(self) -> bool:
+        """True when the connection is encrypted."""
+        return bool(self.tls_ca or self.tls_cert)
+
+
+def login_from_config(cfg, client_id: str,
+                      env: Optional[Mapping[str, str]] = None) -> BrokerLogin:
+    """The BrokerLogin of an `MqttConfig`; the password from its password_file, else from
+    EDGECAM_MQTT_PASSWORD in `env` (an EdgecamError when the file cannot be read)."""
+    return BrokerLogin(client_id, cfg.protocol, cfg.user, read_password(cfg.password_file, env),
+                       cfg.tls_ca, cfg.tls_cert, cfg.tls_key, cfg.tls_insecure)
+
+
+def paho_client(login: BrokerLogin, will_topic: Optional[str] = None) -> paho.Client:
+    """The one place a paho client is made (the service, listen, doctor, probe, the bench).
+
+    Callback API 2; `will_topic` gets a retained `offline` as the last will. A bad protocol
+    or a missing or unusable TLS file is an EdgecamError naming it.
+    """
+    if login.protocol not in PROTOCOLS:
+        raise EdgecamError(f"mqtt protocol {login.protocol!r}: must be one of {', '.join(PROTOCOLS)}")
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=login.client_id,
+                         protocol=PROTOCOLS[login.protocol])
+    if will_topic:
+        client.will_set(will_topic, OFFLINE, qos=1, retain=True)
+    if login.username:
+        client.username_pw_set(login.username, login.password)
+    if login.tls:
+        _set_tls(client, login)
+    return client
+
+
+def _set_tls(client: paho.Client, login: BrokerLogin) -> None:
+    for kind, path in (("TLS CA", login.tls_ca), ("TLS client certificate", login.tls_cert),
+                       ("TLS client key", login.tls_key)):
+        if path and not os.path.isfile(path):
+            raise EdgecamError(f"mqtt {kind} file not found: {path}")
+    if bool(login.tls_cert) != bool(login.tls_key):
+        raise EdgecamError("mqtt TLS: give both a client certificate and its key, or neither")
+    try:
+        client.tls_set(ca_certs=login.tls_ca, certfile=login.tls_cert, keyfile=login.tls_key,
+                       cert_reqs=ssl.CERT_NONE if login.tls_insecure else ssl.CERT_REQUIRED)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise EdgecamError(f"mqtt TLS setup failed ({exc}): check the CA, certificate and key files") from None
+    if login.tls_insecure:
+        client.tls_insecure_set(True)
+
+
+class DirectPublisher:
+    """A connected client that publishes at once, with no spool or availability topic: what
+    `probe --mqtt` and the bench use to measure a real publish. `close()` disconnects."""
+
+    def __init__(self, host: str, port: int, client_id: str):
+        self._client = paho_client(BrokerLogin(client_id))
+        try:
+            self._client.connect(host, port, keepalive=30)
+        except OSError as exc:
+            raise EdgecamError(f"cannot connect to the MQTT broker {host}:{port} "
+                               f"({exc.strerror or exc}): check --mqtt HOST[:PORT]") from None
+        self._client.loop_start()
+
+    def __call__(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 0 (queued for paho's network thread)."""
+        self._client.publish(topic, payload)
+
+    def publish_retained(self, topic: str, payload: bytes, timeout: float = 5.0) -> None:
+        """Publish a retained QoS 1 message and wait until the broker has it."""
+        self._client.publish(topic, payload, qos=1, retain=True).wait_for_publish(timeout)
+
+    def close(self) -> None:
+        """Disconnect and stop the network thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
 
 
 class MqttCommunicator(Communicator):
@@ -47,8 +134,6 @@ class MqttCommunicator(Communicator):
                  password: Optional[str] = None, tls_ca: Optional[str] = None,
                  tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
                  tls_insecure: bool = False, reconnect_min: int = 1, reconnect_max: int = 60):
-        if protocol not in PROTOCOLS:
-            raise EdgecamError(f"mqtt protocol {protocol!r}: must be one of {', '.join(PROTOCOLS)}")
         self.host, self.port = host, port
         self.availability_topic = availability_topic
         self._keepalive = keepalive
@@ -63,15 +148,10 @@ class MqttCommunicator(Communicator):
         self._ever_connected = False
         self._reported: Optional[str] = None  # last state logged, so each is logged once
         self._stopping = False
-        self._tls = bool(tls_ca or tls_cert)
-
-        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                   protocol=PROTOCOLS[protocol])
-        self._client.will_set(availability_topic, OFFLINE, qos=1, retain=True)
-        if username:
-            self._client.username_pw_set(username, password)
-        if tls_ca or tls_cert:
-            self._setup_tls(tls_ca, tls_cert, tls_key, tls_insecure)
+        login = BrokerLogin(client_id, protocol, username, password, tls_ca, tls_cert, tls_key,
+                            tls_insecure)
+        self._tls = login.tls
+        self._client = paho_client(login, will_topic=availability_topic)
         self._client.reconnect_delay_set(reconnect_min, reconnect_max)
         # No cap on paho's queue: the spool bounds what we hand over.
         self._client.max_queued_messages_set(0)
@@ -80,20 +160,6 @@ class MqttCommunicator(Communicator):
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
-
-    def _setup_tls(self, ca, cert, key, insecure) -> None:
-        _check_file("TLS CA", ca)
-        _check_file("TLS client certificate", cert)
-        _check_file("TLS client key", key)
-        if bool(cert) != bool(key):
-            raise EdgecamError("mqtt TLS: give both a client certificate and its key, or neither")
-        try:
-            self._client.tls_set(ca_certs=ca, certfile=cert, keyfile=key,
-                                 cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise EdgecamError(f"mqtt TLS setup failed ({exc}): check the CA, certificate and key files") from None
-        if insecure:
-            self._client.tls_insecure_set(True)
 
     # -- Communicator -------------------------------------------------------------------
     @property
@@ -236,13 +302,9 @@ class MqttCommunicator(Communicator):
                 log.exception("mqtt: connection listener failed")
 
 
-def communicator_from_config(cfg, client_id: str, availability_topic: str,
-                             password: Optional[str]) -> MqttCommunicator:
-    """A `MqttCommunicator` for an `MqttConfig` (host must be set)."""
+def communicator_from_config(cfg, login: BrokerLogin, availability_topic: str) -> MqttCommunicator:
+    """A `MqttCommunicator` for an `MqttConfig` (host must be set) logging in as `login`."""
     if not cfg.host:
         raise EdgecamError("mqtt host is not set: give --mqtt HOST[:PORT] or [mqtt] host")
-    return MqttCommunicator(
-        cfg.host, cfg.port, client_id=client_id, availability_topic=availability_topic,
-        protocol=cfg.protocol, keepalive=cfg.keepalive, username=cfg.user, password=password,
-        tls_ca=cfg.tls_ca, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
-        tls_insecure=cfg.tls_insecure)
+    return MqttCommunicator(cfg.host, cfg.port, availability_topic=availability_topic,
+                            keepalive=cfg.keepalive, **dataclasses.asdict(login))
