@@ -13,8 +13,6 @@ import click
 
 from ..errors import EdgecamError
 
-ROOT = "edgecam"
-
 
 def describe(topic: str, payload: bytes) -> dict:
     """One received message as a JSON-able record (binary payloads summarised)."""
@@ -74,18 +72,20 @@ def _save_snapshot(directory: Path, topic: str, payload: bytes) -> Path:
 def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots, mqtt_user,
                    mqtt_password_file, mqtt_tls_ca, count, timeout):
     """Show what edgecam devices publish (pretty, or JSON lines with --json)."""
-    from ..comms.identity import parse_host_port, read_password, resolve_device_id
+    from ..comms.identity import (TOPIC_ROOT, parse_host_port, read_password, resolve_device_id,
+                                  topic_prefix)
     from ..comms.mqtt import BrokerLogin, paho_client
+    from ..comms.topics import Topics
 
     if device and all_devices:
         raise EdgecamError("listen: give --device ID or --all, not both")
     host, port = parse_host_port(broker)
     if prefix:
-        topic = prefix.rstrip("/") + "/#"
+        topic = Topics(prefix.rstrip("/")).everything
     elif device:
-        topic = f"{ROOT}/{resolve_device_id(device)}/#"
+        topic = Topics(topic_prefix(None, resolve_device_id(device))).everything
     else:
-        topic = f"{ROOT}/#"
+        topic = Topics(TOPIC_ROOT).everything
     snap_dir = Path(save_snapshots) if save_snapshots else None
     if snap_dir:
         snap_dir.mkdir(parents=True, exist_ok=True)

@@ -52,22 +52,24 @@ def probe_command(models, labels, threads_text, runs, warmup, source, as_json, p
     if not models:
         raise click.UsageError("give --model (or --detector imx500)")
     threads = parse_threads(threads_text)
+    from ..comms.topics import Topics
+
     publisher = None
-    prefix = None
+    topics = Topics("edgecam")  # only named in the JSON-only publish stage without --mqtt
     if mqtt_broker:
         from ..comms.identity import parse_host_port, resolve_device_id, topic_prefix
         from ..comms.mqtt import DirectPublisher
-        prefix = topic_prefix(mqtt_prefix, resolve_device_id(None))
+        topics = Topics(topic_prefix(mqtt_prefix, resolve_device_id(None)))
         publisher = DirectPublisher(*parse_host_port(mqtt_broker), f"edgecam-probe-{os.getpid()}")
     try:
         progress = None if as_json else (lambda msg: click.echo(msg, err=True))
         report = run_probe(list(models), threads=threads, runs=runs, warmup=warmup, source=source,
                            labels=labels, delegate=None if delegate == "cpu" else delegate,
                            budget_ms=budget_ms, publish=publisher,
-                           topic=f"{prefix}/probe/frame" if prefix else "edgecam/probe/frame",
+                           topic=topics.probe_frame,
                            progress=progress)
         if publisher is not None:
-            publisher.publish_retained(f"{prefix}/probe", probe_to_payload(report))
+            publisher.publish_retained(topics.probe, probe_to_payload(report))
     finally:
         if publisher is not None:
             publisher.close()

@@ -42,7 +42,7 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_sou
     sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
                     dropped=stats_source, annotate=annotate, tracked_events=tracked_events,
                     paused=lambda: not live.enabled, backend=backend)
-    dispatcher = Dispatcher(comm, topics.prefix, live)
+    dispatcher = Dispatcher(comm, topics, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()
     if mqtt_cfg.discovery:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Tuple
 
 from ..settings import LiveSettings
 from .base import Communicator
+from .topics import Topics
 
 log = logging.getLogger("edgecam.mqtt")
 
@@ -82,9 +83,9 @@ def error_payload(topic: str, payload: bytes, message: str) -> str:
 class Dispatcher:
     """One router for every incoming command of a device."""
 
-    def __init__(self, comm: Communicator, prefix: str, settings: LiveSettings):
+    def __init__(self, comm: Communicator, topics: Topics, settings: LiveSettings):
         self._comm = comm
-        self.prefix = prefix
+        self.topics = topics
         self.settings = settings
         self._setters: Dict[str, Tuple[Parser, Callable[[Any], Any]]] = {}
         self._commands: Dict[str, CommandHandler] = {}
@@ -108,8 +109,8 @@ class Dispatcher:
 
     def start(self) -> None:
         """Subscribe to the command topics and publish every setting's current state."""
-        self._comm.subscribe(f"{self.prefix}/set/+", self._on_set)
-        self._comm.subscribe(f"{self.prefix}/cmd/+", self._on_cmd)
+        self._comm.subscribe(self.topics.set("+"), self._on_set)
+        self._comm.subscribe(self.topics.cmd("+"), self._on_cmd)
         self.publish_states()
 
     def publish_states(self) -> None:
@@ -124,7 +125,7 @@ class Dispatcher:
                 self._publish_state(name, value)
 
     def _publish_state(self, name: str, value: Any) -> None:
-        self._comm.publish(f"{self.prefix}/{name}/state", state_payload(name, value), retain=True)
+        self._comm.publish(self.topics.setting_state(name), state_payload(name, value), retain=True)
 
     def _on_set(self, topic: str, payload: bytes) -> None:
         name = topic.rsplit("/", 1)[-1]
@@ -161,4 +162,4 @@ class Dispatcher:
 
     def _error(self, topic: str, payload: bytes, message: str) -> None:
         log.warning("mqtt: rejected %s: %s", topic, message)
-        self._comm.publish(f"{self.prefix}/error", error_payload(topic, payload, message))
+        self._comm.publish(self.topics.error, error_payload(topic, payload, message))

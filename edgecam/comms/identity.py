@@ -10,6 +10,7 @@ from typing import Mapping, Optional, Tuple
 from ..errors import EdgecamError
 
 PASSWORD_ENV = "EDGECAM_MQTT_PASSWORD"
+TOPIC_ROOT = "edgecam"  # the default prefix is <root>/<device id>
 _FORBIDDEN = re.compile(r"[+#/\s]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -37,7 +38,7 @@ def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None) -
 def topic_prefix(explicit: Optional[str], device_id: str) -> str:
     """The configured prefix (trailing '/' dropped), else edgecam/<device_id>."""
     if explicit is None:
-        return f"edgecam/{device_id}"
+        return f"{TOPIC_ROOT}/{device_id}"
     prefix = explicit.rstrip("/")
     if not prefix or "+" in prefix or "#" in prefix:
         raise EdgecamError(f"mqtt prefix {explicit!r} is not a valid topic prefix: "

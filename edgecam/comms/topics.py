@@ -48,6 +48,21 @@ class Topics:
         """Answers to bad commands."""
         return f"{self.prefix}/error"
 
+    @property
+    def probe(self) -> str:
+        """Retained report of the last latency probe (`edgecam probe --mqtt`, cmd/probe)."""
+        return f"{self.prefix}/probe"
+
+    @property
+    def probe_frame(self) -> str:
+        """Per-frame JSON `edgecam probe --mqtt` publishes to time a real publish."""
+        return f"{self.prefix}/probe/frame"
+
+    @property
+    def everything(self) -> str:
+        """The filter matching every topic of the device (`edgecam listen`)."""
+        return f"{self.prefix}/#"
+
     def count(self, label: str) -> str:
         """Retained count of a watched label."""
         return f"{self.prefix}/{slug(label)}/count"

@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence, Tuple
 
+from ..comms.topics import Topics
 from ..errors import EdgecamError
 from .measure import PROBE_VERSION, REMOTE_MAX_RUNS, probe_to_payload, run_probe
 
@@ -71,7 +72,7 @@ class RemoteProbe:
                  allowed_models: Sequence[str] = (), source: Optional[str] = None,
                  labels: Optional[str] = None, delegate: Optional[str] = None):
         self._publish = publish
-        self.topic = f"{prefix.rstrip('/')}/probe"
+        self.topic = Topics(prefix.rstrip("/")).probe
         self._default_model, self._allowed = default_model, tuple(allowed_models)
         self._source, self._labels, self._delegate = source, labels, delegate
         self._lock = threading.Lock()
