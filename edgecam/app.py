@@ -252,7 +252,7 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
                 break
             processed = stats.processed
             busy = starting() if starting is not None else None
-            if processed > seen or getattr(pipeline.source, "reconnecting", False) or busy:
+            if processed > seen or pipeline.source.reconnecting or busy:
                 pinger.progress()
             seen = processed
             if busy and notifier and not ready and time.monotonic() - last_extend >= STARTING_EVERY_S:

@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Tuple
 from .datatypes import BBox, FrameResult
 from .errors import EdgecamError
 from .labels import slug
+from .pipeline import Processor
 from .sinks import write_atomic
 from .tracker import Track, Tracker, centre
 from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
@@ -88,7 +89,7 @@ class _TrackState:
     anchor: Tuple[float, float] = (0.0, 0.0)
 
 
-class EventStage:
+class EventStage(Processor):
     """The tracking/event processor. `active` tells the motion gate to keep inferring."""
 
     def __init__(self, tracker: Tracker, options: EventOptions = EventOptions()):

@@ -10,6 +10,7 @@ results are put back in frame order before the sinks.
 
 from __future__ import annotations
 
+import abc
 import collections
 import heapq
 import logging
@@ -31,7 +32,18 @@ from .stats import LatencyWindow
 
 log = logging.getLogger(__name__)
 
-Processor = Callable[[FrameResult], FrameResult]
+class Processor(abc.ABC):
+    """The interface of a stage between inference and the sinks (tracking, events): called
+    with every result in frame order, on one thread."""
+
+    @abc.abstractmethod
+    def __call__(self, result: FrameResult) -> FrameResult:
+        """The result passed on to the sinks (the same one, or a copy with more in it)."""
+
+    def finish(self, seq: Optional[int], reason: str) -> List[dict]:
+        """Close what the stage holds open (tracks) at the end of a run or a camera loss, and
+        return the final events; a stateless stage has none."""
+        return []
 
 
 class RateMeter:
@@ -259,7 +271,7 @@ class Pipeline:
         self.stats.dropped += 1
 
     def _sink_drop_counter(self, sink: Sink):
-        name = getattr(sink, "name", type(sink).__name__)
+        name = sink.name
         self.stats.sink_dropped.setdefault(name, 0)
 
         def count():
@@ -383,7 +395,7 @@ class Pipeline:
     def _drain(self, sink: Sink, q: BoundedQueue) -> None:
         if self._yield_cpu:
             yield_cpu_to_inference()
-        name = getattr(sink, "name", type(sink).__name__)
+        name = sink.name
         broken = False
         while True:
             try:
@@ -416,8 +428,8 @@ class Pipeline:
             t = threading.Thread(target=target, args=args, name=name, daemon=True)
             t.start()
             return t
-        self._sink_threads = [spawn(self._drain, s, q, name=f"sink-{getattr(s, 'name', i)}")
-                              for i, (s, q) in enumerate(zip(self.sinks, self._sink_queues))]
+        self._sink_threads = [spawn(self._drain, s, q, name=f"sink-{s.name}")
+                              for s, q in zip(self.sinks, self._sink_queues)]
         self._dispatcher = spawn(self._dispatch, name="dispatch")
         self._workers = [spawn(self._infer, d, name=f"infer-{i}") for i, d in enumerate(self.detectors)]
         self._capture_thread = spawn(self._capture, name="capture")
@@ -454,15 +466,13 @@ class Pipeline:
             return
         events = []
         for process in self.processors:
-            finish = getattr(process, "finish", None)
-            if finish is not None:
-                events += finish(self._last.frame.seq, reason)
+            events += process.finish(self._last.frame.seq, reason)
         if not events:
             return
         carrier = FrameResult(self._last.frame, (), 0.0, {}, skipped=True,
                               events=tuple(events), flush_only=True)
         for sink, q in zip(self.sinks, self._sink_queues):
-            if getattr(sink, "takes_flush", False):
+            if sink.takes_flush:
                 q.put(carrier)
 
     def close_sinks(self) -> None:
@@ -471,7 +481,7 @@ class Pipeline:
             try:
                 sink.close()
             except Exception as exc:
-                log.error("closing sink %s failed: %s", getattr(sink, "name", sink), exc)
+                log.error("closing sink %s failed: %s", sink.name, exc)
 
     @property
     def running(self) -> bool:

@@ -1,11 +1,12 @@
 """Local sinks: JSON lines or a human summary on stdout, annotated video or JPEGs, snapshots.
 
-A sink is anything with `handle(result)` and `close()`; each runs on its own thread in the
-pipeline, so a slow one never stalls inference.
+Every sink is a `Sink`; each runs on its own thread in the pipeline, so a slow one never
+stalls inference.
 """
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -25,18 +26,23 @@ log = logging.getLogger(__name__)
 Annotate = Callable[[FrameResult], np.ndarray]
 
 
-class Sink:
-    """The sink interface: consume results in order, then close (flushing what is pending)."""
+class Sink(abc.ABC):
+    """The sink interface the pipeline calls: `handle` each result in order, then `close`.
+
+    `name` labels the sink's thread, drop counter and log lines. `takes_flush`: the sink also
+    gets the final events of a run or of a camera loss (a FrameResult with flush_only=True
+    carrying only events); the others never see such results.
+    """
 
     name = "sink"
-    # Sinks that also want the run's final events (a FrameResult with flush_only=True).
     takes_flush = False
 
+    @abc.abstractmethod
     def handle(self, result: FrameResult) -> None:
         """Consume one processed frame."""
 
     def close(self) -> None:
-        """Flush and release; called once after the last result."""
+        """Flush and release; called once after the last result. Nothing to do by default."""
 
 
 class JsonLinesSink(Sink):

@@ -52,6 +52,9 @@ class Source:
 
     name = "source"
     live = False
+    # True while a live source waits for its camera or stream to come back (the watchdog
+    # keeps being fed then, though no frames arrive).
+    reconnecting = False
 
     def __init__(self):
         self._closed = threading.Event()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Tuple
 
 from .. import __version__
 from ..settings import LiveSettings
@@ -20,14 +20,14 @@ if TYPE_CHECKING:  # for the return type only; build_mqtt imports the sink when 
     from .sink import MqttSink
 
 
-def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str, stats_source=None,
+def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
+               stats_source: Callable[[], int] = lambda: 0,
                env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False,
                backend: str = "cpu") -> Tuple[MqttSink, MqttCommunicator, Dispatcher, LiveSettings]:
     """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
 
     Returns at once even when the broker is unreachable (connection happens in the
-    background). `annotate(result) -> image` draws snapshots. `stats_source` gives the dropped-frame count: a callable, an object with
-    `.dropped` / `.frames_dropped`, or None. `tracked_events`: publish the tracker's events
+    background). `annotate(result) -> image` draws snapshots. `stats_source()` gives the dropped-frame count. `tracked_events`: publish the tracker's events
     (result.events) instead of the per-label debounced ones. `backend`: the detector backend,
     carried by stats and discovery. Shut everything down with `sink.close()`.
     """

@@ -17,10 +17,11 @@ import time
 from typing import Callable, Dict, Iterable, Optional
 
 from ..datatypes import FrameResult
+from ..sinks import Sink
 from .base import Communicator
 from .debounce import Event, EventTracker, Occupancy
 from .reliable import ReliablePublisher
-from .stats_message import StatsCollector, dropped_counter
+from .stats_message import StatsCollector
 from .topics import Topics
 
 log = logging.getLogger("edgecam.mqtt")
@@ -88,14 +89,15 @@ def _lifecycle(kind: str, event_id: str) -> dict:
     return {"closes": event_id} if kind == "end" else {"opens": event_id}
 
 
-class MqttSink:
+class MqttSink(Sink):
     """Pipeline sink publishing one device's topics. `close()` shuts the MQTT side down."""
 
+    name = "mqtt"
     takes_flush = True
 
     def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
                  device_id: str, model_name: str, watch: Iterable[str], cfg,
-                 dropped=None, clock: Callable[[], float] = time.monotonic,
+                 dropped: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic,
                  annotate: Optional[Callable[[FrameResult], object]] = None,
                  housekeeping_interval: float = 0.25, tracked_events: bool = False,
                  paused: Callable[[], bool] = lambda: False, backend: str = "cpu"):
@@ -109,7 +111,7 @@ class MqttSink:
         self._model = model_name
         self._watch = tuple(dict.fromkeys(watch))
         self._cfg = cfg
-        self._dropped = dropped_counter(dropped)
+        self._dropped = dropped
         self._clock = clock
         # Detection switched off (set/enabled OFF): frames arrive skipped, and skipped frames
         # say nothing about what is in view, so nothing else would ever end the occupancy.
@@ -232,7 +234,7 @@ class MqttSink:
         if now - self._last_stats >= self._cfg.stats_interval:
             self._last_stats = now
             try:
-                dropped = self._dropped()
+                dropped = int(self._dropped())
             except Exception:  # the pipeline's counter must not break publishing
                 dropped = 0
             payload = self._stats.report(now, dropped, self._reliable.depth(),

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable, Deque, Optional
+from typing import Deque, Optional
 
 from ..stats import soc_temperature, summarize
-
-
-def dropped_counter(source) -> Callable[[], int]:
-    """Turn what the pipeline gives (callable, object with `dropped`/`frames_dropped`, None)
-    into a function returning the dropped-frame count."""
-    if source is None:
-        return lambda: 0
-    if callable(source):
-        return lambda: int(source())
-    for attr in ("frames_dropped", "dropped"):
-        if hasattr(source, attr):
-            return lambda: int(getattr(source, attr))
-    raise TypeError(f"stats source {source!r}: give a callable or an object with .dropped")
 
 
 class StatsCollector:
