@@ -55,10 +55,6 @@ def check_runtime() -> List[Check]:
     return [Check("tflite runtime", OK, runtime.describe())]
 
 
-def _needs_camera(uri: str) -> bool:
-    return uri in ("auto", "picamera") or uri.isdigit() or uri.startswith("/dev/video")
-
-
 def _check_picamera2(uri: str) -> Check:
     """Whether picamera2 imports; a broken install shows its real import error and fix."""
     from .sources import Picamera2Unavailable, import_picamera2
@@ -76,7 +72,7 @@ def _check_picamera2(uri: str) -> Check:
 def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
     """picamera2 importable, /dev/video* present; failures only matter for camera sources."""
     uri = config.source.uri
-    needed = _needs_camera(uri)
+    needed = cfg.names_local_camera(uri)
     picamera2 = _check_picamera2(uri)
     rows = [picamera2]
     has_picamera2 = picamera2.status == OK

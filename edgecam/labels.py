@@ -15,10 +15,11 @@ _PLACEHOLDERS = {"???", "background", "__background__"}
 _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def slug(text: str) -> str:
-    """A label or id made safe for one topic level, HA object ids and file names
-    ('traffic light' -> 'traffic_light')."""
-    return _SLUG.sub("_", text.strip()).strip("_") or "_"
+def slug(text: str, sep: str = "_", empty: str = "_") -> str:
+    """A label or id made safe for one topic level, HA object ids and file names: each run of
+    characters other than letters, digits, '-' and '_' becomes `sep`, none at either end
+    ('traffic light' -> 'traffic_light'); `empty` when nothing is left."""
+    return _SLUG.sub(sep, text.strip()).strip(sep) or empty
 
 
 def parse_labels(text: str) -> Dict[int, str]:

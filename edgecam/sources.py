@@ -22,6 +22,7 @@ from typing import Callable, Iterator, List, Optional, Set, Tuple
 import cv2
 import numpy as np
 
+from .config import names_local_camera
 from .datatypes import Frame, SensorDetections
 from .errors import EdgecamError
 
@@ -483,8 +484,7 @@ def picamera_available() -> bool:
 
 def _names_camera(uri: str) -> bool:
     """True for the URIs open_source opens as a LiveSource (cameras and streams)."""
-    return uri in ("auto", "picamera") or uri.startswith(STREAM_SCHEMES) or uri.isdigit() \
-        or uri.startswith("/dev/video")
+    return names_local_camera(uri) or uri.startswith(STREAM_SCHEMES)
 
 
 def is_live(uri: str, realtime: bool = False) -> bool:

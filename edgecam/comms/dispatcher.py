@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import time
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict
 
 from ..settings import LiveSettings
 from .base import Communicator
@@ -87,7 +87,7 @@ class Dispatcher:
         self._comm = comm
         self.topics = topics
         self.settings = settings
-        self._setters: Dict[str, Tuple[Parser, Callable[[Any], Any]]] = {}
+        self._setters: Dict[str, CommandHandler] = {}
         self._commands: Dict[str, CommandHandler] = {}
         self.register_setting("threshold", parse_threshold,
                               lambda v: settings.update(threshold=v).threshold)
@@ -97,7 +97,11 @@ class Dispatcher:
     def register_setting(self, name: str, parse: Parser, apply: Callable[[Any], Any]) -> None:
         """Handle `<prefix>/set/<name>`: `parse(payload)` (raise CommandError/ValueError on bad
         input), then `apply(value)` returning the value now in force, echoed on the state topic."""
-        self._setters[name] = (parse, apply)
+        def set_value(payload: bytes) -> None:
+            value = apply(parse(payload))
+            log.info("mqtt: %s set to %r", name, value)
+            self._publish_state(name, value)
+        self._setters[name] = set_value
 
     def register_command(self, name: str, handler: CommandHandler) -> None:
         """Handle `<prefix>/cmd/<name>` with `handler(payload)` (e.g. "snapshot", "probe").
@@ -109,8 +113,10 @@ class Dispatcher:
 
     def start(self) -> None:
         """Subscribe to the command topics and publish every setting's current state."""
-        self._comm.subscribe(self.topics.set("+"), self._on_set)
-        self._comm.subscribe(self.topics.cmd("+"), self._on_cmd)
+        self._comm.subscribe(self.topics.set("+"),
+                             lambda topic, payload: self._route(topic, payload, "setting", self._setters))
+        self._comm.subscribe(self.topics.cmd("+"),
+                             lambda topic, payload: self._route(topic, payload, "command", self._commands))
         self.publish_states()
 
     def publish_states(self) -> None:
@@ -127,37 +133,22 @@ class Dispatcher:
     def _publish_state(self, name: str, value: Any) -> None:
         self._comm.publish(self.topics.setting_state(name), state_payload(name, value), retain=True)
 
-    def _on_set(self, topic: str, payload: bytes) -> None:
+    def _route(self, topic: str, payload: bytes, kind: str,
+               handlers: Dict[str, CommandHandler]) -> None:
+        # Every failure is answered on the error topic: a bad payload with its own message,
+        # anything else as an internal error, since nothing a remote sends may take the
+        # service down.
         name = topic.rsplit("/", 1)[-1]
-        entry = self._setters.get(name)
-        if entry is None:
-            self._error(topic, payload, f"unknown setting {name!r} (known: {', '.join(self._setters)})")
-            return
-        parse, apply = entry
-        try:
-            value = apply(parse(payload))
-        except (ValueError, UnicodeDecodeError) as exc:
-            self._error(topic, payload, str(exc))
-            return
-        except Exception as exc:  # never let a remote message take the service down
-            log.exception("mqtt: setting %s failed", name)
-            self._error(topic, payload, f"internal error: {exc}")
-            return
-        log.info("mqtt: %s set to %r", name, value)
-        self._publish_state(name, value)
-
-    def _on_cmd(self, topic: str, payload: bytes) -> None:
-        name = topic.rsplit("/", 1)[-1]
-        handler = self._commands.get(name)
+        handler = handlers.get(name)
         if handler is None:
-            self._error(topic, payload, f"unknown command {name!r} (known: {', '.join(self._commands) or 'none'})")
+            self._error(topic, payload, f"unknown {kind} {name!r} (known: {', '.join(handlers) or 'none'})")
             return
         try:
             handler(payload)
         except (ValueError, UnicodeDecodeError) as exc:
             self._error(topic, payload, str(exc))
         except Exception as exc:
-            log.exception("mqtt: command %s failed", name)
+            log.exception("mqtt: %s %s failed", kind, name)
             self._error(topic, payload, f"internal error: {exc}")
 
     def _error(self, topic: str, payload: bytes, message: str) -> None:

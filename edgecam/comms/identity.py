@@ -8,17 +8,16 @@ import socket
 from typing import Mapping, Optional, Tuple
 
 from ..errors import EdgecamError
+from ..labels import slug
 
 PASSWORD_ENV = "EDGECAM_MQTT_PASSWORD"
 TOPIC_ROOT = "edgecam"  # the default prefix is <root>/<device id>
 _FORBIDDEN = re.compile(r"[+#/\s]")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def sanitise_device_id(name: str) -> str:
     """A hostname turned into a safe id: lower case, runs of other characters -> '-'."""
-    cleaned = _UNSAFE.sub("-", name.split(".")[0].lower()).strip("-")
-    return cleaned or "edgecam"
+    return slug(name.split(".")[0].lower(), sep="-", empty="edgecam")
 
 
 def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None) -> str:
