@@ -148,7 +148,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
         pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
                             max_frames=config.pipeline.max_frames,
-                            processors=[stage] if stage else [], gate=gate)
+                            processors=[stage] if stage else [], gate=gate,
+                            pause_ends_tracks_after=config.mqtt.occupancy_off_delay)
     except BaseException:
         if source is not None:
             source.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -185,7 +186,8 @@ class EventStage(Processor):
         return events
 
     def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> List[dict]:
-        """End every started track now (e.g. at shutdown); returns their end events."""
+        """End every started track now (e.g. at shutdown); returns their end events, and for a
+        pause (reason `paused`) the zone counts going to 0."""
         events = []
         for t in self.tracker.end_all():
             st = self._state.pop(t.id, _TrackState())
@@ -193,6 +195,10 @@ class EventStage(Processor):
                 self.ended += 1
                 events.append(self._end(t, st, seq, reason))
         self._state.clear()
+        if reason == "paused":
+            # As every per-label count reads 0 during a long pause (README: Paused), so do the
+            # zones; at other ends the last counts stay, like the per-label ones.
+            events += self._zone_changes((), time.time())
         return events
 
     # -- internals ------------------------------------------------------------------------

@@ -230,17 +230,23 @@ class Pipeline:
     `processors` run in frame order on their own thread between inference and the sinks
     (tracking, events).
     `gate(frame) -> bool` may skip inference for a frame (motion gating).
+    `pause_ends_tracks_after`: once detection has been switched off (settings) for this many
+    seconds, the processors end what they hold open, reason `paused` (None: never).
     """
 
     def __init__(self, source, detectors: Sequence[Detector], sinks: Sequence[Sink], *,
                  drop: bool, processors: Sequence[Processor] = (), settings: Optional[LiveSettings] = None,
                  gate: Optional[Callable[[Frame], bool]] = None, max_frames: Optional[int] = None,
-                 sink_queue: int = 8, stats: Optional[PipelineStats] = None):
+                 sink_queue: int = 8, stats: Optional[PipelineStats] = None,
+                 pause_ends_tracks_after: Optional[float] = None):
         self.source, self.detectors, self.sinks = source, list(detectors), list(sinks)
         self.drop, self.processors, self.gate = drop, list(processors), gate
         self.settings = settings or LiveSettings(detectors[0].options.threshold)
         self.max_frames = max_frames
         self.stats = stats or PipelineStats()
+        self._pause_ends_after = pause_ends_tracks_after
+        self._paused_since: Optional[float] = None  # capture time of the first paused frame
+        self._pause_ended = False
         self._stop = threading.Event()
         self._done = threading.Event()
         self._order = 0
@@ -373,6 +379,7 @@ class Pipeline:
                     # Nothing was seen or missed: trackers, events and outputs must not take
                     # it for an empty frame.
                     continue
+                self._check_pause(ready)
                 for process in self.processors:
                     ready = process(ready)
                 self._emitted += 1
@@ -458,6 +465,19 @@ class Pipeline:
         """Close what stateful stages hold open (tracks), e.g. when the camera went offline;
         their final events reach the sinks in order with the frames (thread-safe)."""
         self._ordered.put(_EndTracks(reason))
+
+    def _check_pause(self, result: FrameResult) -> None:
+        # A paused detector sees nothing, so what the processors hold open (tracked objects,
+        # zone counts) would stay as it was for as long as the pause lasts. Like the MQTT
+        # side's per-label events, a pause longer than the off delay ends it.
+        if self._pause_ends_after is None or not result.skipped or self.settings.current().enabled:
+            self._paused_since, self._pause_ended = None, False
+            return
+        if self._paused_since is None:
+            self._paused_since = result.frame.mono
+        if not self._pause_ended and result.frame.mono - self._paused_since >= self._pause_ends_after:
+            self._pause_ended = True
+            self._finish_processors("paused")
 
     def _finish_processors(self, reason: str) -> None:
         # Stages that hold state (open tracks) close it; their final events go to the sinks

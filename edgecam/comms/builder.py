@@ -27,11 +27,13 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
     """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
 
     Returns at once even when the broker is unreachable (connection happens in the
-    background). `annotate(result) -> image` draws snapshots. `stats_source()` gives the dropped-frame count. `tracked_events`: publish the tracker's events
-    (result.events) instead of the per-label debounced ones. `backend`: the detector backend,
-    carried by stats and discovery. Shut everything down with `sink.close()`.
+    background). `annotate(result) -> image` draws snapshots. `stats_source()` gives the dropped-frame
+    count. `tracked_events`: the events topic carries the tracker's events (result.events)
+    instead of the per-label debounced ones (TrackedEvents vs DebouncedEvents, comms/sink.py).
+    `backend`: the detector backend, carried by stats and discovery. Shut everything down with
+    `sink.close()`.
     """
-    from .sink import MqttSink  # here, not at the top: it imports the datatypes (numpy)
+    from .sink import DebouncedEvents, MqttSink, TrackedEvents  # here: they import numpy
 
     device_id = resolve_device_id(mqtt_cfg.device_id)
     topics = Topics(topic_prefix(mqtt_cfg.prefix, device_id))
@@ -39,9 +41,10 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
     comm = communicator_from_config(mqtt_cfg, login, topics.availability)
     live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
-    sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
-                    dropped=stats_source, annotate=annotate, tracked_events=tracked_events,
-                    paused=lambda: not live.enabled, backend=backend)
+    events = (TrackedEvents if tracked_events else DebouncedEvents)(comm, reliable, topics, device_id)
+    sink = MqttSink(comm, reliable, topics, model_name, detect_cfg.watch, mqtt_cfg, events,
+                    dropped=stats_source, annotate=annotate, paused=lambda: not live.enabled,
+                    backend=backend)
     dispatcher = Dispatcher(comm, topics, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()

@@ -9,6 +9,7 @@ detection is paused.
 
 from __future__ import annotations
 
+import abc
 import base64
 import json
 import logging
@@ -89,6 +90,62 @@ def _lifecycle(kind: str, event_id: str) -> dict:
     return {"closes": event_id} if kind == "end" else {"opens": event_id}
 
 
+class EventPublisher(abc.ABC):
+    """How events reach `<prefix>/events`: one of two models, chosen once when the sink is
+    built (comms/builder.py). The sink's per-label debounce runs under both, since it drives
+    occupancy; each model publishes its own kind of event and ignores the other."""
+
+    def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
+                 device_id: str):
+        self._comm, self._reliable = comm, reliable
+        self._topics, self._device = topics, device_id
+
+    @abc.abstractmethod
+    def debounced(self, ev: Event, seq: Optional[int]) -> None:
+        """A per-label debounced start or end (`seq`: the frame that made it, if any)."""
+
+    @abc.abstractmethod
+    def tracked(self, result: FrameResult) -> None:
+        """The tracker's events a result carries (`result.events`)."""
+
+    def _send(self, kind: str, event_id: str, label: str, payload: dict) -> None:
+        log.info("mqtt: event %s %s (%s)", kind, label, event_id)
+        self._reliable.publish(self._topics.events, json.dumps(payload).encode(),
+                               **_lifecycle(kind, event_id))
+
+
+class DebouncedEvents(EventPublisher):
+    """Without the tracker: one start and one end per stretch of time a watched label is in
+    view (comms/debounce.py)."""
+
+    def debounced(self, ev: Event, seq: Optional[int]) -> None:
+        self._send(ev.kind, ev.id, ev.label, event_payload(ev, self._device, seq))
+
+    def tracked(self, result: FrameResult) -> None:
+        """Nothing: without the tracker, results carry no events."""
+
+
+class TrackedEvents(EventPublisher):
+    """With the tracker (`--track`): its start/update/end per object, each ended object's best
+    snapshot, and the zone counts."""
+
+    def debounced(self, ev: Event, seq: Optional[int]) -> None:
+        """Nothing: the tracker's events replace the per-label ones."""
+
+    def tracked(self, result: FrameResult) -> None:
+        for ev in result.events:
+            if ev.get("type") == "event":
+                self._send(ev["event"], ev["id"], ev["label"], tracked_event_payload(ev, self._device))
+                snap = getattr(ev, "snapshot", None)
+                if snap is not None:
+                    self._comm.publish(self._topics.label_snapshot(ev["label"]), snap.full, retain=True)
+            elif ev.get("type") == "zone":
+                payload = {"v": 1, "ts": ev["ts"], "zone": ev["zone"], "label": ev["label"],
+                           "count": ev["count"]}
+                self._comm.publish(self._topics.zone_count(ev["zone"], ev["label"]),
+                                   json.dumps(payload), retain=True)
+
+
 class MqttSink(Sink):
     """Pipeline sink publishing one device's topics. `close()` shuts the MQTT side down."""
 
@@ -96,18 +153,15 @@ class MqttSink(Sink):
     takes_flush = True
 
     def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
-                 device_id: str, model_name: str, watch: Iterable[str], cfg,
+                 model_name: str, watch: Iterable[str], cfg, events: EventPublisher,
                  dropped: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic,
                  annotate: Optional[Callable[[FrameResult], object]] = None,
-                 housekeeping_interval: float = 0.25, tracked_events: bool = False,
+                 housekeeping_interval: float = 0.25,
                  paused: Callable[[], bool] = lambda: False, backend: str = "cpu"):
         self._comm = comm
         self._reliable = reliable
-        # With the tracker stage on, its per-object events (result.events) replace the
-        # per-label debounced ones on the events topic; the debounce still drives occupancy.
-        self._tracked_events = tracked_events
+        self._events = events
         self.topics = topics
-        self._device = device_id
         self._model = model_name
         self._watch = tuple(dict.fromkeys(watch))
         self._cfg = cfg
@@ -147,7 +201,7 @@ class MqttSink(Sink):
             return
         if result.events:
             with self._lock:
-                self._publish_tracked(result)
+                self._events.tracked(result)
         if result.skipped:
             return
         with self._lock:
@@ -168,8 +222,7 @@ class MqttSink(Sink):
             for label in self._watch:
                 self._publish_count(label, counts[label], result.frame.ts)
                 for ev in self._trackers[label].update(tops.get(label), result.frame.ts):
-                    if not self._tracked_events:
-                        self._publish_event(ev, result.frame.seq)
+                    self._events.debounced(ev, result.frame.seq)
                 self._update_occupancy(label, counts[label] > 0, now)
             # A reference only: encoding happens when a snapshot is due.
             self._latest = result
@@ -269,28 +322,6 @@ class MqttSink(Sink):
             self._comm.publish(self.topics.occupancy(label), "ON" if changed else "OFF",
                                retain=True, qos=1)
 
-    def _publish_event(self, ev: Event, seq: Optional[int]) -> None:
-        log.info("mqtt: event %s %s (%s)", ev.kind, ev.label, ev.id)
-        self._reliable.publish(self.topics.events,
-                               json.dumps(event_payload(ev, self._device, seq)).encode(),
-                               **_lifecycle(ev.kind, ev.id))
-
-    def _publish_tracked(self, result: FrameResult) -> None:
-        for ev in result.events:
-            if ev.get("type") == "event":
-                log.info("mqtt: event %s %s (%s)", ev["event"], ev["label"], ev["id"])
-                self._reliable.publish(self.topics.events,
-                                       json.dumps(tracked_event_payload(ev, self._device)).encode(),
-                                       **_lifecycle(ev["event"], ev["id"]))
-                snap = getattr(ev, "snapshot", None)
-                if snap is not None:
-                    self._comm.publish(self.topics.label_snapshot(ev["label"]), snap.full, retain=True)
-            elif ev.get("type") == "zone":
-                payload = {"v": 1, "ts": ev["ts"], "zone": ev["zone"], "label": ev["label"],
-                           "count": ev["count"]}
-                self._comm.publish(self.topics.zone_count(ev["zone"], ev["label"]),
-                                   json.dumps(payload), retain=True)
-
     def _end_left_open(self) -> None:
         # The spool's open events outlived the process that started them (SIGKILL, power
         # loss, a watchdog abort): whoever waits for their `end` would wait forever.
@@ -314,9 +345,7 @@ class MqttSink(Sink):
     def _finish_events(self, reason: str) -> None:
         for tracker in self._trackers.values():
             if tracker.active:
-                ev = tracker.finish(time.time(), reason)
-                if not self._tracked_events:
-                    self._publish_event(ev, None)
+                self._events.debounced(tracker.finish(time.time(), reason), None)
 
     def _publish_snapshot(self, now: float) -> None:
         self._snapshot_requested = False
