@@ -245,7 +245,7 @@ class Pipeline:
         self.max_frames = max_frames
         self.stats = stats or PipelineStats()
         self._pause_ends_after = pause_ends_tracks_after
-        self._paused_since: Optional[float] = None  # capture time of the first paused frame
+        self._paused_since: Optional[float] = None  # when the first paused frame came through
         self._pause_ended = False
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -470,12 +470,15 @@ class Pipeline:
         # A paused detector sees nothing, so what the processors hold open (tracked objects,
         # zone counts) would stay as it was for as long as the pause lasts. Like the MQTT
         # side's per-label events, a pause longer than the off delay ends it.
+        # Timed from when the pause is seen here, not by capture times: a file source's frames
+        # wait in the queues, so the first paused one may have been captured before the pause.
         if self._pause_ends_after is None or not result.skipped or self.settings.current().enabled:
             self._paused_since, self._pause_ended = None, False
             return
+        now = time.monotonic()
         if self._paused_since is None:
-            self._paused_since = result.frame.mono
-        if not self._pause_ended and result.frame.mono - self._paused_since >= self._pause_ends_after:
+            self._paused_since = now
+        if not self._pause_ended and now - self._paused_since >= self._pause_ends_after:
             self._pause_ended = True
             self._finish_processors("paused")
 
