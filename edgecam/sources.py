@@ -353,7 +353,7 @@ class DeadlineReader:
         self._result = None
         self._abandoned = False
         self._thread = threading.Thread(target=self._serve, daemon=True,
-                                        name=f"read-{getattr(device, 'name', 'camera')}")
+                                        name=f"read-{device.name}")
         self._thread.start()
 
     def _serve(self) -> None:
@@ -365,7 +365,7 @@ class DeadlineReader:
             try:
                 self._result = self.device.read()
             except Exception as exc:  # a driver error is a lost frame, handled by reopening
-                log.debug("reading %s failed: %s", getattr(self.device, "name", "camera"), exc)
+                log.debug("reading %s failed: %s", self.device.name, exc)
                 self._result = None
             self._answered.set()
 
