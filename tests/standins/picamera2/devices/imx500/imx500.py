@@ -7,7 +7,22 @@ from the network (None when it has none); get_outputs() reshapes each tensor of 
 CnnOutputTensor in Fortran order with the shapes packed in CnnOutputTensorInfo;
 convert_inference_coords() uses libcamera's integer Rectangle maths against the 4056x3040
 full sensor; get_fw_upload_progress(stage) answers (0, 0) for any other stage than the one
-under way; get_kpi_info() divides the reported microseconds by 1000.
+under way; get_kpi_info() divides the reported microseconds by 1000. Like the real class, IMX500()
+prints its notes to stdout.
+
+The firmware-upload progress lives in debugfs (/sys/kernel/debug, root:sudo 0750 on Raspberry
+Pi OS), stood in for by the folder the description names as `imx500.debugfs` (absent: readable,
+as for root). What IMX500() does when it cannot read it depends on the picamera2 release,
+`picamera2` in the description (default the newest, 0.3.38):
+- up to 0.3.34 the constructor opens imx500-fw:<id>/fw_progress and
+  rp2040-spi:<id>/transfer_progress right after finding the device, so it raises
+  PermissionError (or FileNotFoundError when debugfs is not mounted);
+- from 0.3.35 (PRs #1378/#1379) it tries them, then the sudo helper scripts (`sudo -n`, which
+  fails for a user without a sudoers rule and always under NoNewPrivileges), prints "IMX500
+  firmware update progress bar is not available", sets `fw_progress` to
+  FwProgressType.NONE and uploads anyway; get_fw_upload_progress() then fails its
+  `assert self.fw_progress != IMX500.FwProgressType.NONE`. Without sudo installed
+  (`imx500.sudo` false) the `sudo -n` attempt raises FileNotFoundError from IMX500().
 """
 
 from __future__ import annotations
@@ -21,6 +36,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from enum import IntEnum
+
 from standin_hardware import hardware, scene, ssd
 
 NETWORK_NAME_LEN = 64
@@ -30,6 +47,31 @@ FW_LOADER_STAGE, FW_MAIN_STAGE, FW_NETWORK_STAGE = 0, 1, 2
 FULL_SENSOR = (4056, 3040)
 # Firmware sizes in bytes (loader, main, network), as the driver reports them.
 FIRMWARE_SIZES = (61_440, 1_572_864, 3_145_728)
+# The device ids picamera2 reads from sysfs (the AI Camera on a Pi 5's CAM1 port).
+IMX500_DEVICE_ID = "10-001a"
+SPI_DEVICE_ID = IMX500_DEVICE_ID.replace("001a", "0040")
+# The first picamera2 release whose IMX500() survives an unreadable debugfs.
+PROGRESS_FIX = (0, 3, 35)
+
+
+def release() -> tuple:
+    """The picamera2 release the description plays."""
+    return tuple(int(p) for p in str(hardware().get("picamera2", "0.3.38")).split("."))
+
+
+def progress_files(hw: dict) -> tuple:
+    """(fw_progress, transfer_progress) in the stood-in debugfs; () when none is described."""
+    debugfs = hw.get("debugfs")
+    if not debugfs:
+        return ()
+    return (f"{debugfs}/imx500-fw:{IMX500_DEVICE_ID}/fw_progress",
+            f"{debugfs}/rp2040-spi:{SPI_DEVICE_ID}/transfer_progress")
+
+
+def _read_all(paths) -> None:
+    for path in paths:
+        with open(path) as f:
+            f.readline()
 
 
 class OutputTensorInfo(ctypes.LittleEndianStructure):
@@ -200,10 +242,30 @@ class IMX500:
             raise RuntimeError("IMX500: Requested camera dev-node not found")
         self.__hw = hw["imx500"]
         self.__camera_num = 0
+        self.__progress = progress_files(self.__hw)
+        fw_progress_type = getattr(IMX500, "FwProgressType", None)
+        if fw_progress_type is None:
+            # Up to 0.3.34: plain open() calls, nothing caught.
+            self.fw_progress = [open(path) for path in self.__progress]
+        else:
+            try:
+                self.fw_progress = fw_progress_type.DIRECT
+                _read_all(self.__progress)
+            except OSError:  # `cat` failing: CalledProcessError in picamera2
+                # Then `sudo -n` and the helper scripts: they fail too (no sudoers rule,
+                # NoNewPrivileges), unless sudo is not installed at all: picamera2 catches
+                # only CalledProcessError, so subprocess's FileNotFoundError escapes.
+                if not self.__hw.get("sudo", True):
+                    raise FileNotFoundError(2, "No such file or directory", "sudo")
+                self.fw_progress = fw_progress_type.NONE
+                print("IMX500 firmware update progress bar is not available")
         self.__cfg = {"network_file": network_file, "input_tensor": {}}
         if network_file != "":
             if not os.path.isfile(network_file):
                 raise RuntimeError(f"Firmware file {network_file} does not exist.")
+            # picamera2 prints this (to stdout) once the driver has the network file.
+            print("\n------\nNOTE: Loading network firmware onto the IMX500 can take several "
+                  "minutes,\nplease do not close down the application.\n------\n")
             intrinsics = self.__hw.get("intrinsics")
             if intrinsics is not None:
                 self.__cfg["intrinsics"] = NetworkIntrinsics(intrinsics)
@@ -226,6 +288,10 @@ class IMX500:
         return self.__cfg["input_tensor_size"]
 
     def get_fw_upload_progress(self, stage_req) -> tuple:
+        fw_progress_type = getattr(IMX500, "FwProgressType", None)
+        if fw_progress_type is not None:
+            assert self.fw_progress != fw_progress_type.NONE
+            _read_all(self.__progress)
         stage, block, size = _upload.state()
         return (min(block, size), size) if stage == stage_req else (0, 0)
 
@@ -274,3 +340,13 @@ class IMX500:
         if kpi_info is None:
             return None
         return kpi_info[0] / 1000, kpi_info[1] / 1000
+
+
+class _FwProgressType(IntEnum):
+    NONE = 0  # progress not available
+    DIRECT = 1  # debugfs readable
+    INDIRECT = 2  # through the sudo helper scripts
+
+
+if release() >= PROGRESS_FIX:
+    IMX500.FwProgressType = _FwProgressType
