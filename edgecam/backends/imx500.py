@@ -7,12 +7,20 @@ created before `Picamera2` (it hands the network firmware to the driver), its
 `postprocess`, labels, `inference_rate`), `get_outputs()` reads the tensors from the
 metadata, `convert_inference_coords()` maps a box to the main stream's pixels and
 `get_kpi_info()` gives the sensor's DNN and DSP times.
+
+The upload progress comes from debugfs, which Raspberry Pi OS keeps to root and the sudo
+group: the service's own user cannot read it. picamera2 up to 0.3.34 then fails in
+`IMX500()`; from 0.3.35 it uploads without progress (`fw_progress` is
+`FwProgressType.NONE`), and edgecam waits for the first frame with outputs instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import pwd
+import sys
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -43,6 +51,55 @@ IDLE_GRACE_S = 3.0
 # No progress for this long: stop waiting and let frames tell (a stuck upload shows as frames
 # without outputs, which the watchdog then catches).
 STALL_S = 60.0
+# Where picamera2 reads the upload progress (root:sudo 0750 on Raspberry Pi OS), and the first
+# picamera2 release whose IMX500() goes on without it (raspberrypi/picamera2 #1377, #1378, #1379).
+DEBUGFS = "/sys/kernel/debug"
+PROGRESS_FIX = "0.3.35"
+# With no progress to read, how long to wait for the network's first outputs: a first upload
+# takes minutes ("several minutes", says picamera2), and only then do frames carry outputs.
+BLIND_UPLOAD_S = 300.0
+
+
+def user_name() -> str:
+    """This process's user, for messages."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def debugfs_refused(exc: OSError) -> bool:
+    """Whether `IMX500()` failed on reading its upload progress: opening the debugfs files
+    (picamera2 < 0.3.35), or running `sudo -n` for them where sudo is not installed (later)."""
+    name = str(exc.filename or "")
+    return isinstance(exc, (PermissionError, FileNotFoundError)) and \
+        ("/imx500-fw:" in name or "/rp2040-spi:" in name or name == "sudo")
+
+
+def debugfs_message(exc: OSError) -> str:
+    """One line for a picamera2 that stops on the unreadable upload progress: what and the fix."""
+    if exc.filename == "sudo":
+        return (f"picamera2 stops the AI Camera because user {user_name()} cannot read the "
+                f"firmware upload progress in {DEBUGFS} and its fallback, `sudo -n`, is not "
+                "installed: install it (`apt install sudo`, as root; picamera2 then goes on "
+                "without the progress), or run as root or a user in the sudo group")
+    why = ("is not mounted" if isinstance(exc, FileNotFoundError)
+           else "is open only to root and the sudo group")
+    return (f"picamera2 stops the AI Camera because user {user_name()} cannot read the firmware "
+            f"upload progress ({exc.filename}: {DEBUGFS} {why}): upgrade picamera2 to "
+            f"{PROGRESS_FIX} or later (`sudo apt update && sudo apt install --only-upgrade "
+            "python3-picamera2`), which uploads without it; or, for a quick try, run "
+            "`edgecam run --detector imx500` as a user in the sudo group")
+
+
+def progress_readable(device) -> bool:
+    """Whether picamera2 can read the firmware upload progress for this user.
+
+    From 0.3.35 the device says so in `fw_progress` (its `get_fw_upload_progress` fails an
+    assertion when it is FwProgressType.NONE); an older one could not be built without it.
+    """
+    kinds = getattr(type(device), "FwProgressType", None)
+    return kinds is None or getattr(device, "fw_progress", None) != kinds.NONE
 
 
 def import_imx500():
@@ -107,6 +164,8 @@ class Imx500Backend:
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._loading: Optional[str] = None
+        # Set while waiting, without upload progress, for the first frame with outputs.
+        self._blind_since: Optional[float] = None
 
     @classmethod
     def load(cls, network_file: Optional[str], labels_path: Optional[str],
@@ -125,8 +184,13 @@ class Imx500Backend:
                                f"{PACKAGE}` (it installs {MODELS_DIR}), or give --model FILE.rpk")
         imx500_class, intrinsics_class = import_imx500()
         try:
-            device = imx500_class(os.path.abspath(network_file))
+            # IMX500() prints its notes (upload may take minutes, no progress bar) with print():
+            # stdout is edgecam's --json output, so they go to stderr with the log.
+            with contextlib.redirect_stdout(sys.stderr):
+                device = imx500_class(os.path.abspath(network_file))
         except (RuntimeError, OSError, StopIteration) as exc:
+            if isinstance(exc, OSError) and debugfs_refused(exc):
+                raise EdgecamError(debugfs_message(exc)) from None
             raise EdgecamError(f"cannot open the IMX500 AI Camera ({exc or type(exc).__name__}): "
                                "check the ribbon cable and `rpicam-hello --list-cameras`, and "
                                f"that {PACKAGE} is installed") from None
@@ -192,7 +256,16 @@ class Imx500Backend:
 
         The first start after boot uploads loader, main and network firmware (many seconds);
         `loading` says so meanwhile, so the service manager is told the start is still going.
+        When this user cannot read the progress, `loading` stays set until `read` sees the
+        first frame with outputs (at most BLIND_UPLOAD_S).
         """
+        if not progress_readable(self.device):
+            log.warning("imx500: the firmware upload progress is not readable for user %s "
+                        "(%s is root:sudo 0750): waiting up to %.0f s for the first frame "
+                        "with the network's outputs", user_name(), DEBUGFS, BLIND_UPLOAD_S)
+            self._blind_since = self._clock()
+            self._set_loading("uploading firmware to the IMX500 (progress not readable)")
+            return
         start = last_change = self._clock()
         last, logged = (None, -1), (None, -1)
         try:
@@ -225,6 +298,8 @@ class Imx500Backend:
     def read(self, metadata: dict, cam) -> Optional[SensorDetections]:
         """The frame's SensorDetections, or None when its metadata has no outputs yet."""
         outputs = self.device.get_outputs(metadata, add_batch=True)
+        if self._blind_since is not None:
+            self._blind_wait(outputs is not None)
         if outputs is None:
             return None
         boxes = decode_boxes(outputs[0][0], self.intrinsics.bbox_order,
@@ -244,6 +319,19 @@ class Imx500Backend:
         kpi = self.device.get_kpi_info(metadata)
         dnn, dsp = kpi if kpi else (None, None)
         return SensorDetections(tuple(found), dnn, dsp)
+
+    def _blind_wait(self, has_outputs: bool) -> None:
+        """End the wait without upload progress on the first outputs, or after BLIND_UPLOAD_S
+        (frames without outputs then starve the watchdog, as after a stalled upload)."""
+        waited = self._clock() - self._blind_since
+        if has_outputs:
+            log.info("imx500: the network runs, %.1f s after the camera started", waited)
+        elif waited < BLIND_UPLOAD_S:
+            return
+        else:
+            log.warning("imx500: no outputs %.0f s after the camera started: going on", waited)
+        self._blind_since = None
+        self._set_loading(None)
 
     # -- the backend half (called by the pipeline) ------------------------------------------
     def with_options(self, options: DetectOptions) -> "Imx500Backend":
