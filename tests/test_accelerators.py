@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -508,3 +509,177 @@ def test_the_stand_in_leaves_no_picamera2_behind():
     """Runs after the tests above (same file): this machine has no picamera2 again."""
     from edgecam.sources import picamera_available
     assert "picamera2" not in sys.modules and not picamera_available()
+
+
+# --- the AI Camera under a user outside the sudo group (the service's) ---------------------------
+# /sys/kernel/debug, where picamera2 reads the firmware upload progress, is root:sudo 0750 on
+# Raspberry Pi OS. The stood-in debugfs is really unreadable: its folder belongs to nobody with
+# mode 0750, and edgecam runs as root with CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped
+# (setpriv), so the kernel checks permissions for it as for any other user.
+NO_FILE_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+                    "--inh-caps", "-dac_override,-dac_read_search", "--"]
+OLD_PICAMERA2, NEW_PICAMERA2 = "0.3.34", "0.3.35"
+
+
+def _unprivileged(cmd):
+    if os.geteuid() != 0:
+        return cmd
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop root's file-permission override")
+    return [*NO_FILE_OVERRIDE, *cmd]
+
+
+@pytest.fixture
+def debugfs(tmp_path):
+    """debugfs(readable[, folder]) -> a stood-in /sys/kernel/debug with the AI Camera's
+    progress files."""
+    made = []
+
+    def make(readable: bool, folder=None):
+        folder = folder or tmp_path / f"debug-{len(made)}"
+        (folder / "imx500-fw:10-001a").mkdir(parents=True)
+        (folder / "rp2040-spi:10-0040").mkdir()
+        (folder / "imx500-fw:10-001a" / "fw_progress").write_text("0 0 0\n")
+        (folder / "rp2040-spi:10-0040" / "transfer_progress").write_text("0\n")
+        if not readable:
+            if os.geteuid() == 0:
+                os.chown(folder, 65534, 65534)
+            folder.chmod(0o750 if os.geteuid() == 0 else 0)
+        made.append(folder)
+        return folder
+    yield make
+    for folder in made:
+        folder.chmod(0o755)
+
+
+def test_old_picamera2_that_cannot_read_the_upload_progress_is_one_line(standin, network, cli_env,
+                                                                         debugfs):
+    env = {**cli_env, **standin(scene=str(IMAGES / "pets.jpg"), picamera2=OLD_PICAMERA2,
+                                imx500={"intrinsics": intrinsics(),
+                                        "debugfs": str(debugfs(readable=False))})}
+    result = subprocess.run(_unprivileged([sys.executable, "-m", "edgecam", "run", "--detector",
+                                           "imx500", "--model", str(network), "--source",
+                                           "picamera", "--max-frames", "1"]),
+                            env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert "cannot read the firmware upload progress" in line and "fw_progress" in line
+    assert "sudo group" in line and "0.3.35" in line and "python3-picamera2" in line
+    assert "ribbon" not in line and "Traceback" not in result.stderr
+
+
+def test_old_picamera2_reading_the_upload_progress_still_runs(standin, network, cli_env, debugfs):
+    env = {**cli_env, **standin(scene=str(IMAGES / "pets.jpg"), picamera2=OLD_PICAMERA2,
+                                imx500={"intrinsics": intrinsics(), "upload_s": 1.0,
+                                        "debugfs": str(debugfs(readable=True))})}
+    result = subprocess.run(_unprivileged([sys.executable, "-m", "edgecam", "run", "--detector",
+                                           "imx500", "--model", str(network), "--source",
+                                           "picamera", "--json", "--max-frames", "1"]),
+                            env=dict(os.environ, **env), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "network firmware uploaded in" in result.stderr
+    assert [d["label"] for d in json.loads(result.stdout)["detections"]] == ["dog", "dog"]
+
+
+def test_new_picamera2_without_upload_progress_waits_for_outputs_and_extends_start_up(
+        standin, network, cli_env, notify_listener, debugfs):
+    """picamera2 0.3.35+ uploads without progress: one warning, then `loading` until the first
+    frame with outputs, so systemd hears EXTEND_TIMEOUT_USEC all through the 7 s upload."""
+    sock, address = notify_listener
+    env = {**cli_env, **standin(scene=str(IMAGES / "pets.jpg"), picamera2=NEW_PICAMERA2,
+                                imx500={"intrinsics": intrinsics(), "upload_s": 7.0,
+                                        "debugfs": str(debugfs(readable=False))})}
+    env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="20000000")
+    proc = subprocess.Popen(_unprivileged([sys.executable, "-m", "edgecam", "run", "--detector",
+                                           "imx500", "--model", str(network), "--source",
+                                           "picamera", "--width", "640", "--height", "480",
+                                           "--json", "--max-frames", "3"]),
+                            env=dict(os.environ, **env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    messages = []
+    sock.settimeout(1.0)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            messages.append((time.monotonic(), sock.recv(4096).decode()))
+        except socket.timeout:
+            if proc.poll() is not None:
+                break
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert err.count("firmware upload progress is not readable for user") == 1, err
+    ready_at = next(t for t, m in messages if m.startswith("READY=1"))
+    extends = [(t, m) for t, m in messages if "EXTEND_TIMEOUT_USEC=30000000" in m]
+    assert len(extends) >= 2 and all(t < ready_at for t, _ in extends), messages
+    assert "progress not readable" in extends[0][1]
+    times = [t for t, _ in extends] + [ready_at]
+    assert max(b - a for a, b in zip(times, times[1:])) < 15, "each extension (30 s) is renewed in time"
+    assert "imx500: the network runs" in err
+    assert all(json.loads(ln)["detections"] for ln in out.splitlines())
+
+
+def test_waiting_without_upload_progress_is_bounded(standin, network):
+    """No progress (here: debugfs not mounted) and no outputs: `loading` ends after
+    BLIND_UPLOAD_S, so the watchdog is no longer fed for a camera that never delivers."""
+    from edgecam.backends import imx500
+    standin(scene=str(IMAGES / "pets.jpg"), picamera2=NEW_PICAMERA2,
+            imx500={"intrinsics": intrinsics(), "upload_s": 3600.0, "debugfs": "/nonexistent"})
+    loaded = imx500.Imx500Backend.load(str(network), None, DetectOptions(threshold=0.5))
+    assert not imx500.progress_readable(loaded.device)
+    now = [0.0]
+    backend = imx500.Imx500Backend(loaded.device, loaded.intrinsics, loaded.labels, loaded.options,
+                                   loaded.network_file, clock=lambda: now[0])
+    cam = PicameraCapture(SourceSpec(uri="picamera", width=640, height=480), sensor=backend)
+    try:
+        assert "progress not readable" in backend.loading
+        for now[0] in (1.0, imx500.BLIND_UPLOAD_S - 1):
+            assert cam.read()[2] is None and backend.loading
+        now[0] = imx500.BLIND_UPLOAD_S
+        assert cam.read()[2] is None and backend.loading is None
+    finally:
+        cam.release()
+
+
+def test_old_picamera2_without_debugfs_names_it(standin, network):
+    from edgecam.backends.imx500 import Imx500Backend
+    standin(scene=str(IMAGES / "pets.jpg"), picamera2=OLD_PICAMERA2,
+            imx500={"intrinsics": intrinsics(), "debugfs": "/nonexistent"})
+    with pytest.raises(EdgecamError) as raised:
+        Imx500Backend.load(str(network), None)
+    assert "is not mounted" in str(raised.value) and "0.3.35" in str(raised.value)
+    assert "ribbon" not in str(raised.value)
+
+
+@pytest.mark.parametrize("release,readable,expected", [
+    (OLD_PICAMERA2, False, "warn"), (NEW_PICAMERA2, False, "ok"), (OLD_PICAMERA2, True, None)])
+def test_doctor_warns_when_picamera2_cannot_go_on_without_the_progress(
+        standin, cli_env, tmp_path, debugfs, release, readable, expected):
+    root = tmp_path / "root"
+    debugfs(readable, root / "sys/kernel/debug")
+    env = {**cli_env, **standin(picamera2=release, imx500={"intrinsics": intrinsics()})}
+    code = ("import json, sys; from pathlib import Path; "
+            "from edgecam.backends.doctor import check_imx500_progress, imx500_progress_fix; "
+            "print(json.dumps([r.__dict__ for r in check_imx500_progress(Path(sys.argv[1]), "
+            "imx500_progress_fix)]))")
+    result = subprocess.run(_unprivileged([sys.executable, "-c", code, str(root)]),
+                            env=dict(os.environ, **env), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["status"] for r in rows] == ([expected] if expected else [])
+    if expected == "warn":
+        assert "0.3.35" in rows[0]["fix"] and "python3-picamera2" in rows[0]["fix"]
+
+
+def test_new_picamera2_without_sudo_installed_names_it(standin, network):
+    """picamera2 0.3.35+ falls back to `sudo -n` and catches only CalledProcessError: with no
+    sudo at all, IMX500() raises FileNotFoundError for "sudo" (here: debugfs not mounted)."""
+    from edgecam.backends.imx500 import Imx500Backend
+    standin(scene=str(IMAGES / "pets.jpg"), picamera2=NEW_PICAMERA2,
+            imx500={"intrinsics": intrinsics(), "debugfs": "/nonexistent", "sudo": False})
+    with pytest.raises(EdgecamError) as raised:
+        Imx500Backend.load(str(network), None)
+    assert "`sudo -n`, is not installed" in str(raised.value)
+    assert "`apt install sudo`" in str(raised.value) and "ribbon" not in str(raised.value)

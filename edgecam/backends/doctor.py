@@ -6,6 +6,7 @@ asked through functions the caller may replace.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -34,6 +35,17 @@ def picamera_cameras() -> Optional[list]:
         return list(Picamera2.global_camera_info())
     except Exception:  # libcamera failing to enumerate is a finding, not a crash
         return []
+
+
+def imx500_progress_fix() -> Optional[bool]:
+    """Whether the installed picamera2's IMX500() goes on when the upload progress in debugfs
+    is unreadable (None: no picamera2 IMX500 support). Told by the feature, not a version
+    number: the releases with the fix (0.3.35 on) have `IMX500.FwProgressType`."""
+    try:
+        from picamera2.devices.imx500 import IMX500  # type: ignore
+    except ImportError:
+        return None
+    return hasattr(IMX500, "FwProgressType")
 
 
 def hailo_arch() -> Optional[str]:
@@ -68,8 +80,31 @@ def hailort_version() -> Optional[str]:
     return found.group(1) if found else None
 
 
-def check_imx500(wanted: bool, root: Path, cameras: Callable[[], Optional[list]]) -> List[Check]:
-    """The AI Camera: its sensor in sysfs and in libcamera's list, and imx500-all's networks."""
+def check_imx500_progress(root: Path, progress_fix: Callable[[], Optional[bool]]) -> List[Check]:
+    """A row when this user cannot read the firmware upload progress in debugfs (root:sudo
+    0750 on Raspberry Pi OS): a warning if picamera2 then refuses the camera."""
+    debugfs = root / imx500_backend.DEBUGFS.lstrip("/")
+    if os.access(debugfs, os.R_OK | os.X_OK):
+        return []
+    fixed = progress_fix()
+    if fixed is None:
+        return []
+    user = imx500_backend.user_name()
+    if fixed:
+        return [Check("imx500 progress", OK, f"upload progress not readable for user {user} "
+                                             f"({imx500_backend.DEBUGFS}): picamera2 uploads "
+                                             "without it, edgecam waits for the first outputs")]
+    return [Check("imx500 progress", WARN,
+                  f"user {user} cannot read {imx500_backend.DEBUGFS} and this picamera2 (before "
+                  f"{imx500_backend.PROGRESS_FIX}) then refuses the AI Camera",
+                  "sudo apt update && sudo apt install --only-upgrade python3-picamera2 "
+                  f"({imx500_backend.PROGRESS_FIX} or later); or run as a user in the sudo group")]
+
+
+def check_imx500(wanted: bool, root: Path, cameras: Callable[[], Optional[list]],
+                 progress_fix: Callable[[], Optional[bool]] = imx500_progress_fix) -> List[Check]:
+    """The AI Camera: its sensor in sysfs and in libcamera's list, imx500-all's networks, and
+    whether picamera2 copes with this user's view of the upload progress."""
     subdevs = imx500_subdevs(root)
     listed = cameras()
     in_list = [c for c in (listed or []) if c.get("Model") == "imx500"]
@@ -92,7 +127,7 @@ def check_imx500(wanted: bool, root: Path, cameras: Callable[[], Optional[list]]
                           f"{len(networks)} in {imx500_backend.MODELS_DIR}"
                           + ("" if default in networks else f", not the default {default}"),
                           "" if default in networks else f"sudo apt install {imx500_backend.PACKAGE}"))
-    return rows
+    return rows + check_imx500_progress(root, progress_fix)
 
 
 def check_hailo(wanted: bool, root: Path, arch: Callable[[], Optional[str]],
@@ -142,9 +177,11 @@ def check_coral(wanted: bool, root: Path) -> List[Check]:
 def check_accelerators(backend: str, root: Path = Path("/"),
                        cameras: Callable[[], Optional[list]] = picamera_cameras,
                        arch: Callable[[], Optional[str]] = hailo_arch,
-                       runtime_version: Callable[[], Optional[str]] = hailort_version) -> List[Check]:
+                       runtime_version: Callable[[], Optional[str]] = hailort_version,
+                       progress_fix: Callable[[], Optional[bool]] = imx500_progress_fix
+                       ) -> List[Check]:
     """Rows for every accelerator present; absent ones fail only when `backend` asks for them."""
-    rows = check_imx500(backend == "imx500", root, cameras)
+    rows = check_imx500(backend == "imx500", root, cameras, progress_fix)
     rows += check_hailo(backend == "hailo", root, arch, runtime_version)
     rows += check_coral(backend == "edgetpu", root)
     return rows
