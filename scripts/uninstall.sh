@@ -37,9 +37,10 @@ step "stopping the service"
 if [ -e "$UNIT_DST" ] || [ "$DRY_RUN" -eq 1 ]; then
     # Already stopped or disabled is fine: the goal is "not running".
     run systemctl disable --now edgecam.service || true
+    # While systemd still knows the unit: after its file is gone this prints an error.
+    run systemctl reset-failed edgecam.service || true
     run rm -f "$UNIT_DST"
     run systemctl daemon-reload
-    run systemctl reset-failed edgecam.service || true
 else
     note "$UNIT_DST not installed"
 fi
@@ -54,7 +55,7 @@ if [ "$PURGE" -eq 1 ]; then
         run userdel "$SERVICE_USER"
     fi
 else
-    note "kept: $CONF_DIR (config), $STATE_DIR (models, spool) and the $SERVICE_USER user;"
-    note "remove them with --purge"
+    note "kept: $CONF_DIR (config), $STATE_DIR (models, spool), $CACHE_DIR (cache)"
+    note "and the $SERVICE_USER user; remove them with --purge"
 fi
 step "done"
