@@ -37,8 +37,11 @@ step "stopping the service"
 if [ -e "$UNIT_DST" ] || [ "$DRY_RUN" -eq 1 ]; then
     # Already stopped or disabled is fine: the goal is "not running".
     run systemctl disable --now edgecam.service || true
-    # While systemd still knows the unit: after its file is gone this prints an error.
-    run systemctl reset-failed edgecam.service || true
+    # Only a failed unit stays loaded once stopped: reset-failed of any other one, or of one
+    # whose file is gone, prints "Unit edgecam.service not loaded".
+    if systemctl is-failed --quiet edgecam.service 2>/dev/null || [ "$DRY_RUN" -eq 1 ]; then
+        run systemctl reset-failed edgecam.service
+    fi
     run rm -f "$UNIT_DST"
     run systemctl daemon-reload
 else

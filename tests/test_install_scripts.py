@@ -12,6 +12,8 @@ from conftest import MODELS, ROOT
 
 INSTALL = ROOT / "scripts" / "install.sh"
 UNINSTALL = ROOT / "scripts" / "uninstall.sh"
+SYSTEM_TEST = ROOT / "scripts" / "system-test"
+SERVICE_TEST = ROOT / "scripts" / "systest" / "service.sh"
 EXAMPLE = ROOT / "systemd" / "config.example.toml"
 
 
@@ -21,7 +23,7 @@ def _run(*args, timeout=60):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck missing (scripts/test installs it)")
 def test_shellcheck_clean():
-    result = _run("shellcheck", "-x", "--severity=style", INSTALL, UNINSTALL)
+    result = _run("shellcheck", "-x", "--severity=style", INSTALL, UNINSTALL, SYSTEM_TEST, SERVICE_TEST)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
