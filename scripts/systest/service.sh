@@ -42,7 +42,7 @@ if ! command -v systemd-nspawn >/dev/null || ! command -v debootstrap >/dev/null
         skip "systemd-nspawn or debootstrap missing and apt could not install them"
     fi
 fi
-SHARED=$(cd "$REPO/../shared" 2>/dev/null && pwd) || { say "FAIL ../shared (test data) not found beside $REPO"; exit 1; }
+SHARED=$(cd "$REPO/../shared" 2>/dev/null && pwd -P) || { say "FAIL ../shared (test data) not found beside $REPO"; exit 1; }
 
 T_START=$(date +%s.%N)
 declare -a RESULTS=()
@@ -95,7 +95,8 @@ echo "$NAME" > "$ROOT/etc/hostname"
 mkdir -p "$ROOT$C_REPO"
 (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
     | tar --null -T - --ignore-failed-read -cf - 2>/dev/null) | tar -xf - -C "$ROOT$C_REPO"
-cp -a "$SHARED" "$ROOT$C_SHARED"
+mkdir -p "$ROOT$C_SHARED"
+cp -a "$SHARED/." "$ROOT$C_SHARED/"
 # A container normally inherits the host's trust: pip must reach PyPI through the same proxy.
 if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
@@ -309,9 +310,14 @@ if [ -n "$svc_cg" ]; then
     (echo "$BASHPID" > "$svc_cg/cgroup.procs" && exec nsenter -t "$PID1" -a -- sh -c 'exec 3<>/dev/net/tun') \
         > "$LOGS/devices.log" 2>&1
     inside=$?
+else
+    echo "edgecam.service has no cgroup on the host" > "$LOGS/devices.log"
 fi
 [ "$outside" -eq 0 ] && [ "$inside" -ne 0 ] && grep -q "Operation not permitted" "$LOGS/devices.log"
-check "DevicePolicy=closed enforced (/dev/net/tun: outside the service $([ $outside -eq 0 ] && echo opens || echo fails), inside $([ $inside -eq 0 ] && echo opens || echo denied))" $?
+ok=$?
+seen_outside="fails"; [ "$outside" -eq 0 ] && seen_outside="opens"
+seen_inside="opens"; [ "$inside" -ne 0 ] && seen_inside=$(head -n1 "$LOGS/devices.log")
+check "DevicePolicy=closed enforced" "$ok" "/dev/net/tun outside the service: $seen_outside; inside: $seen_inside"
 
 # ProtectSystem=strict without ConfigurationDirectory=: /etc/edgecam is read-only in there.
 c nsenter -t "$MAIN" -m -- touch /etc/edgecam/written-by-the-service > "$LOGS/etc.log" 2>&1
@@ -346,7 +352,7 @@ check "restart works" $? "exit $rc in $T_RESTART s, main pid $first -> $second"
 phase "watchdog"
 c systemctl reset-failed edgecam.service
 frozen=$(service_prop MainPID)
-wd_cursor=$(c journalctl -u edgecam.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+wd_cursor=$(c journalctl -u edgecam.service -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
 t=$(now)
 # shellcheck disable=SC2016 # expanded by the container's sh
 c sh -c 'kill -STOP "$1"' sh "$frozen"
@@ -416,7 +422,7 @@ fatal_check() {  # fatal_check ENV-ASSIGNMENT: start the service with it, give b
     c sh -c 'mkdir -p "${2%/*}" && printf "[Service]\nEnvironment=%s\nRestart=no\n" "$1" > "$2"' sh "$1" "$dropin"
     c systemctl daemon-reload
     c systemctl reset-failed edgecam.service
-    local cursor; cursor=$(c journalctl -u edgecam.service -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
+    local cursor; cursor=$(c journalctl -u edgecam.service -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
     c systemctl restart edgecam.service >/dev/null 2>&1
     wait_for 30 sh -c "[ \"\$(nsenter -t $PID1 -a -- systemctl show -P ActiveState edgecam.service)\" = failed ]"
     FATAL_STATUS=$(service_prop ExecMainStatus)
@@ -427,7 +433,7 @@ fatal_check() {  # fatal_check ENV-ASSIGNMENT: start the service with it, give b
 fatal_check EDGECAM_MODEL__PATH=/var/lib/edgecam/models/missing.tflite
 [ "$FATAL_STATUS" = 2 ] && grep -q "missing.tflite" <<<"$FATAL_ERR"
 check "a fatal error is visible with journalctl -u edgecam -p err" $? \
-    "exit $FATAL_STATUS; -p err: $(head -n1 <<<"${FATAL_ERR:-(nothing)}"); all: $(head -n1 <<<"$FATAL_ALL")"
+    "exit $FATAL_STATUS; -p err: $(tail -n1 <<<"${FATAL_ERR:-(nothing)}"); the service wrote: $(tail -n1 <<<"$FATAL_ALL")"
 
 # A source under /home (hidden by ProtectHome=): one line naming the cause, exit 2.
 mkdir -p "$ROOT/home/pi/images"
@@ -436,7 +442,7 @@ fatal_check EDGECAM_SOURCE__URI=/home/pi/images
 lines=$(grep -c . <<<"$FATAL_ALL")
 [ "$FATAL_STATUS" = 2 ] && ! grep -q Traceback <<<"$FATAL_ALL" && grep -q ProtectHome <<<"$FATAL_ALL"
 check "a source under /home: one-line error naming ProtectHome, exit 2" $? \
-    "exit $FATAL_STATUS, $lines line(s): $(head -n1 <<<"$FATAL_ALL")"
+    "exit $FATAL_STATUS, $lines line(s), the last: $(tail -n1 <<<"$FATAL_ALL")"
 c rm -f "$dropin"
 c systemctl daemon-reload
 c systemctl reset-failed edgecam.service
