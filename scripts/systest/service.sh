@@ -354,13 +354,16 @@ c systemctl reset-failed edgecam.service
 frozen=$(service_prop MainPID)
 wd_cursor=$(c journalctl -u edgecam.service -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
 t=$(now)
-# shellcheck disable=SC2016 # expanded by the container's sh
-c sh -c 'kill -STOP "$1"' sh "$frozen"
+# Only a real pid: `kill -STOP 0` would stop this script's own process group.
+if [ "${frozen:-0}" -gt 1 ]; then
+    # shellcheck disable=SC2016 # expanded by the container's sh
+    c sh -c 'kill -STOP "$1"' sh "$frozen"
+fi
 recovered() {
     local pid; pid=$(service_prop MainPID)
     [ "$pid" != 0 ] && [ "$pid" != "$frozen" ] && [ "$(service_prop ActiveState)" = active ]
 }
-wait_for 60 recovered
+[ "${frozen:-0}" -gt 1 ] && wait_for 60 recovered
 T_WATCHDOG=$(since "$t")
 c journalctl -u edgecam.service --after-cursor="$wd_cursor" --no-pager -o cat > "$LOGS/watchdog.log"
 grep -qi "watchdog timeout" "$LOGS/watchdog.log"; timeout_seen=$?
