@@ -425,13 +425,14 @@ fatal_check() {  # fatal_check ENV-ASSIGNMENT: start the service with it, give b
     c sh -c 'mkdir -p "${2%/*}" && printf "[Service]\nEnvironment=%s\nRestart=no\n" "$1" > "$2"' sh "$1" "$dropin"
     c systemctl daemon-reload
     c systemctl reset-failed edgecam.service
-    local cursor; cursor=$(c journalctl -u edgecam.service -n 1 --show-cursor --no-pager | sed -n 's/^-- cursor: //p')
     c systemctl restart edgecam.service >/dev/null 2>&1
     wait_for 30 sh -c "[ \"\$(nsenter -t $PID1 -a -- systemctl show -P ActiveState edgecam.service)\" = failed ]"
     FATAL_STATUS=$(service_prop ExecMainStatus)
-    # What the service itself wrote (not systemd's own "Failed to start" lines).
-    FATAL_ERR=$(c journalctl -u edgecam.service --after-cursor="$cursor" -p err --no-pager -o cat _TRANSPORT=stdout)
-    FATAL_ALL=$(c journalctl -u edgecam.service --after-cursor="$cursor" --no-pager -o cat _TRANSPORT=stdout)
+    # What that process itself wrote, not systemd's own "Failed to start" line. (Field matches
+    # with -u or --after-cursor select nothing on systemd 252: plain matches instead.)
+    local pid; pid=$(service_prop ExecMainPID)
+    FATAL_ERR=$(c journalctl --no-pager -o cat -p err _SYSTEMD_UNIT=edgecam.service _PID="$pid")
+    FATAL_ALL=$(c journalctl --no-pager -o cat _SYSTEMD_UNIT=edgecam.service _PID="$pid")
 }
 fatal_check EDGECAM_MODEL__PATH=/var/lib/edgecam/models/missing.tflite
 [ "$FATAL_STATUS" = 2 ] && grep -q "missing.tflite" <<<"$FATAL_ERR"
