@@ -88,7 +88,7 @@ T_ROOTFS=$(since "$t")
 WORK=$(mktemp -d /var/tmp/edgecam-systest.XXXXXX)
 ROOT=$WORK/root
 LOGS=$WORK/logs
-mkdir -p "$LOGS" "$CACHE/pip"
+mkdir -p "$LOGS"
 cp -a --reflink=auto "$PRISTINE/rootfs" "$ROOT"
 echo "$NAME" > "$ROOT/etc/hostname"
 # The clone as git sees it (no .venv, no build output), and the test data beside it.
@@ -148,7 +148,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 systemd-nspawn -D "$ROOT" -M "$NAME" --register=no --keep-unit \
-    --system-call-filter=bpf --bind="$CACHE/pip:/root/.cache/pip" -b \
+    --system-call-filter=bpf -b \
     > "$LOGS/console.log" 2>&1 < /dev/null &
 NSPAWN_PID=$!
 for _ in $(seq 100); do
