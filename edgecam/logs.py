@@ -3,6 +3,10 @@
 Under systemd (JOURNAL_STREAM names our stderr) journald timestamps every line itself and
 reads a `<N>` syslog priority prefix, so lines carry `<N>` and no timestamp: `journalctl -p
 warning -u edgecam` then works. Elsewhere lines get a timestamp and a level name.
+
+Lines written to stderr outside logging would reach the journal at its default, info: the
+command line's one-line fatal error goes through `print_error` and an uncaught exception
+through the hooks `setup_logging` installs, so both are filed as errors.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from typing import Mapping, Optional, TextIO, Union
 
 from .errors import EdgecamError
@@ -63,6 +68,39 @@ def stderr_is_journal(env: Mapping[str, str], stream: TextIO) -> bool:
     return st.st_dev == dev and st.st_ino == ino
 
 
+def journal_prefix(levelno: int, env: Optional[Mapping[str, str]] = None,
+                   stream: Optional[TextIO] = None) -> str:
+    """`<N>` for a line written straight to `stream` (default stderr) at `levelno` when that
+    stream is the journal, else ''."""
+    env = os.environ if env is None else env
+    stream = sys.stderr if stream is None else stream
+    return f"<{syslog_priority(levelno)}>" if stderr_is_journal(env, stream) else ""
+
+
+def print_error(message: str, env: Optional[Mapping[str, str]] = None,
+                stream: Optional[TextIO] = None) -> None:
+    """Write the one-line fatal error `message` to stderr (or `stream`), filed at err (3) when
+    stderr is the journal: `journalctl -u edgecam -p err` must show why the service died."""
+    stream = sys.stderr if stream is None else stream
+    stream.write(f"{journal_prefix(logging.ERROR, env, stream)}{message}\n")
+    stream.flush()
+
+
+def _log_uncaught(exc_type, exc, tb) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("edgecam").critical("uncaught exception", exc_info=(exc_type, exc, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    where = args.thread.name if args.thread is not None else "a thread"
+    logging.getLogger("edgecam").critical("uncaught exception in %s", where,
+                                          exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
 def parse_level(level: Union[str, int]) -> int:
     """A logging level from a name (debug, info, warning, error, critical) or a number."""
     if isinstance(level, int) and not isinstance(level, bool):
@@ -86,6 +124,10 @@ def setup_logging(level: Union[str, int] = "info", env: Optional[Mapping[str, st
     handler = logging.StreamHandler(stream)
     if stderr_is_journal(env, stream):
         handler.setFormatter(JournalFormatter())
+        # Python prints an uncaught traceback straight to stderr, where journald would file
+        # it as info: send it through logging, at crit, instead.
+        sys.excepthook = _log_uncaught
+        threading.excepthook = _log_uncaught_in_thread
     else:
         handler.setFormatter(logging.Formatter(TERMINAL_FORMAT))
     handler._edgecam = True  # type: ignore[attr-defined] - marks the handler we own

@@ -152,15 +152,17 @@ fi
 run "$VENV/bin/python" -m pip install -q --upgrade pip
 # Bookworm's apt numpy is 1.x and picamera2's compiled helpers (simplejpeg) are built against
 # it: a numpy 2 wheel inside the venv would shadow it and break the camera. Keep numpy at the
-# system's major version when that is 1.
+# system's major version when that is 1. The newest opencv-python-headless and ml-dtypes
+# wheels need numpy 2: capped too, or pip downloads and rejects about 200 MB of them first.
 constraints=()
 sys_numpy=$(python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
 if [ -n "$sys_numpy" ] && [ "${sys_numpy%%.*}" -lt 2 ]; then
     note "system numpy $sys_numpy: pinning numpy<2 in the venv"
+    pins=("numpy<2" "opencv-python-headless<4.12" "ml-dtypes<0.6")
     if [ "$DRY_RUN" -eq 0 ]; then
-        printf 'numpy<2\n' > "$PREFIX/constraints.txt"
+        printf '%s\n' "${pins[@]}" > "$PREFIX/constraints.txt"
     else
-        printf '+ write %s: numpy<2\n' "$PREFIX/constraints.txt"
+        printf '+ write %s: %s\n' "$PREFIX/constraints.txt" "${pins[*]}"
     fi
     constraints=(-c "$PREFIX/constraints.txt")
 fi
@@ -188,11 +190,14 @@ run install -d -m 0755 "$CONF_DIR"
 run install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR" "$STATE_DIR/models"
 if [ -e "$CONF" ]; then
     note "$CONF exists: kept (example: $REPO/systemd/config.example.toml)"
-    # It may hold secrets (MQTT password, web token): never world-readable.
-    run chmod o-rwx "$CONF"
 else
     run install -m 0640 -o root -g "$SERVICE_USER" "$REPO/systemd/config.example.toml" "$CONF"
 fi
+# It may hold secrets (MQTT password, web token): root writes it, the service reads it through
+# its group, nobody else. Said again for every file, as one that was there before (often
+# root:root 0644) would otherwise be unreadable to the service or readable to everyone.
+run chown "root:$SERVICE_USER" "$CONF"
+run chmod 0640 "$CONF"
 run "$VENV/bin/edgecam" config check "$CONF"
 
 if [ "$FETCH_MODEL" -eq 1 ]; then
@@ -209,22 +214,29 @@ step "systemd unit"
 run install -m 0644 "$UNIT_SRC" "$UNIT_DST"
 run systemctl daemon-reload
 run systemctl enable edgecam.service
+started=1
 if [ "$START" -eq 1 ]; then
-    run systemctl restart edgecam.service
+    # A failed start (no camera yet, a bad config) must not end the script here: the doctor
+    # below says why, which is what the user needs next.
+    run systemctl restart edgecam.service || started=0
 else
     note "not started (--no-start): sudo systemctl start edgecam"
 fi
 
 step "checking the installation"
 # As the service user with the service's environment, so permissions are tested too.
-if [ "$DRY_RUN" -eq 1 ]; then
-    run runuser -u "$SERVICE_USER" -- env EDGECAM_HOME="$STATE_DIR" STATE_DIRECTORY="$STATE_DIR" \
-        "$VENV/bin/edgecam" doctor --config "$CONF"
-else
-    runuser -u "$SERVICE_USER" -- env EDGECAM_HOME="$STATE_DIR" STATE_DIRECTORY="$STATE_DIR" \
-        "$VENV/bin/edgecam" doctor --config "$CONF" \
-        || note "doctor reported failures: fix them, then sudo systemctl restart edgecam"
+doctor_ok=1
+run runuser -u "$SERVICE_USER" -- env EDGECAM_HOME="$STATE_DIR" STATE_DIRECTORY="$STATE_DIR" \
+    "$VENV/bin/edgecam" doctor --config "$CONF" || doctor_ok=0
+
+if [ "$started" -eq 0 ]; then
+    step "the service did not start"
+    note "the doctor's report above says why; the service's own words:"
+    note "  journalctl -u edgecam -p warning -n 20"
+    note "fix it, then: sudo systemctl restart edgecam"
+    exit 1
 fi
+[ "$doctor_ok" -eq 1 ] || note "doctor reported failures: fix them, then sudo systemctl restart edgecam"
 
 step "done"
 note "config:  $CONF (then: sudo systemctl restart edgecam)"

@@ -37,9 +37,13 @@ step "stopping the service"
 if [ -e "$UNIT_DST" ] || [ "$DRY_RUN" -eq 1 ]; then
     # Already stopped or disabled is fine: the goal is "not running".
     run systemctl disable --now edgecam.service || true
+    # Only a failed unit stays loaded once stopped: reset-failed of any other one, or of one
+    # whose file is gone, prints "Unit edgecam.service not loaded".
+    if systemctl is-failed --quiet edgecam.service 2>/dev/null || [ "$DRY_RUN" -eq 1 ]; then
+        run systemctl reset-failed edgecam.service
+    fi
     run rm -f "$UNIT_DST"
     run systemctl daemon-reload
-    run systemctl reset-failed edgecam.service || true
 else
     note "$UNIT_DST not installed"
 fi
@@ -54,7 +58,7 @@ if [ "$PURGE" -eq 1 ]; then
         run userdel "$SERVICE_USER"
     fi
 else
-    note "kept: $CONF_DIR (config), $STATE_DIR (models, spool) and the $SERVICE_USER user;"
-    note "remove them with --purge"
+    note "kept: $CONF_DIR (config), $STATE_DIR (models, spool), $CACHE_DIR (cache)"
+    note "and the $SERVICE_USER user; remove them with --purge"
 fi
 step "done"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -11,6 +12,8 @@ from conftest import MODELS, ROOT
 
 INSTALL = ROOT / "scripts" / "install.sh"
 UNINSTALL = ROOT / "scripts" / "uninstall.sh"
+SYSTEM_TEST = ROOT / "scripts" / "system-test"
+SERVICE_TEST = ROOT / "scripts" / "systest" / "service.sh"
 EXAMPLE = ROOT / "systemd" / "config.example.toml"
 
 
@@ -20,7 +23,7 @@ def _run(*args, timeout=60):
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck missing (scripts/test installs it)")
 def test_shellcheck_clean():
-    result = _run("shellcheck", "-x", "--severity=style", INSTALL, UNINSTALL)
+    result = _run("shellcheck", "-x", "--severity=style", INSTALL, UNINSTALL, SYSTEM_TEST, SERVICE_TEST)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -48,12 +51,30 @@ def test_install_dry_run_prints_every_step(tmp_path):
     ]
     for piece in expected:
         assert piece in joined, f"missing step {piece!r} in:\n{out}"
-    # The config gets 0640 root:edgecam when new; an existing one only loses world access.
-    assert any(("-m 0640 -o root -g edgecam" in c and c.endswith("/etc/edgecam/config.toml"))
-               or c == "chmod o-rwx /etc/edgecam/config.toml" for c in commands)
+    # The config is 0640 root:edgecam whether install.sh writes it or finds it: one that was
+    # there before as root:root 0644 would otherwise stay unreadable to the service.
+    conf = commands.index("chown root:edgecam /etc/edgecam/config.toml")
+    assert commands[conf + 1] == "chmod 0640 /etc/edgecam/config.toml"
+    assert conf < commands.index("/opt/edgecam/venv/bin/edgecam config check /etc/edgecam/config.toml")
     # Order matters: the venv exists before the model fetch, the model before the service starts.
     order = [joined.index(p) for p in ("pip install", "models fetch", "systemctl restart")]
     assert order == sorted(order)
+
+
+def test_install_dry_run_with_numpy_1_caps_what_needs_numpy_2(tmp_path):
+    """With the system's numpy at 1.x the venv keeps numpy<2, and the packages whose newest
+    wheels need numpy 2 are capped too, or pip downloads (and rejects) ~200 MB of them."""
+    fake = tmp_path / "bin"
+    (fake / "numpy").mkdir(parents=True)
+    (fake / "numpy" / "__init__.py").write_text("__version__ = '1.24.2'\n")
+    env = {**os.environ, "PYTHONPATH": str(fake)}
+    result = subprocess.run(["bash", str(INSTALL), "--dry-run", "--no-model"], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "system numpy 1.24.2: pinning numpy<2" in result.stdout
+    pins = next(ln for ln in result.stdout.splitlines() if ln.startswith("+ write /opt/edgecam/constraints.txt"))
+    assert pins.split(": ", 1)[1].split() == ["numpy<2", "opencv-python-headless<4.12", "ml-dtypes<0.6"]
+    assert "pip install -q --upgrade -c /opt/edgecam/constraints.txt" in result.stdout
 
 
 def test_install_options():
@@ -71,6 +92,12 @@ def test_uninstall_dry_run():
     assert keep.returncode == 0, keep.stderr
     assert "+ systemctl disable --now edgecam.service" in keep.stdout
     assert "+ rm -rf /opt/edgecam" in keep.stdout and "/var/lib/edgecam" not in keep.stdout.split("kept:")[0]
+    # Said, not silently kept: the cache is not removed without --purge.
+    assert "/var/cache/edgecam (cache)" in keep.stdout.split("kept:")[1]
+    # reset-failed while the unit file still exists (afterwards systemctl prints an error).
+    steps = [ln for ln in keep.stdout.splitlines() if ln.startswith("+ ")]
+    assert steps.index("+ systemctl reset-failed edgecam.service") < steps.index(
+        "+ rm -f /etc/systemd/system/edgecam.service")
     purge = _run("bash", UNINSTALL, "--dry-run", "--purge")
     assert purge.returncode == 0 and "+ rm -rf /etc/edgecam /var/lib/edgecam" in purge.stdout
     assert "+ userdel edgecam" in purge.stdout

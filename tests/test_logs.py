@@ -89,3 +89,43 @@ def test_setup_twice_replaces_its_own_handler(tmp_path):
             root.removeHandler(second)
             root.setLevel(level)
     assert root.handlers == before
+
+
+CRASH = """
+import sys, threading
+from edgecam.logs import print_error, setup_logging
+setup_logging("info")
+print_error("edgecam: error: cannot read config file /etc/edgecam/config.toml: Permission denied")
+t = threading.Thread(target=lambda: 1 / 0, name="capture")
+t.start(); t.join()
+raise RuntimeError("boom")
+"""
+
+
+def _crash(tmp_path, match_stderr):
+    err_path = tmp_path / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    with open(err_path, "w") as err:
+        if match_stderr:
+            st = os.fstat(err.fileno())
+            env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        result = subprocess.run([sys.executable, "-c", CRASH], stderr=err, env=env, timeout=60)
+    assert result.returncode == 1
+    return err_path.read_text().splitlines()
+
+
+def test_fatal_errors_reach_the_journal_as_errors(tmp_path):
+    """Written outside logging, these lines would be filed at journald's default, info (6),
+    and `journalctl -u edgecam -p err` would not say why the service died."""
+    lines = _crash(tmp_path, match_stderr=True)
+    assert lines[0] == "<3>edgecam: error: cannot read config file /etc/edgecam/config.toml: Permission denied"
+    # Uncaught exceptions, in a thread and in the main thread: every line of both tracebacks.
+    assert all(ln.startswith(("<2>", "<3>")) for ln in lines), lines
+    assert any("uncaught exception in capture" in ln for ln in lines)
+    assert any("ZeroDivisionError" in ln for ln in lines) and lines[-1] == "<2>RuntimeError: boom"
+
+
+def test_fatal_errors_on_a_terminal_stay_plain(tmp_path):
+    lines = _crash(tmp_path, match_stderr=False)
+    assert lines[0] == "edgecam: error: cannot read config file /etc/edgecam/config.toml: Permission denied"
+    assert lines[-1] == "RuntimeError: boom" and not any(ln.startswith("<") for ln in lines)

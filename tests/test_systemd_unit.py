@@ -80,7 +80,7 @@ def test_service_contract():
     assert d["Restart"] == ["on-failure"] and "StartLimitBurst" in d and "StartLimitIntervalSec" in d
     assert d["User"] == ["edgecam"] and "DynamicUser" not in d
     assert "video" in d["SupplementaryGroups"][0].split()
-    assert d["StateDirectory"] == ["edgecam"] and d["ConfigurationDirectory"] == ["edgecam"]
+    assert d["StateDirectory"] == ["edgecam"]
     assert "EDGECAM_HOME=/var/lib/edgecam" in d["Environment"]
     assert d["ExecStart"] == [f"{EXEC} run --config /etc/edgecam/config.toml"]
     assert d["DevicePolicy"] == ["closed"]
@@ -88,3 +88,14 @@ def test_service_contract():
     for dev in ("char-video4linux", "char-media", "char-dma_heap", "/dev/apex_0", "char-usb_device"):
         assert dev in allowed
     assert d["CapabilityBoundingSet"] == [""] and d["UMask"] == ["0077"]
+
+
+def test_config_directory_stays_read_only():
+    """ProtectSystem=strict makes /etc read-only; ConfigurationDirectory= or ReadWritePaths=
+    would open /etc/edgecam again, where the service never writes (it only reads its config).
+    scripts/system-test service checks it inside the running service too."""
+    d = _directives(UNIT.read_text())
+    assert d["ProtectSystem"] == ["strict"]
+    assert "ConfigurationDirectory" not in d
+    writable = " ".join(d.get("ReadWritePaths", []))
+    assert "/etc" not in writable
