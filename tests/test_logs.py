@@ -129,3 +129,18 @@ def test_fatal_errors_on_a_terminal_stay_plain(tmp_path):
     lines = _crash(tmp_path, match_stderr=False)
     assert lines[0] == "edgecam: error: cannot read config file /etc/edgecam/config.toml: Permission denied"
     assert lines[-1] == "RuntimeError: boom" and not any(ln.startswith("<") for ln in lines)
+
+
+def test_the_command_lines_error_reaches_the_journal_as_an_error(tmp_path):
+    """The real `edgecam run` with a model that is not there, as the service would run it."""
+    err_path = tmp_path / "stderr.txt"
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    with open(err_path, "w") as err:
+        st = os.fstat(err.fileno())
+        env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+        result = subprocess.run([sys.executable, "-m", "edgecam", "run", "--model",
+                                 str(tmp_path / "absent.tflite"), "--source", str(tmp_path)],
+                                stderr=err, stdout=subprocess.DEVNULL, env=env, timeout=120)
+    lines = err_path.read_text().splitlines()
+    assert result.returncode == 2
+    assert lines and lines[-1].startswith("<3>edgecam: error: ") and "absent.tflite" in lines[-1], lines

@@ -15,6 +15,7 @@ import click
 from .. import __version__
 from .. import config as cfg
 from ..errors import EdgecamError
+from ..logs import print_error
 from .doctor import doctor_command
 from .listen import listen_command
 from .models import models_group
@@ -29,12 +30,12 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except EdgecamError as exc:
-            click.echo(f"edgecam: error: {exc}", err=True)
+            print_error(f"edgecam: error: {exc}")
             sys.exit(exc.exit_code)
         except click.UsageError as exc:
             # Bad options get the same one-line form, pointing at the command's help.
             where = exc.ctx.command_path if exc.ctx else "edgecam"
-            click.echo(f"edgecam: error: {exc.format_message()} (see `{where} --help`)", err=True)
+            print_error(f"edgecam: error: {exc.format_message()} (see `{where} --help`)")
             sys.exit(exc.exit_code)
 
 
