@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Benchmark of issue 7: do preview viewers slow inference down?
+"""Benchmarks of the preview server: do viewers slow inference down, and what do idle
+connections cost?
 
 The real pipeline (edgecam.pipeline.Pipeline, one interpreter) runs the SSD model over a
 640x480 video file made from ../shared/images (pans), unpaced and without dropping, so its
@@ -8,7 +9,13 @@ sink is on in every run; runs alternate 0 and N viewers (raw MJPEG clients, each
 process on the same machine, reading the stream as fast as they can) so machine drift hits both. Reports processed fps per run, the
 mean of each, their ratio, and JPEGs encoded vs received.
 
-    python scripts/bench_web.py [--frames 300] [--viewers 4] [--repeat 2] [--web-fps 10] [--json]
+Then, with the pipeline running paced on the same video (like a camera), `--idle` clients
+connect and send nothing: `/api/status` latency (fresh connection per request, like a
+scraper) with none and with them open, and the process's resident memory and threads
+(/proc/self/status, so native threads count too) before and after they connect.
+
+    python scripts/bench_web.py [--frames 300] [--viewers 4] [--repeat 2] [--web-fps 10]
+                                [--idle 200] [--json]
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import sys
 import tempfile
 import multiprocessing
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,6 +104,60 @@ def one_run(model: str, labels: str, video: Path, viewers: int, web_fps: float, 
             "sink_dropped": pipeline.stats.sink_dropped.get("web", 0)}
 
 
+def proc_status() -> dict:
+    """VmRSS (kB) and Threads of this process, from /proc/self/status."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return {"rss_kb": int(fields["VmRSS"].split()[0]), "threads": int(fields["Threads"])}
+
+
+def status_latency_ms(url: str, n: int) -> dict:
+    """Median, p95 and max of `n` GET /api/status round trips, each on a fresh connection."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url + "api/status", timeout=10) as r:
+            r.read()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return {"p50": round(statistics.median(times), 2), "p95": round(times[int(0.95 * (n - 1))], 2),
+            "max": round(times[-1], 2)}
+
+
+def idle_run(model: str, labels: str, video: Path, idle: int, threads: int, requests: int = 50) -> dict:
+    """`/api/status` latency and process RSS/threads with `idle` silent connections open."""
+    detector = Detector.load(model, labels, threads=threads)
+    pipeline = None
+    sink = WebSink("127.0.0.1:0", Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0),
+                   stats=lambda: pipeline.stats if pipeline else None)
+    host, port = sink.server.server_address[:2]
+    pipeline = Pipeline(VideoSource(video, loop=True, realtime=True), [detector], [sink], drop=True).start()
+    try:
+        while pipeline.stats.processed < 5:
+            time.sleep(0.05)
+        status_latency_ms(sink.url, 5)  # warm-up
+        before, latency_none = proc_status(), status_latency_ms(sink.url, requests)
+        conns = [socket.create_connection((host, port), timeout=10) for _ in range(idle)]
+        time.sleep(0.5)
+        during, latency_idle = proc_status(), status_latency_ms(sink.url, requests)
+        still_open = 0
+        for c in conns:  # the server closes nothing before idle_timeout (10 s)
+            c.setblocking(False)
+            try:
+                still_open += c.recv(1) != b""
+            except BlockingIOError:
+                still_open += 1
+            c.close()
+    finally:
+        pipeline.stop()
+        pipeline.wait(10)
+        pipeline.close_sinks()
+    return {"idle": idle, "still_open": still_open,
+            "status_ms_no_idle": latency_none, "status_ms_with_idle": latency_idle,
+            "rss_kb_before": before["rss_kb"], "rss_kb_with_idle": during["rss_kb"],
+            "rss_kb_per_idle": round((during["rss_kb"] - before["rss_kb"]) / max(1, idle), 1),
+            "threads_before": before["threads"], "threads_with_idle": during["threads"]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default=str(SHARED / "models" / "ssd_mobilenet_v1_coco_quant.tflite"))
@@ -105,6 +167,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=2, help="pairs of (0 viewers, N viewers) runs")
     p.add_argument("--web-fps", type=float, default=10.0, help="[service] web_fps for the stream")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads")
+    p.add_argument("--idle", type=int, default=200, help="silent connections for the idle run (0: skip)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args(argv)
 
@@ -121,16 +184,24 @@ def main(argv=None) -> int:
                 runs.append(one_run(args.model, args.labels, video, n, args.web_fps, args.threads))
                 if not args.json:
                     print(json.dumps(runs[-1]))
+        idle = idle_run(args.model, args.labels, video, args.idle, args.threads) if args.idle else None
     mean = lambda n: statistics.mean(r["fps"] for r in runs if r["viewers"] == n)  # noqa: E731
     result = {"frames": args.frames, "web_fps": args.web_fps, "threads": args.threads,
               "fps_0_viewers": round(mean(0), 2), f"fps_{args.viewers}_viewers": round(mean(args.viewers), 2),
-              "ratio": round(mean(args.viewers) / mean(0), 3), "runs": runs}
+              "ratio": round(mean(args.viewers) / mean(0), 3), "runs": runs, "idle": idle}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"pipeline fps: {result['fps_0_viewers']} with 0 viewers, "
               f"{result[f'fps_{args.viewers}_viewers']} with {args.viewers} "
               f"(ratio {result['ratio']}), stream capped at {args.web_fps} fps")
+        if idle:
+            print(f"{idle['idle']} idle connections ({idle['still_open']} still open at the end): "
+                  f"/api/status p50/p95/max {idle['status_ms_with_idle']['p50']}/"
+                  f"{idle['status_ms_with_idle']['p95']}/{idle['status_ms_with_idle']['max']} ms "
+                  f"(none open: {idle['status_ms_no_idle']['p50']}/{idle['status_ms_no_idle']['p95']}/"
+                  f"{idle['status_ms_no_idle']['max']} ms); RSS {idle['rss_kb_before']} -> "
+                  f"{idle['rss_kb_with_idle']} kB, threads {idle['threads_before']} -> {idle['threads_with_idle']}")
     return 0
 
 
