@@ -21,11 +21,14 @@ scraper) with none and with them open, and the process's resident memory and thr
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import multiprocessing
 import time
 import urllib.request
@@ -105,9 +108,11 @@ def one_run(model: str, labels: str, video: Path, viewers: int, web_fps: float, 
 
 
 def proc_status() -> dict:
-    """VmRSS (kB) and Threads of this process, from /proc/self/status."""
+    """VmRSS (kB) and Threads of this process (after a GC), and the preview server's threads."""
+    gc.collect()
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
-    return {"rss_kb": int(fields["VmRSS"].split()[0]), "threads": int(fields["Threads"])}
+    return {"rss_kb": int(fields["VmRSS"].split()[0]), "threads": int(fields["Threads"]),
+            "server_threads": sum(t.name.startswith("edgecam-web") for t in threading.enumerate())}
 
 
 def status_latency_ms(url: str, n: int) -> dict:
@@ -123,8 +128,30 @@ def status_latency_ms(url: str, n: int) -> dict:
             "max": round(times[-1], 2)}
 
 
+def open_idle(host: str, port: int, n: int) -> list:
+    """`n` connections that send nothing."""
+    conns = [socket.create_connection((host, port), timeout=10) for _ in range(n)]
+    time.sleep(0.5)  # let the server take them all in
+    return conns
+
+
+def still_open(conns: list) -> int:
+    """How many of `conns` the server has not closed."""
+    n = 0
+    for c in conns:
+        c.setblocking(False)
+        try:
+            n += c.recv(1) != b""
+        except BlockingIOError:
+            n += 1
+    return n
+
+
 def idle_run(model: str, labels: str, video: Path, idle: int, threads: int, requests: int = 50) -> dict:
-    """`/api/status` latency and process RSS/threads with `idle` silent connections open."""
+    """`/api/status` latency with `idle` silent connections open (the pipeline running, paced
+    like a camera); then, the pipeline stopped and the server still up, the process's RSS and
+    threads before and after `idle` connections. Meant for a fresh process (--idle-child):
+    earlier runs' memory would hide a difference of a few hundred kB."""
     detector = Detector.load(model, labels, threads=threads)
     pipeline = None
     sink = WebSink("127.0.0.1:0", Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0),
@@ -135,27 +162,30 @@ def idle_run(model: str, labels: str, video: Path, idle: int, threads: int, requ
         while pipeline.stats.processed < 5:
             time.sleep(0.05)
         status_latency_ms(sink.url, 5)  # warm-up
-        before, latency_none = proc_status(), status_latency_ms(sink.url, requests)
-        conns = [socket.create_connection((host, port), timeout=10) for _ in range(idle)]
+        latency_none = status_latency_ms(sink.url, requests)
+        conns = open_idle(host, port, idle)
+        latency_idle = status_latency_ms(sink.url, requests)
+        kept = still_open(conns)  # the server closes none before idle_timeout (10 s)
+        for c in conns:
+            c.close()
+        pipeline.stop()
+        pipeline.wait(10)
         time.sleep(0.5)
-        during, latency_idle = proc_status(), status_latency_ms(sink.url, requests)
-        still_open = 0
-        for c in conns:  # the server closes nothing before idle_timeout (10 s)
-            c.setblocking(False)
-            try:
-                still_open += c.recv(1) != b""
-            except BlockingIOError:
-                still_open += 1
+        before = proc_status()
+        conns = open_idle(host, port, idle)
+        during = proc_status()
+        for c in conns:
             c.close()
     finally:
         pipeline.stop()
         pipeline.wait(10)
         pipeline.close_sinks()
-    return {"idle": idle, "still_open": still_open,
+    return {"idle": idle, "still_open": kept,
             "status_ms_no_idle": latency_none, "status_ms_with_idle": latency_idle,
             "rss_kb_before": before["rss_kb"], "rss_kb_with_idle": during["rss_kb"],
-            "rss_kb_per_idle": round((during["rss_kb"] - before["rss_kb"]) / max(1, idle), 1),
-            "threads_before": before["threads"], "threads_with_idle": during["threads"]}
+            "rss_kb_per_idle": round((during["rss_kb"] - before["rss_kb"]) / max(1, idle), 2),
+            "threads_before": before["threads"], "threads_with_idle": during["threads"],
+            "server_threads_with_idle": during["server_threads"]}
 
 
 def main(argv=None) -> int:
@@ -168,8 +198,12 @@ def main(argv=None) -> int:
     p.add_argument("--web-fps", type=float, default=10.0, help="[service] web_fps for the stream")
     p.add_argument("--threads", type=int, default=2, help="interpreter threads")
     p.add_argument("--idle", type=int, default=200, help="silent connections for the idle run (0: skip)")
+    p.add_argument("--idle-child", metavar="VIDEO", help=argparse.SUPPRESS)  # the idle run, in a fresh process
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args(argv)
+    if args.idle_child:
+        print(json.dumps(idle_run(args.model, args.labels, Path(args.idle_child), args.idle, args.threads)))
+        return 0
 
     with tempfile.TemporaryDirectory() as tmp:
         per_image = max(1, args.frames // 3)
@@ -184,7 +218,12 @@ def main(argv=None) -> int:
                 runs.append(one_run(args.model, args.labels, video, n, args.web_fps, args.threads))
                 if not args.json:
                     print(json.dumps(runs[-1]))
-        idle = idle_run(args.model, args.labels, video, args.idle, args.threads) if args.idle else None
+        idle = None
+        if args.idle:
+            child = subprocess.run([sys.executable, __file__, "--idle-child", str(video), "--idle", str(args.idle),
+                                    "--model", args.model, "--labels", args.labels, "--threads", str(args.threads)],
+                                   check=True, stdout=subprocess.PIPE, text=True)
+            idle = json.loads(child.stdout.strip().splitlines()[-1])
     mean = lambda n: statistics.mean(r["fps"] for r in runs if r["viewers"] == n)  # noqa: E731
     result = {"frames": args.frames, "web_fps": args.web_fps, "threads": args.threads,
               "fps_0_viewers": round(mean(0), 2), f"fps_{args.viewers}_viewers": round(mean(args.viewers), 2),
@@ -201,7 +240,8 @@ def main(argv=None) -> int:
                   f"{idle['status_ms_with_idle']['p95']}/{idle['status_ms_with_idle']['max']} ms "
                   f"(none open: {idle['status_ms_no_idle']['p50']}/{idle['status_ms_no_idle']['p95']}/"
                   f"{idle['status_ms_no_idle']['max']} ms); RSS {idle['rss_kb_before']} -> "
-                  f"{idle['rss_kb_with_idle']} kB, threads {idle['threads_before']} -> {idle['threads_with_idle']}")
+                  f"{idle['rss_kb_with_idle']} kB, threads {idle['threads_before']} -> {idle['threads_with_idle']} "
+                  f"({idle['server_threads_with_idle']} of the server)")
     return 0
 
 
