@@ -7,7 +7,8 @@ The real pipeline (edgecam.pipeline.Pipeline, one interpreter) runs the SSD mode
 fps is the machine's throughput and a slow sink would show as a slower pipeline. The web
 sink is on in every run; runs alternate 0 and N viewers (raw MJPEG clients, each its own
 process on the same machine, reading the stream as fast as they can) so machine drift hits both. Reports processed fps per run, the
-mean of each, their ratio, and JPEGs encoded vs received.
+mean of each, their ratio, JPEGs encoded vs received, and the CPU seconds of the process and
+of the server's own threads (less sensitive than fps to a busy machine).
 
 Then, with the pipeline running paced on the same video (like a camera), `--idle` clients
 connect and send nothing: `/api/status` latency (fresh connection per request, like a
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -71,6 +73,19 @@ def read_stream(host: str, port: int, ready, results) -> None:
     results.put(parts)
 
 
+def server_cpu_s() -> float:
+    """CPU seconds used so far by the preview server's threads (named edgecam-web*)."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for t in threading.enumerate():
+        if t.name.startswith("edgecam-web") and t.native_id is not None:
+            try:
+                fields = Path(f"/proc/self/task/{t.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # ended meanwhile
+                continue
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def one_run(model: str, labels: str, video: Path, viewers: int, web_fps: float, threads: int) -> dict:
     detector = Detector.load(model, labels, threads=threads)
     pipeline = None
@@ -91,9 +106,11 @@ def one_run(model: str, labels: str, video: Path, viewers: int, web_fps: float, 
         time.sleep(0.01)
     pipeline = Pipeline(VideoSource(video), [detector], [sink], drop=False)
     t0 = time.monotonic()
+    cpu0, server0 = time.process_time(), server_cpu_s()
     pipeline.start()
     pipeline.wait()
     elapsed = time.monotonic() - t0
+    cpu, server = time.process_time() - cpu0, server_cpu_s() - server0
     pipeline.close_sinks()  # stops the server: the viewers see the end of their stream
     parts = sorted(results.get(timeout=30) for _ in readers)
     for proc in readers:
@@ -103,7 +120,7 @@ def one_run(model: str, labels: str, video: Path, viewers: int, web_fps: float, 
     processed = pipeline.stats.processed
     return {"viewers": viewers, "processed": processed, "seconds": round(elapsed, 3),
             "fps": round(processed / elapsed, 2), "jpeg_encoded": sink.hub.encoded,
-            "parts_received": parts,
+            "parts_received": parts, "process_cpu_s": round(cpu, 2), "server_cpu_s": round(server, 2),
             "sink_dropped": pipeline.stats.sink_dropped.get("web", 0)}
 
 
@@ -227,13 +244,17 @@ def main(argv=None) -> int:
     mean = lambda n: statistics.mean(r["fps"] for r in runs if r["viewers"] == n)  # noqa: E731
     result = {"frames": args.frames, "web_fps": args.web_fps, "threads": args.threads,
               "fps_0_viewers": round(mean(0), 2), f"fps_{args.viewers}_viewers": round(mean(args.viewers), 2),
-              "ratio": round(mean(args.viewers) / mean(0), 3), "runs": runs, "idle": idle}
+              "ratio": round(mean(args.viewers) / mean(0), 3),
+              "server_cpu_ms_per_part": round(1e3 * sum(r["server_cpu_s"] for r in runs)
+                                              / max(1, sum(sum(r["parts_received"]) for r in runs)), 3),
+              "runs": runs, "idle": idle}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(f"pipeline fps: {result['fps_0_viewers']} with 0 viewers, "
               f"{result[f'fps_{args.viewers}_viewers']} with {args.viewers} "
-              f"(ratio {result['ratio']}), stream capped at {args.web_fps} fps")
+              f"(ratio {result['ratio']}), stream capped at {args.web_fps} fps; server CPU "
+              f"{result['server_cpu_ms_per_part']} ms per JPEG sent")
         if idle:
             print(f"{idle['idle']} idle connections ({idle['still_open']} still open at the end): "
                   f"/api/status p50/p95/max {idle['status_ms_with_idle']['p50']}/"
