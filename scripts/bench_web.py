@@ -11,8 +11,8 @@ mean of each, their ratio, JPEGs encoded vs received, and the CPU seconds of the
 of the server's own threads (less sensitive than fps to a busy machine).
 
 Then, with the pipeline running paced on the same video (like a camera), `--idle` clients
-connect and send nothing: `/api/status` latency (fresh connection per request, like a
-scraper) with none and with them open, and the process's resident memory and threads
+connect and send nothing: `/api/status` latency, from another process with a fresh
+connection per request (like a scraper), with none and with them open, and the process's resident memory and threads
 (/proc/self/status, so native threads count too) before and after they connect.
 
     python scripts/bench_web.py [--frames 300] [--viewers 4] [--repeat 2] [--web-fps 10]
@@ -145,6 +145,23 @@ def status_latency_ms(url: str, n: int) -> dict:
             "max": round(times[-1], 2)}
 
 
+def _latency_client(url: str, n: int, out) -> None:
+    status_latency_ms(url, 3)  # warm-up
+    out.put(status_latency_ms(url, n))
+
+
+def status_latency_ms_elsewhere(url: str, n: int) -> dict:
+    """status_latency_ms() from another process, like a real client (not sharing our GIL)."""
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process with running threads
+    out = ctx.Queue()
+    proc = ctx.Process(target=_latency_client, args=(url, n, out))
+    proc.start()
+    try:
+        return out.get(timeout=120)
+    finally:
+        proc.join(10)
+
+
 def open_idle(host: str, port: int, n: int) -> list:
     """`n` connections that send nothing."""
     conns = [socket.create_connection((host, port), timeout=10) for _ in range(n)]
@@ -178,10 +195,9 @@ def idle_run(model: str, labels: str, video: Path, idle: int, threads: int, requ
     try:
         while pipeline.stats.processed < 5:
             time.sleep(0.05)
-        status_latency_ms(sink.url, 5)  # warm-up
-        latency_none = status_latency_ms(sink.url, requests)
+        latency_none = status_latency_ms_elsewhere(sink.url, requests)
         conns = open_idle(host, port, idle)
-        latency_idle = status_latency_ms(sink.url, requests)
+        latency_idle = status_latency_ms_elsewhere(sink.url, requests)
         kept = still_open(conns)  # the server closes none before idle_timeout (10 s)
         for c in conns:
             c.close()
