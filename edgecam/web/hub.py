@@ -1,18 +1,16 @@
 """The latest annotated JPEG, shared by every preview viewer.
 
 A frame is drawn and JPEG-encoded at most once, whatever the number of viewers, and only
-while someone watches (or asks for a snapshot), at most `max_fps` times a second. The
-encode runs on the caller's thread (the web sink's pipeline thread, or the server's encode
-worker for a snapshot), never on the server's event loop; listeners are told when a new
-JPEG (or the close) happens. Viewers always take the newest JPEG: one that falls behind
-skips frames instead of queueing them.
+while someone watches (or asks for a snapshot), at most `max_fps` times a second. Viewers
+wait on a condition for the next JPEG and always get the newest one: a viewer that falls
+behind skips frames instead of queueing them.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -30,9 +28,8 @@ class JpegHub:
         self._annotate, self._quality, self._clock = annotate, quality, clock
         self._interval = 1.0 / max_fps
         self.max_viewers = max_viewers
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         self._encode_lock = threading.Lock()
-        self._listeners: List[Callable[[], None]] = []
         self._result: Optional[FrameResult] = None
         self._jpeg: Optional[bytes] = None
         self._jpeg_of: Optional[FrameResult] = None
@@ -42,16 +39,11 @@ class JpegHub:
         self._closed = False
         self.encoded = 0
 
-    def add_listener(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` after every new JPEG and on close, from the thread that made it
-        (so it must only hand the news over, e.g. with loop.call_soon_threadsafe)."""
-        self._listeners.append(callback)
-
     # -- producer (the web sink's pipeline thread) -------------------------------------------
     def offer(self, result: FrameResult) -> None:
         """Make `result` the latest frame; encode it now if someone watches and it is due."""
         now = self._clock()
-        with self._lock:
+        with self._cond:
             self._result = result
             due = self._viewers > 0 and now >= self._next_due
             if due:
@@ -67,32 +59,28 @@ class JpegHub:
             if self._jpeg_of is result and self._jpeg is not None:
                 return self._jpeg
             data = encode_jpeg(self._annotate(result), self._quality)
-            with self._lock:
+            with self._cond:
                 self._jpeg, self._jpeg_of = data, result
                 self._seq += 1
                 self.encoded += 1
-        self._notify()
-        return data
+                self._cond.notify_all()
+            return data
 
-    def _notify(self) -> None:
-        for callback in self._listeners:
-            callback()
-
-    # -- consumers (the preview server) ------------------------------------------------------
+    # -- consumers (HTTP handler threads) ----------------------------------------------------
     def snapshot(self) -> Optional[bytes]:
         """The JPEG of the latest frame (encoded now unless it already was); None before any."""
-        with self._lock:
+        with self._cond:
             result = self._result
         return None if result is None else self._encode(result)
 
     def latest(self) -> Optional[FrameResult]:
         """The latest result offered, None before the first."""
-        with self._lock:
+        with self._cond:
             return self._result
 
     def join(self) -> bool:
         """Count a new viewer; False (not counted) when `max_viewers` already watch."""
-        with self._lock:
+        with self._cond:
             if self._closed or self._viewers >= self.max_viewers:
                 return False
             self._viewers += 1
@@ -100,27 +88,33 @@ class JpegHub:
 
     def leave(self) -> None:
         """Uncount a viewer that `join()` accepted."""
-        with self._lock:
+        with self._cond:
             self._viewers -= 1
 
     @property
     def viewers(self) -> int:
         """Viewers currently streaming."""
-        with self._lock:
+        with self._cond:
             return self._viewers
 
-    def newer_jpeg(self, after: int) -> Tuple[int, Optional[bytes]]:
-        """(seq, jpeg) of the newest JPEG if it is newer than `after`, else (after, None);
-        (-1, None) once the hub is closed. Never waits: a listener says when to ask again."""
-        with self._lock:
+    def next_jpeg(self, after: int, timeout: float) -> Tuple[int, Optional[bytes]]:
+        """(seq, jpeg) of the first JPEG newer than `after`, waiting up to `timeout` s.
+
+        Returns (after, None) on timeout and (-1, None) once the hub is closed.
+        """
+        deadline = self._clock() + timeout
+        with self._cond:
+            while not self._closed and self._seq <= after:
+                left = deadline - self._clock()
+                if left <= 0:
+                    return after, None
+                self._cond.wait(left)
             if self._closed:
                 return -1, None
-            if self._seq <= after:
-                return after, None
             return self._seq, self._jpeg
 
     def close(self) -> None:
-        """End every stream: `newer_jpeg` returns -1 from now on, and listeners are told."""
-        with self._lock:
+        """Wake every waiting viewer so it can end its stream."""
+        with self._cond:
             self._closed = True
-        self._notify()
+            self._cond.notify_all()

@@ -27,7 +27,7 @@ class WebSink(Sink):
 
     `stats()` returns the pipeline's PipelineStats (or None before it exists).
     `mqtt_connected()` and `spool_depth()` are given only when MQTT is configured.
-    `server_options` go to PreviewServer (max_idle, idle_timeout, send_timeout).
+    `server_options` go to PreviewServer (max_idle, idle_timeout, request_timeout, send_timeout).
     The server starts here and stops on `close()`.
     """
 
