@@ -96,6 +96,7 @@ class PreviewServer(HTTPServer):
                                                           thread_name_prefix="edgecam-web")
         self._busy = 0  # connections handed to the pool, not yet finished
         self._busy_lock = threading.Lock()
+        self._streams: "set[socket.socket]" = set()  # guarded by _busy_lock
         self._stop = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread: Optional[threading.Thread] = None
@@ -117,6 +118,13 @@ class PreviewServer(HTTPServer):
         """Stop accepting, end the streams, wait (bounded) for requests in progress."""
         self._stop.set()
         self.hub.close()
+        with self._busy_lock:
+            streams = list(self._streams)
+        for conn in streams:  # a stalled viewer's send returns now, not after send_timeout
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         try:
             self._wake_w.send(b"x")
         except OSError:
@@ -127,6 +135,8 @@ class PreviewServer(HTTPServer):
         deadline = time.monotonic() + timeout
         while self._busy and time.monotonic() < deadline:
             time.sleep(0.02)
+        if not self._busy:
+            self._pool.shutdown(wait=True)  # the idle workers exit at once: none outlives stop()
         self.server_close()
         self._wake_r.close()
         self._wake_w.close()
@@ -278,6 +288,9 @@ class PreviewHandler(BaseHTTPRequestHandler):
             self._send(503, f"at most {hub.max_viewers} streams at a time\n".encode(),
                        "text/plain; charset=utf-8", {"Retry-After": "5"})
             return
+        server = self.server
+        with server._busy_lock:
+            server._streams.add(self.connection)
         try:
             self.send_response(200)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -310,4 +323,6 @@ class PreviewHandler(BaseHTTPRequestHandler):
         except (OSError, ValueError) as exc:  # timeout, reset, closed file: the viewer left
             log.debug("preview: stream to %s ended: %s", self.client_address[0], exc)
         finally:
+            with server._busy_lock:
+                server._streams.discard(self.connection)
             hub.leave()
