@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -13,13 +12,12 @@ import numpy as np
 from .datatypes import BBox, Detection, Frame, FrameResult
 from .errors import EdgecamError
 from .labels import check_labels_fit, label_for, load_labels
-from .runtime import Runtime, find_runtime, load_interpreter
+from .runtime import (DETECTION_POSTPROCESS_OP, Runtime, find_runtime, input_converter, input_details,
+                      input_size, load_interpreter, output_tensors, set_input)
+from .stats import Stopwatch
 from .tflite_graph import custom_options, read_graph
 
 log = logging.getLogger(__name__)
-
-POSTPROCESS_OP = "TFLite_Detection_PostProcess"
-
 
 @dataclass(frozen=True)
 class DetectOptions:
@@ -112,22 +110,21 @@ def _looks_like_scores(values: np.ndarray) -> bool:
     return bool(np.all((values >= 0) & (values <= 1)) and np.all(np.diff(values) <= 1e-6))
 
 
-def _input_converter(detail: Mapping):
-    """A function turning an RGB uint8 image into the model's input tensor.
+def image_to_input(image: np.ndarray, input_wh: Tuple[int, int], convert: Callable[[np.ndarray], np.ndarray],
+                   resize: str = "stretch", model_input: Optional[np.ndarray] = None
+                   ) -> Tuple[np.ndarray, Transform]:
+    """BGR frame -> (input tensor, transform back to the frame), for any model input.
 
-    Quantised models carry their normalisation in the input quantisation, so raw pixels
-    (uint8) or pixels shifted by 128 (int8) are what they expect; float models are fed
-    values in [-1, 1], as the SSD MobileNet exports were trained.
+    `convert` is `runtime.input_converter` of the model's input. `model_input` is a BGR image
+    already at the input size (e.g. picamera2's lores stream); it is used as is in stretch mode.
     """
-    dtype = detail["dtype"]
-    if dtype == np.uint8:
-        return lambda rgb: rgb[np.newaxis]
-    if dtype == np.int8:
-        return lambda rgb: (rgb ^ 0x80).view(np.int8)[np.newaxis]
-    if dtype == np.float32:
-        return lambda rgb: (rgb.astype(np.float32) * (1 / 127.5) - 1.0)[np.newaxis]
-    raise EdgecamError(f"unsupported model input type {np.dtype(dtype).name}: "
-                       "use a uint8, int8 or float32 model")
+    h, w = image.shape[:2]
+    t = fit_transform(w, h, input_wh[0], input_wh[1], resize)
+    if model_input is not None and resize == "stretch" and model_input.shape[1::-1] == tuple(input_wh):
+        fitted = model_input
+    else:
+        fitted = fit_image(image, t)
+    return convert(cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)), t
 
 
 class Detector:
@@ -145,12 +142,11 @@ class Detector:
         self.model_path = model_path
         self.threads = threads
         self.delegate = delegate or "cpu"
-        inp = interpreter.get_input_details()[0]
+        inp = input_details(interpreter)
         self._input_index = inp["index"]
-        self._to_tensor = _input_converter(inp)
+        self._to_tensor = input_converter(inp)
         self.input_dtype = np.dtype(inp["dtype"])
-        _, h, w, _ = map(int, inp["shape"])
-        self.input_size = (w, h)
+        self.input_size = input_size(interpreter)
         self._outputs = interpreter.get_output_details()
         boxes, count, pair = identify_outputs(self._outputs)
         self._boxes, self._count, self._pair = boxes, count, pair
@@ -180,28 +176,10 @@ class Detector:
         from .backends.filtering import allowed_ids
         return allowed_ids(self.labels, names)
 
-    def with_options(self, options: DetectOptions) -> "Detector":
-        """Change the options in place (e.g. a new threshold from MQTT); returns self."""
-        self._allowed = self._allowed_ids(options.classes)
-        self.options = options
-        return self
-
     def preprocess(self, image: np.ndarray, model_input: Optional[np.ndarray] = None
                    ) -> Tuple[np.ndarray, Transform]:
-        """BGR frame -> (input tensor, transform back to the frame).
-
-        `model_input` is a BGR image already at the input size (e.g. picamera2's lores
-        stream); it is used as is in stretch mode.
-        """
-        h, w = image.shape[:2]
-        t = fit_transform(w, h, self.input_size[0], self.input_size[1], self.options.resize)
-        if model_input is not None and self.options.resize == "stretch" \
-                and model_input.shape[1::-1] == tuple(self.input_size):
-            fitted = model_input
-        else:
-            fitted = fit_image(image, t)
-        rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
-        return self._to_tensor(rgb), t
+        """BGR frame -> (input tensor, transform back to the frame) (see `image_to_input`)."""
+        return image_to_input(image, self.input_size, self._to_tensor, self.options.resize, model_input)
 
     @property
     def name(self) -> str:
@@ -218,17 +196,9 @@ class Detector:
 
     def invoke(self, tensor: np.ndarray) -> Tuple[np.ndarray, ...]:
         """Run the interpreter on an input tensor; the raw outputs in the model's order (copied)."""
-        self.interpreter.set_tensor(self._input_index, tensor)
+        set_input(self.interpreter, tensor, self._input_index)
         self.interpreter.invoke()
-        return tuple(self._dequantize(self.interpreter.get_tensor(d["index"]), d)
-                     for d in self._outputs)
-
-    @staticmethod
-    def _dequantize(values: np.ndarray, detail: Mapping) -> np.ndarray:
-        if values.dtype == np.float32:
-            return values
-        scale, zero = detail.get("quantization", (0.0, 0))
-        return (values.astype(np.float32) - zero) * (scale or 1.0)
+        return output_tensors(self.interpreter, self._outputs)
 
     def split_outputs(self, raw: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """(boxes [N,4], classes [N], scores [N], count) from raw outputs, roles told by values."""
@@ -266,17 +236,32 @@ class Detector:
         return tuple(found[:opts.max_detections])
 
     def detect(self, frame: Frame, threshold: Optional[float] = None) -> FrameResult:
-        """Preprocess, invoke and postprocess one frame, timing each stage in ms."""
-        t0 = time.perf_counter()
-        tensor, transform = self.preprocess(frame.image, frame.model_input)
-        t1 = time.perf_counter()
-        raw = self.invoke(tensor)
-        t2 = time.perf_counter()
-        detections = self.postprocess(raw, transform, threshold)
-        t3 = time.perf_counter()
-        timings: Dict[str, float] = {"preprocess": (t1 - t0) * 1e3, "invoke": (t2 - t1) * 1e3,
-                                     "postprocess": (t3 - t2) * 1e3}
-        return FrameResult(frame, detections, timings["invoke"], timings)
+        """Detect and time one frame (see `timed_detect`)."""
+        return timed_detect(self, frame, threshold)
+
+
+def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
+                 prepared: Optional[tuple] = None) -> FrameResult:
+    """Prepare, invoke and postprocess one frame on any backend (edgecam.backends: the
+    interface), timing each stage in ms: the one place a frame is detected and timed (the
+    pipeline, the probe, Detector.detect). Times the backend measured elsewhere (an IMX500's
+    sensor) are added to the timings.
+
+    `prepared` is this frame's `prepare()` done earlier (e.g. on the capture thread);
+    `threshold` overrides the options' one. A frame the backend has nothing to say about
+    (prepare gives None) comes back skipped, marked `no_information`.
+    """
+    watch = Stopwatch()
+    prepared = prepared or backend.prepare(frame)
+    if prepared is None:  # e.g. an IMX500 frame without outputs: no information
+        return FrameResult(frame, (), 0.0, {}, skipped=True, no_information=True)
+    tensor, transform = prepared
+    watch.lap("preprocess")
+    raw = backend.invoke(tensor)
+    invoke_ms = watch.lap("invoke")
+    detections = backend.postprocess(raw, transform, threshold)
+    watch.lap("postprocess")
+    return FrameResult(frame, detections, invoke_ms, {**watch.laps, **backend.timings(raw)})
 
 
 def _check_is_detector(interpreter, model_path: str) -> Optional[int]:
@@ -286,14 +271,14 @@ def _check_is_detector(interpreter, model_path: str) -> Optional[int]:
         identify_outputs(outputs)
     except ValueError as exc:
         raise EdgecamError(f"{model_path} is not an SSD detection model ({exc}; no "
-                           f"{POSTPROCESS_OP}): give a detection model such as "
+                           f"{DETECTION_POSTPROCESS_OP}): give a detection model such as "
                            "ssd_mobilenet_v1_coco, or use `edgecam probe` for classifiers") from None
     try:
         with open(model_path, "rb") as fh:
             graph = read_graph(fh.read())
     except (OSError, ValueError):
         return None
-    op = graph.custom_op(POSTPROCESS_OP)
+    op = graph.custom_op(DETECTION_POSTPROCESS_OP)
     if op is None:
         return None
     num = custom_options(op).get("num_classes")

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
 from .errors import EdgecamError
-from .runtime import EDGETPU_CUSTOM_OP, read_model_bytes
+from .runtime import DETECTION_POSTPROCESS_OP, EDGETPU_CUSTOM_OP, read_model_bytes
 from .tflite_graph import Graph, GraphOp, GraphTensor, custom_options, read_graph
 
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED = 3, 4, 9
-DETECTION_POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 _WEIGHTED_OPS = (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED)
 # Names the SSD post-process outputs carry, in the op's output order.
 _SSD_OUTPUT_ROLES = ("boxes", "classes", "scores", "count")

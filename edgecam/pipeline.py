@@ -24,7 +24,7 @@ import numpy as np
 
 
 from .datatypes import Frame, FrameResult
-from .detector import Detector, Transform
+from .detector import Detector, Transform, timed_detect
 from .errors import EdgecamError
 from .settings import LiveSettings
 from .sinks import Sink
@@ -333,22 +333,12 @@ class Pipeline:
             self.stats.skipped += 1
             return FrameResult(frame, (), 0.0, {}, skipped=True)
         # Live frames are preprocessed only here, so dropped or gated-out ones cost nothing.
-        t0 = time.perf_counter()
-        prepared = job.prepared or detector.prepare(frame)
-        if prepared is None:  # e.g. an IMX500 frame without outputs: no information
+        result = timed_detect(detector, frame, settings.threshold, job.prepared)
+        if result.no_information:
             self.stats.skipped += 1
-            return FrameResult(frame, (), 0.0, {}, skipped=True, no_information=True)
-        tensor, transform = prepared
-        t1 = time.perf_counter()
-        raw = detector.invoke(tensor)
-        t2 = time.perf_counter()
-        detections = detector.postprocess(raw, transform, settings.threshold)
-        t3 = time.perf_counter()
-        invoke_ms = (t2 - t1) * 1e3
-        self.stats.inference_ms.add(invoke_ms)
-        return FrameResult(frame, detections, invoke_ms,
-                           {"preprocess": (t1 - t0) * 1e3, "invoke": invoke_ms,
-                            "postprocess": (t3 - t2) * 1e3, **detector.timings(raw)})
+        else:
+            self.stats.inference_ms.add(result.inference_ms)
+        return result
 
     def _emit(self, order: int, result: FrameResult) -> None:
         # Results leave in frame order whatever worker finished first.

@@ -1,4 +1,6 @@
-"""Find a TFLite interpreter (LiteRT, then tflite-runtime, then TensorFlow) and load models with it."""
+"""Find a TFLite interpreter (LiteRT, then tflite-runtime, then TensorFlow), load models with it,
+and small free functions over a loaded interpreter (input size, input conversion, outputs), in the
+manner of pycoral's `common` module."""
 
 from __future__ import annotations
 
@@ -9,12 +11,17 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import EdgecamError
 
+if TYPE_CHECKING:  # numpy is imported where used, to keep `edgecam --help` fast
+    import numpy as np
+
 EDGETPU_LIBRARY = "libedgetpu.so.1"
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+# The custom op SSD detection models end in: its presence makes a model a detector.
+DETECTION_POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 
 # Module paths in order of preference; the first importable one is used.
 _CANDIDATES = (
@@ -151,3 +158,57 @@ def quiet_native_info():
                     if ln.strip() and not ln.strip().startswith(_NATIVE_BANNERS)]
             if kept:
                 os.write(2, b"".join(kept))
+
+
+# -- a loaded interpreter -------------------------------------------------------------------
+
+def input_details(interpreter) -> Mapping:
+    """The details (index, shape, dtype, quantization) of the model's first input."""
+    return interpreter.get_input_details()[0]
+
+
+def input_size(interpreter) -> Tuple[int, int]:
+    """(width, height) of the model's input image."""
+    _, height, width, _ = map(int, input_details(interpreter)["shape"])
+    return width, height
+
+
+def input_converter(detail: Mapping) -> Callable[["np.ndarray"], "np.ndarray"]:
+    """A function turning an RGB uint8 image at the input size into the input tensor
+    described by `detail` (an input-details mapping; only its dtype is read).
+
+    Quantised models carry their normalisation in the input quantisation, so raw pixels
+    (uint8) or pixels shifted by 128 (int8) are what they expect; float models are fed
+    values in [-1, 1], as the SSD MobileNet exports were trained.
+    """
+    import numpy as np
+    dtype = detail["dtype"]
+    if dtype == np.uint8:
+        return lambda rgb: rgb[np.newaxis]
+    if dtype == np.int8:
+        return lambda rgb: (rgb ^ 0x80).view(np.int8)[np.newaxis]
+    if dtype == np.float32:
+        return lambda rgb: (rgb.astype(np.float32) * (1 / 127.5) - 1.0)[np.newaxis]
+    raise EdgecamError(f"unsupported model input type {np.dtype(dtype).name}: "
+                       "use a uint8, int8 or float32 model")
+
+
+def set_input(interpreter, tensor: "np.ndarray", index: Optional[int] = None) -> None:
+    """Copy `tensor` into the model's input (`index`: the input's details index, if known)."""
+    interpreter.set_tensor(input_details(interpreter)["index"] if index is None else index, tensor)
+
+
+def dequantize(values: "np.ndarray", detail: Mapping) -> "np.ndarray":
+    """Output values as float32 (quantised outputs scaled by their scale and zero point)."""
+    import numpy as np
+    if values.dtype == np.float32:
+        return values
+    scale, zero = detail.get("quantization", (0.0, 0))
+    return (values.astype(np.float32) - zero) * (scale or 1.0)
+
+
+def output_tensors(interpreter, details: Optional[Sequence[Mapping]] = None) -> Tuple["np.ndarray", ...]:
+    """Every output of the last invoke, dequantised and copied, in the model's order
+    (`details`: the output details, if already read)."""
+    details = interpreter.get_output_details() if details is None else details
+    return tuple(dequantize(interpreter.get_tensor(d["index"]), d) for d in details)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -34,6 +34,25 @@ def percentile(values: Sequence[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(data) - 1)
     return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+
+class Stopwatch:
+    """Milliseconds per stage of one pass: `lap(stage)` ends the stage that began at the
+    previous lap (or at creation) and records it in `laps`."""
+
+    __slots__ = ("_clock", "_last", "laps")
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self._clock = clock
+        self._last = clock()
+        self.laps: Dict[str, float] = {}
+
+    def lap(self, stage: str) -> float:
+        """Record and return the ms since the previous lap under `stage`."""
+        now = self._clock()
+        ms = self.laps[stage] = (now - self._last) * 1e3
+        self._last = now
+        return ms
 
 
 @dataclass(frozen=True)
@@ -169,9 +188,10 @@ def parse_throttled(text: str) -> Optional[int]:
         return None
 
 
-def read_throttled(timeout: float = 2.0) -> Optional[int]:
-    """The Pi's throttling bit field via `vcgencmd get_throttled`, None when not on a Pi."""
-    exe = shutil.which("vcgencmd")
+def read_throttled(timeout: float = 2.0, vcgencmd: Optional[str] = None) -> Optional[int]:
+    """The Pi's throttling bit field via `vcgencmd get_throttled` (`vcgencmd`: the tool's path,
+    else found on PATH); None when not on a Pi or when the tool gives no answer."""
+    exe = vcgencmd or shutil.which("vcgencmd")
     if not exe:
         return None
     try:

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from edgecam.datatypes import BBox, Frame
-from edgecam.detector import (DetectOptions, Detector, _input_converter, fit_image,
+from edgecam.detector import (DetectOptions, Detector, fit_image,
                               fit_transform, identify_outputs)
 from edgecam.errors import EdgecamError
 from edgecam.runtime import find_runtime
+from edgecam.runtime import input_converter as _input_converter
 
 from conftest import CLASSIFIER_025, COCO_LABELS, COCO_LABELS_90, EDGETPU_MODEL, IMAGES, SSD_MODEL
 

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Seque
 
 from ..errors import EdgecamError
 from ..modelinfo import ModelInfo, model_info
-from ..stats import LatencySummary, ResourceSampler, ResourceUsage, device_health, summarize
+from ..runtime import (DETECTION_POSTPROCESS_OP, find_runtime, input_converter, input_details, input_size,
+                       load_interpreter, set_input)
+from ..stats import LatencySummary, ResourceSampler, ResourceUsage, Stopwatch, device_health, summarize
 
 if TYPE_CHECKING:  # numpy is imported where used, to keep `edgecam --help` fast
     import numpy as np
@@ -175,19 +177,6 @@ def select_within_budget(results: Sequence[Mapping], budget_ms: float,
     return max(fitting, key=lambda r: (r.get("macs") or 0, -r["raw_invoke"][stat]))
 
 
-def _classifier_input(image: np.ndarray, detail: Mapping) -> np.ndarray:
-    import cv2
-    import numpy as np
-    _, h, w, _ = map(int, detail["shape"])
-    rgb = cv2.cvtColor(cv2.resize(image, (w, h)), cv2.COLOR_BGR2RGB)
-    dtype = np.dtype(detail["dtype"])
-    if dtype == np.uint8:
-        return rgb[np.newaxis]
-    if dtype == np.int8:
-        return (rgb ^ 0x80).view(np.int8)[np.newaxis]
-    return (rgb.astype(np.float32) / 127.5 - 1.0)[np.newaxis].astype(dtype)
-
-
 def time_raw_invoke(interpreter, runs: int, warmup: int) -> List[float]:
     """ms of `runs` calls of interpreter.invoke() (input already set), after `warmup` calls."""
     for _ in range(warmup):
@@ -205,7 +194,7 @@ def _stage_pass(detector, images: Sequence[np.ndarray], runs: int, warmup: int,
                 publish: Optional[Publish], topic: str) -> Tuple[Dict[str, List[float]], float, int]:
     """Per-stage ms over `runs` frames (cycled), the pass's fps, and detections found."""
     from ..annotate import draw, encode_jpeg, overlay_text
-    from ..datatypes import Frame, FrameResult
+    from ..datatypes import Frame
 
     clock = time.perf_counter
     samples: Dict[str, List[float]] = {s: [] for s in STAGES}
@@ -216,26 +205,21 @@ def _stage_pass(detector, images: Sequence[np.ndarray], runs: int, warmup: int,
         if i == warmup:
             start = clock()
         image = images[i % len(images)]
-        t0 = clock()
-        tensor, transform = detector.preprocess(image)
-        t1 = clock()
-        raw = detector.invoke(tensor)
-        t2 = clock()
-        detections = detector.postprocess(raw, transform)
-        t3 = clock()
-        annotated = draw(image, detections, overlay_text(fps, (t2 - t1) * 1e3))
-        t4 = clock()
+        result = detector.detect(Frame(i, time.time(), time.monotonic(), image, "probe"))
+        watch = Stopwatch()
+        annotated = draw(image, result.detections, overlay_text(fps, result.inference_ms))
+        watch.lap("draw")
         encode_jpeg(annotated)
-        t5 = clock()
-        frame = Frame(i, time.time(), time.monotonic(), image, "probe")
-        payload = json.dumps(FrameResult(frame, detections, (t2 - t1) * 1e3).to_json()).encode()
+        watch.lap("encode")
+        payload = json.dumps(result.to_json()).encode()
         if publish is not None:
             publish(topic, payload)
-        t6 = clock()
+        watch.lap("publish")
         if i >= warmup:
-            for name, a, b in zip(STAGES, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6)):
-                samples[name].append((b - a) * 1e3)
-            found += len(detections)
+            stage_ms = {**result.timings, **watch.laps}
+            for name in STAGES:
+                samples[name].append(stage_ms[name])
+            found += len(result.detections)
             elapsed = clock() - start
             fps = (i - warmup + 1) / elapsed if elapsed > 0 else 0.0
     wall = clock() - start if start is not None else 0.0
@@ -247,7 +231,6 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
                 info: Optional[ModelInfo] = None, publish: Optional[Publish] = None,
                 topic: str = "edgecam/probe/frame", runtime=None) -> ProbeResult:
     """Probe one model at one thread count (see the module docstring for what is measured)."""
-    from ..runtime import find_runtime, load_interpreter
     if runs < 1 or warmup < 0:
         raise EdgecamError("--runs must be >= 1 and --warmup >= 0")
     info = info or model_info(model)
@@ -259,12 +242,13 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
         detector = Detector.load(model, labels, threads=threads, delegate=delegate, runtime=runtime)
         interpreter = detector.interpreter
         tensor, _ = detector.preprocess(image)
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor)
     else:
+        from ..detector import image_to_input
         detector = None
         interpreter = load_interpreter(model, threads=threads, delegate=delegate, runtime=runtime)
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], _classifier_input(image, detail))
+        tensor, _ = image_to_input(image, input_size(interpreter),
+                                   input_converter(input_details(interpreter)))
+    set_input(interpreter, tensor)
     raw = time_raw_invoke(interpreter, runs, warmup)
     raw_summary = summarize(raw)
     raw_fps = 1000.0 / raw_summary.mean if raw_summary.mean > 0 else 0.0
@@ -276,7 +260,7 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
     else:
         stages, pipeline_fps, found = {"invoke": raw_summary}, None, 0
         skipped = DETECTION_ONLY_STAGES
-        reason = "classifier (no TFLite_Detection_PostProcess): raw invoke only"
+        reason = f"classifier (no {DETECTION_POSTPROCESS_OP}): raw invoke only"
     return ProbeResult(model=model, kind="detector" if detector is not None else "classifier",
                        threads=threads, delegate=delegate or "cpu", runs=runs, warmup=warmup,
                        raw_invoke=raw_summary, raw_invoke_fps=raw_fps, stages=stages,
@@ -310,7 +294,6 @@ def run_probe(models: Sequence[str], *, threads: Sequence[Optional[int]] = (None
     `labels` applies to detection models only. `publish(topic, payload)` makes the publish
     stage a real transport publish instead of serialisation alone.
     """
-    from ..runtime import find_runtime
     if not models:
         raise EdgecamError("no model to probe: give --model PATH (repeat it to compare models)")
     if budget_ms is not None and budget_ms <= 0:
