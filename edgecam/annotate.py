@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Iterable, Optional, Tuple
+from typing import Callable, Iterable, Optional, Tuple
 
 import cv2
 import numpy as np
 
-from .datatypes import Detection
+from .datatypes import Detection, FrameResult
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+# What sinks are given to get a result's annotated image (an Annotator, shared by them all).
+Annotate = Callable[[FrameResult], np.ndarray]
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,9 +1,17 @@
-"""Immutable value types passed between stages: boxes, detections, frames, results."""
+"""Value types passed between stages: boxes, detections, frames, results, events.
+
+All are frozen dataclasses but one: `FrameResult`, whose `annotated` field is the drawing
+`annotate.Annotator` fills in at most once (under its lock), so that every sink shares one
+drawing. Nothing else in edgecam assigns to a FrameResult after making it: a stage that
+adds to a result (events) makes a new one with `dataclasses.replace`. The numpy images
+they carry are not written to after capture (drawing works on a copy).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -98,7 +106,7 @@ class SensorDetections:
     dsp_ms: Optional[float] = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Frame:
     """A captured image (BGR, HxWx3 uint8) with its sequence number and capture time.
 
@@ -128,9 +136,99 @@ class Frame:
         return int(self.image.shape[0])
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """The best frame of a track as JPEGs: the whole frame and the object's crop."""
+
+    full: bytes
+    crop: bytes
+    score: float
+    seq: int
+
+
+class _ReadsAsJson(Mapping):
+    """Read access by the keys of `to_json()` (`ev["event"]`, `ev.get("reason")`): the JSON
+    line's field names are the documented contract."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, key: str):
+        return self.to_json()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
+
+    def __len__(self) -> int:
+        return len(self.to_json())
+
+
+@dataclass(frozen=True)
+class Event(_ReadsAsJson):
+    """One step of a tracked object's life: `start`, `update` (it entered a zone, or its top
+    score rose) or `end` (with the reason). Made by events.EventStage; published as the
+    `--json` event line and, with the best crop attached, on `<prefix>/events`.
+
+    Times are unix seconds and scores rounded as published. `snapshot` (end events only) is
+    the track's best frame as JPEGs; it is not part of the JSON line, which names the files
+    written instead (`snapshot_path`, `snapshot_crop_path`).
+    """
+
+    kind: str
+    id: str
+    label: str
+    score: float
+    top_score: float
+    first_seen: float
+    last_seen: float
+    duration: float
+    box: Tuple[float, ...]
+    zones: Tuple[str, ...]
+    entered_zones: Tuple[str, ...]
+    reason: Optional[str]
+    seq: Optional[int]
+    snapshot_path: Optional[str] = None
+    snapshot_crop_path: Optional[str] = None
+    snapshot: Optional[Snapshot] = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict:
+        """The `--json` event line (contract: see README, Events)."""
+        d = {"type": "event", "event": self.kind, "id": self.id, "label": self.label,
+             "score": self.score, "top_score": self.top_score, "first_seen": self.first_seen,
+             "last_seen": self.last_seen, "duration": self.duration, "box": list(self.box),
+             "zones": list(self.zones), "entered_zones": list(self.entered_zones),
+             "reason": self.reason, "seq": self.seq}
+        if self.snapshot_path is not None:
+            d["snapshot"] = self.snapshot_path
+        if self.snapshot_crop_path is not None:
+            d["snapshot_crop"] = self.snapshot_crop_path
+        return d
+
+
+@dataclass(frozen=True)
+class ZoneChange(_ReadsAsJson):
+    """The number of confirmed `label` objects standing in `zone` changed to `count`."""
+
+    zone: str
+    label: str
+    count: int
+    ts: float
+
+    def to_json(self) -> dict:
+        """The `--json` zone line (contract: see README, Events)."""
+        return {"type": "zone", "zone": self.zone, "label": self.label, "count": self.count,
+                "ts": self.ts}
+
+
 @dataclass
 class FrameResult:
-    """A frame with what the detector found in it and how long each stage took (ms)."""
+    """A frame with what the detector found in it and how long each stage took (ms).
+
+    Not frozen for one field: `annotated`, the drawn image, filled in once by
+    annotate.Annotator (see the module docstring).
+    """
 
     frame: Frame
     detections: Tuple[Detection, ...]
@@ -138,7 +236,7 @@ class FrameResult:
     timings: Dict[str, float] = field(default_factory=dict)
     annotated: Optional[np.ndarray] = None
     skipped: bool = False
-    events: Tuple[dict, ...] = ()
+    events: Tuple[Union[Event, ZoneChange], ...] = ()
     # True for the last message of a run: it only carries the events that closing produced
     # (e.g. tracks ended at shutdown); its frame was already delivered.
     flush_only: bool = False
@@ -153,4 +251,3 @@ class FrameResult:
                 "width": f.width, "height": f.height,
                 "inference_ms": round(self.inference_ms, 2),
                 "detections": [d.to_dict() for d in self.detections]}
-

@@ -1,21 +1,18 @@
-"""Track lifecycle -> `start` / `update` / `end` event dicts and per-zone occupancy counts.
+"""Track lifecycle -> `Event` (start / update / end) and `ZoneChange` values (datatypes.py).
 
 `EventStage` is a pipeline processor (FrameResult -> FrameResult, called in frame order on one
 thread): it drops masked detections, feeds the tracker, and appends to `result.events`
 
-- `{"type": "event", "event": "start"|"update"|"end", "id", "label", "score", "top_score",
-  "first_seen", "last_seen", "duration", "box", "zones", "entered_zones", "reason", "seq"}`;
-  `update` is sent when the object enters a zone (at once) or its top score improved by
-  `score_step` (at most once per `update_interval` s); with `required_zones` a track only
-  starts once it has entered one of them;
-- `{"type": "zone", "zone", "label", "count", "ts"}` when the number of confirmed objects
-  standing in a zone changes.
+- an `Event` per start, update and end of a watched object; `update` is made when the object
+  enters a zone (at once) or its top score improved by `score_step` (at most once per
+  `update_interval` s); with `required_zones` a track only starts once it has entered one of
+  them;
+- a `ZoneChange` when the number of confirmed objects standing in a zone changes.
 
 Skipped frames (motion gate) pass through untouched: they say nothing about the objects.
 The best frame of each track (highest score) is kept by reference and encoded once, at the
 end, into full and cropped JPEGs: written to `snapshot_dir` (paths in the end event) and
-attached to the end event dict as its `.snapshot` attribute for the MQTT side (never
-serialised into the JSON lines).
+carried by the end event as `Event.snapshot` for the MQTT side (never in the JSON lines).
 """
 
 from __future__ import annotations
@@ -25,13 +22,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
-from .datatypes import BBox, FrameResult
+from .datatypes import BBox, Event, FrameResult, Snapshot, ZoneChange
 from .errors import EdgecamError
 from .labels import slug
+from .files import write_atomic
 from .pipeline import Processor
-from .sinks import write_atomic
 from .tracker import Track, Tracker, centre
 from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
 
@@ -52,22 +49,6 @@ class EventOptions:
     snapshots: bool = False  # encode the best snapshot at the end even without a folder (MQTT)
     stationary_after: float = 10.0  # seconds without moving before an object stops forcing inference
     still_distance: float = 0.02  # centre movement (fraction of the frame) that counts as moving
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """The best frame of a track as JPEGs: the whole frame and the object's crop."""
-
-    full: bytes
-    crop: bytes
-    score: float
-    seq: int
-
-
-class EventDict(dict):
-    """An event as a plain JSON-able dict; `.snapshot` (end events only) is not serialised."""
-
-    snapshot: Optional[Snapshot] = None
 
 
 @dataclass
@@ -128,10 +109,6 @@ class EventStage(Processor):
     def _watched(self, label: str) -> bool:
         return not self.options.labels or label in self.options.labels
 
-    def occupancy(self) -> Dict[Tuple[str, str], int]:
-        """The current {(zone, label): count} of confirmed objects (non-zero entries)."""
-        return dict(self._counts)
-
     def __call__(self, result: FrameResult) -> FrameResult:
         if result.skipped:
             return result
@@ -140,7 +117,7 @@ class EventStage(Processor):
             return result
         return dataclasses.replace(result, events=tuple(result.events) + tuple(events))
 
-    def process(self, result: FrameResult) -> List[dict]:
+    def process(self, result: FrameResult) -> List[Union[Event, ZoneChange]]:
         """The events one inferred frame produces (state advances)."""
         o, frame = self.options, result.frame
         # Every label is tracked (so a flicker to another class does not split an object);
@@ -148,7 +125,7 @@ class EventStage(Processor):
         update = self.tracker.update(apply_masks(result.detections, o.masks), frame.ts)
         # Intervals use the monotonic clock: a Pi has no RTC and its wall clock jumps at NTP sync.
         self._now = frame.mono
-        events: List[dict] = []
+        events: List[Union[Event, ZoneChange]] = []
         for t in update.alive:
             st = self._state.setdefault(t.id, _TrackState(moved_ts=frame.mono, anchor=centre(t.box)))
             if t.id not in update.matched:
@@ -185,7 +162,7 @@ class EventStage(Processor):
         events += self._zone_changes(update.alive, frame.ts)
         return events
 
-    def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> List[dict]:
+    def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> List[Union[Event, ZoneChange]]:
         """End every started track now (e.g. at shutdown); returns their end events, and for a
         pause (reason `paused`) the zone counts going to 0."""
         events = []
@@ -203,26 +180,25 @@ class EventStage(Processor):
 
     # -- internals ------------------------------------------------------------------------
     def _event(self, kind: str, t: Track, st: _TrackState, seq: Optional[int],
-               reason: Optional[str]) -> EventDict:
+               reason: Optional[str]) -> Event:
         st.last_event_ts, st.last_event_score = self._now, t.top_score
-        return EventDict({
-            "type": "event", "event": kind, "id": t.id, "label": t.label,
-            "score": round(t.score, 4), "top_score": round(t.top_score, 4),
-            "first_seen": round(t.first_seen, 3), "last_seen": round(t.last_seen, 3),
-            "duration": round(t.last_seen - t.first_seen, 3), "box": t.box.as_list(),
-            "zones": list(st.zones), "entered_zones": list(st.entered), "reason": reason,
-            "seq": seq})
+        return Event(kind, t.id, t.label, score=round(t.score, 4), top_score=round(t.top_score, 4),
+                     first_seen=round(t.first_seen, 3), last_seen=round(t.last_seen, 3),
+                     duration=round(t.last_seen - t.first_seen, 3), box=tuple(t.box.as_list()),
+                     zones=tuple(st.zones), entered_zones=tuple(st.entered), reason=reason, seq=seq)
 
-    def _end(self, t: Track, st: _TrackState, seq: Optional[int], reason: str) -> EventDict:
+    def _end(self, t: Track, st: _TrackState, seq: Optional[int], reason: str) -> Event:
         ev = self._event("end", t, st, seq, reason)
-        if st.best is not None and (self.options.snapshots or self.options.snapshot_dir):
-            snap = encode_snapshot(st.best)
-            ev.snapshot = snap
-            if snap is not None and self.options.snapshot_dir:
-                ev.update(write_snapshot(Path(self.options.snapshot_dir), t, snap))
-        return ev
+        if st.best is None or not (self.options.snapshots or self.options.snapshot_dir):
+            return ev
+        snap = encode_snapshot(st.best)
+        paths: Dict[str, str] = {}
+        if snap is not None and self.options.snapshot_dir:
+            paths = write_snapshot(Path(self.options.snapshot_dir), t, snap)
+        return dataclasses.replace(ev, snapshot=snap, snapshot_path=paths.get("snapshot"),
+                                   snapshot_crop_path=paths.get("snapshot_crop"))
 
-    def _zone_changes(self, alive, ts: float) -> List[dict]:
+    def _zone_changes(self, alive, ts: float) -> List[ZoneChange]:
         if not self.options.zones:
             return []
         counts = zone_counts(((t.label, t.box) for t in alive if t.confirmed and self._watched(t.label)),
@@ -230,8 +206,7 @@ class EventStage(Processor):
         changed = []
         for key in sorted(set(counts) | set(self._counts)):
             if counts.get(key, 0) != self._counts.get(key, 0):
-                changed.append({"type": "zone", "zone": key[0], "label": key[1],
-                                "count": counts.get(key, 0), "ts": round(ts, 3)})
+                changed.append(ZoneChange(key[0], key[1], counts.get(key, 0), round(ts, 3)))
         self._counts = counts
         return changed
 

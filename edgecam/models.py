@@ -13,7 +13,6 @@ import io
 import os
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -21,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
+from .config import ModelConfig
 from .errors import EdgecamError
+from .files import write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -280,24 +281,6 @@ class _Source:
                            f"{', '.join(names + ([archive] if archive else []))})")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _installed(path: Path, sha256: str) -> bool:
     return path.is_file() and sha256_of(path) == sha256
 
@@ -333,7 +316,8 @@ def fetch(name: str, from_dir: Optional[os.PathLike] = None, force: bool = False
                                "file is corrupt or not this model: fetch it again)")
         pending.append((target, data))
     for target, data in pending:
-        _write_atomic(target, data)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, data, durable=True, mode=0o644)
     labels = cache / entry.labels_file if entry.labels_file else None
     return FetchResult(name, cache / entry.file, labels, tuple(t for t, _ in pending))
 
@@ -359,3 +343,12 @@ def default_model(env: Optional[Mapping[str, str]] = None,
         raise EdgecamError(f"no model given and the default model is not installed in {cache}: "
                            f"run `edgecam models fetch {entry.name}` (or give --model PATH)")
     return model, labels
+
+
+def resolve_model(model_cfg: ModelConfig, env: Optional[Mapping[str, str]] = None) -> Tuple[str, Optional[str]]:
+    """(model path, labels path) of a `[model]` config section: its own, else the installed
+    default model's (labels from the section win), else an EdgecamError from `default_model`."""
+    if model_cfg.path:
+        return model_cfg.path, model_cfg.labels
+    model, labels = default_model(env)
+    return str(model), model_cfg.labels or (str(labels) if labels else None)

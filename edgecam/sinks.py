@@ -17,13 +17,12 @@ from typing import Callable, Optional, Sequence, TextIO
 import cv2
 import numpy as np
 
-from .annotate import encode_jpeg
+from .annotate import Annotate, encode_jpeg
 from .datatypes import FrameResult
 from .errors import EdgecamError
+from .files import write_atomic
 
 log = logging.getLogger(__name__)
-
-Annotate = Callable[[FrameResult], np.ndarray]
 
 
 class Sink(abc.ABC):
@@ -56,7 +55,7 @@ class JsonLinesSink(Sink):
 
     def handle(self, result: FrameResult) -> None:
         lines = [] if result.flush_only else [json.dumps(result.to_json(), separators=(",", ":"))]
-        lines += [json.dumps(e, separators=(",", ":")) for e in result.events]
+        lines += [json.dumps(e.to_json(), separators=(",", ":")) for e in result.events]
         if not lines:
             return
         self.stream.write("\n".join(lines) + "\n")
@@ -149,13 +148,6 @@ def _make_dir(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EdgecamError(f"cannot create folder {folder}: {exc.strerror}") from None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:

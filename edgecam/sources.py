@@ -56,6 +56,8 @@ class Source:
     # True while a live source waits for its camera or stream to come back (the watchdog
     # keeps being fed then, though no frames arrive).
     reconnecting = False
+    # Told when frames stop (False) or come back (True); only live sources ever call it.
+    on_status: Optional[Callable[[bool], None]] = None
 
     def __init__(self):
         self._closed = threading.Event()
@@ -75,8 +77,9 @@ class Source:
         return self._closed.is_set()
 
     def _frame(self, image: np.ndarray, model_input: Optional[np.ndarray] = None,
-               detected: Optional[SensorDetections] = None) -> Frame:
-        f = Frame(self._seq, time.time(), time.monotonic(), image, self.name, model_input, detected)
+               detected: Optional[SensorDetections] = None, name: Optional[str] = None) -> Frame:
+        f = Frame(self._seq, time.time(), time.monotonic(), image, name or self.name, model_input,
+                  detected)
         self._seq += 1
         return f
 
@@ -123,9 +126,7 @@ class ImageSource(Source):
                         log.warning("skipping unreadable image %s", p)
                     continue
                 readable += 1
-                frame = self._frame(image)
-                frame.source = str(p)
-                yield frame
+                yield self._frame(image, name=str(p))
             if not self.loop or not readable:
                 return
 

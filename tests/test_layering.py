@@ -23,7 +23,7 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("edgecam", "edgecam.errors"),
     # value types and pure helpers, knowing nothing of the stages
     ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
-     "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks",
+     "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks", "edgecam.files",
      "edgecam.backends.presence", "edgecam.backends.filtering"),
     # configuration, the TFLite runtime, model files
     ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo"),

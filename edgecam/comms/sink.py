@@ -17,7 +17,8 @@ import threading
 import time
 from typing import Callable, Dict, Iterable, Optional
 
-from ..datatypes import FrameResult
+from ..datatypes import Event as TrackEvent
+from ..datatypes import FrameResult, ZoneChange
 from ..sinks import Sink
 from .base import Communicator
 from .debounce import Event, EventTracker, Occupancy
@@ -39,18 +40,17 @@ def event_payload(ev: Event, device_id: str, seq: Optional[int]) -> dict:
             "reason": ev.reason, "seq": seq, "ts": round(time.time(), 3)}
 
 
-def tracked_event_payload(ev: dict, device_id: str) -> dict:
-    """JSON for `<prefix>/events` from a tracker event dict (edgecam.events; schema: event.json):
+def tracked_event_payload(ev: TrackEvent, device_id: str) -> dict:
+    """JSON for `<prefix>/events` from a tracker Event (edgecam.events; schema: event.json):
     the same fields as the debounced events plus box, zones and, at the end, the best crop."""
-    end = ev["event"] == "end"
-    payload = {"v": 1, "type": ev["event"], "id": ev["id"], "device": device_id,
-               "label": ev["label"], "score": ev["top_score"], "start_ts": ev["first_seen"],
-               "end_ts": ev["last_seen"] if end else None, "duration_s": ev["duration"] if end else None,
-               "reason": ev.get("reason"), "seq": ev.get("seq"), "ts": round(time.time(), 3),
-               "box": ev["box"], "zones": ev["zones"], "entered_zones": ev["entered_zones"]}
-    snap = getattr(ev, "snapshot", None)
-    if snap is not None:
-        payload["snapshot"] = base64.b64encode(snap.crop).decode("ascii")
+    end = ev.kind == "end"
+    payload = {"v": 1, "type": ev.kind, "id": ev.id, "device": device_id,
+               "label": ev.label, "score": ev.top_score, "start_ts": ev.first_seen,
+               "end_ts": ev.last_seen if end else None, "duration_s": ev.duration if end else None,
+               "reason": ev.reason, "seq": ev.seq, "ts": round(time.time(), 3),
+               "box": list(ev.box), "zones": list(ev.zones), "entered_zones": list(ev.entered_zones)}
+    if ev.snapshot is not None:
+        payload["snapshot"] = base64.b64encode(ev.snapshot.crop).decode("ascii")
     return payload
 
 
@@ -134,15 +134,13 @@ class TrackedEvents(EventPublisher):
 
     def tracked(self, result: FrameResult) -> None:
         for ev in result.events:
-            if ev.get("type") == "event":
-                self._send(ev["event"], ev["id"], ev["label"], tracked_event_payload(ev, self._device))
-                snap = getattr(ev, "snapshot", None)
-                if snap is not None:
-                    self._comm.publish(self._topics.label_snapshot(ev["label"]), snap.full, retain=True)
-            elif ev.get("type") == "zone":
-                payload = {"v": 1, "ts": ev["ts"], "zone": ev["zone"], "label": ev["label"],
-                           "count": ev["count"]}
-                self._comm.publish(self._topics.zone_count(ev["zone"], ev["label"]),
+            if isinstance(ev, TrackEvent):
+                self._send(ev.kind, ev.id, ev.label, tracked_event_payload(ev, self._device))
+                if ev.snapshot is not None:
+                    self._comm.publish(self._topics.label_snapshot(ev.label), ev.snapshot.full, retain=True)
+            elif isinstance(ev, ZoneChange):
+                payload = {"v": 1, "ts": ev.ts, "zone": ev.zone, "label": ev.label, "count": ev.count}
+                self._comm.publish(self._topics.zone_count(ev.zone, ev.label),
                                    json.dumps(payload), retain=True)
 
 

@@ -12,12 +12,8 @@ import threading
 import time
 from typing import Callable, Optional, Tuple
 
-import numpy as np
-
-from ..annotate import encode_jpeg
+from ..annotate import Annotate, encode_jpeg
 from ..datatypes import FrameResult
-
-Annotate = Callable[[FrameResult], np.ndarray]
 
 
 class JpegHub:
