@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
 import signal
@@ -10,15 +10,16 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, TextIO, Tuple
+from typing import Callable, List, Optional, TextIO
 
-from .annotate import Annotator
+from .annotate import Annotate, Annotator
 from .backends import ACCELERATORS, load_accelerator
-from .config import Config
+from .config import Config, state_dir
 from .detector import DetectOptions, Detector
 from .errors import EdgecamError
 from .logs import stderr_is_journal
-from .pipeline import Pipeline
+from .models import resolve_model
+from .pipeline import Pipeline, PipelineStats
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
 from .sources import SourceSpec, is_live, open_source
 
@@ -31,15 +32,6 @@ LOG_EVERY_S = 60.0
 SHUTDOWN_WAIT_S = 2.5
 # How long the outputs may take to catch up once a file source has ended.
 DRAIN_WAIT_S = 60.0
-
-
-def resolve_model(config: Config) -> Tuple[str, Optional[str]]:
-    """(model path, labels path) from the config, else the installed default model."""
-    if config.model.path:
-        return config.model.path, config.model.labels
-    from .models import default_model
-    model, labels = default_model()
-    return str(model), config.model.labels or (str(labels) if labels else None)
 
 
 def installed_labels(env=None) -> Optional[str]:
@@ -97,11 +89,9 @@ def load_detectors(config: Config, model: str, labels: Optional[str]) -> List[De
     return [first, *rest]
 
 
-def state_dir(config: Config, env=None) -> Path:
-    """Where the spool and state live: config, else systemd's $STATE_DIRECTORY, else ~/.local/state."""
-    env = os.environ if env is None else env
-    chosen = config.service.state_dir or env.get("STATE_DIRECTORY", "").split(":")[0]
-    path = Path(chosen or Path.home() / ".local" / "state" / "edgecam").expanduser()
+def make_state_dir(config: Config) -> Path:
+    """The state directory (config.state_dir), created if missing; an EdgecamError if it cannot be."""
+    path = state_dir(config)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,22 +112,20 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         detectors = [accelerator]
         model, labels = accelerator.model_path, None
     else:
-        model, labels = resolve_model(config)
+        model, labels = resolve_model(config.model)
         detectors = load_detectors(config, model, labels)
     sensor = detectors[0] if backend == "imx500" else None
     stage, gate = tracking_stages(config)
-    pipeline: Optional[Pipeline] = None
-    stats = lambda: pipeline.stats if pipeline else None  # noqa: E731 - read once running
-    annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
+    # Built in dependency order: the counters first, then what reads them, the pipeline last.
+    stats = PipelineStats()
+    annotate = Annotator(stats.fps.rate)
     mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats, stage is not None)
     sinks: list = [mqtt_sink] if mqtt_sink is not None else []
     source = None
     try:
         s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
-                                        s.realtime, detectors[0].input_size),
-                             lambda online: camera_status(online, mqtt_sink, stage and pipeline),
-                             sensor=sensor)
+                                        s.realtime, detectors[0].input_size), sensor=sensor)
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
         elif not (source.live or s.loop or stderr_is_journal(os.environ, stdout)):
@@ -148,8 +136,12 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
         pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
                             max_frames=config.pipeline.max_frames,
-                            processors=[stage] if stage else [], gate=gate,
+                            processors=[stage] if stage else [], gate=gate, stats=stats,
                             pause_ends_tracks_after=config.mqtt.occupancy_off_delay)
+        # A source reports its status only while its frames are read, i.e. once the pipeline
+        # runs: the pipeline it tells about a lost camera exists by then.
+        source.on_status = functools.partial(camera_status, mqtt_sink=mqtt_sink,
+                                             pipeline=pipeline if stage is not None else None)
     except BaseException:
         if source is not None:
             source.close()
@@ -171,14 +163,15 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
 
 def camera_status(online: bool, mqtt_sink, pipeline: Optional[Pipeline]) -> None:
     """A live source's frames stopped or came back: tell MQTT, and end the tracked objects
-    (nothing can be seen while the camera is away)."""
+    (nothing can be seen while the camera is away; `pipeline` is None without tracking)."""
     if mqtt_sink is not None:
         mqtt_sink.camera_status(online)
     if not online and pipeline is not None:
         pipeline.end_tracks("camera_offline")
 
 
-def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats, tracked: bool):
+def mqtt_side(config: Config, model: str, labels: Optional[str], annotate: Annotate,
+              stats: PipelineStats, tracked: bool):
     """(MQTT sink, live settings, readings for the preview) when [mqtt] host is set, else Nones.
 
     Also answers `<prefix>/cmd/probe` with a probe of the running model.
@@ -188,8 +181,8 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats
     from .comms.builder import build_mqtt
     from .probe.remote import RemoteProbe
     sink, comm, dispatcher, settings = build_mqtt(
-        config.mqtt, config.detect, state_dir(config), Path(model).name,
-        stats_source=lambda: stats().dropped if stats() else 0, annotate=annotate,
+        config.mqtt, config.detect, make_state_dir(config), Path(model).name,
+        stats_source=lambda: stats.dropped, annotate=annotate,
         tracked_events=tracked, backend=config.model.backend)
     if config.model.backend not in ACCELERATORS:  # probes time a .tflite on this CPU
         RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
@@ -197,7 +190,7 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate, stats
     return sink, settings, {"mqtt_connected": lambda: comm.connected, "spool_depth": sink.spool_depth}
 
 
-def local_sinks(config: Config, annotate, stats, mqtt_reads) -> list:
+def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_reads) -> list:
     """The sinks for --output, --snapshot-dir and --web, as configured."""
     sinks = []
     if config.output.path:
@@ -300,8 +293,3 @@ def format_summary(summary: dict) -> str:
     """A one-line human summary of a run."""
     return (f"processed {summary['processed']} frame(s), dropped {summary['dropped']}, "
             f"inference p50 {summary['inference_p50_ms']} ms, {summary['fps']} fps")
-
-
-def summary_json(summary: dict) -> str:
-    """The summary as JSON (for logs)."""
-    return json.dumps(summary, separators=(",", ":"))

@@ -7,6 +7,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .errors import EdgecamError
@@ -292,6 +293,14 @@ def load_file(path: str) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise EdgecamError(f"config file {path} is not valid TOML: {exc}") from None
     return from_mapping(data)
+
+
+def state_dir(config: Config, env: Optional[Mapping[str, str]] = None) -> Path:
+    """Where the spool and state live (not created here): `[service] state_dir`, else
+    systemd's $STATE_DIRECTORY, else ~/.local/state/edgecam."""
+    env = os.environ if env is None else env
+    chosen = config.service.state_dir or env.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(chosen or Path.home() / ".local" / "state" / "edgecam").expanduser()
 
 
 def default_config_path(env: Optional[Mapping[str, str]] = None) -> str:

@@ -13,7 +13,6 @@ import glob
 import os
 import shutil
 import socket
-import subprocess
 import threading
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
@@ -22,7 +21,7 @@ from . import config as cfg
 from .backends.presence import coral_pcie, find_coral_usb
 from .checks import FAIL, OK, SKIP, WARN, Check
 from .errors import EdgecamError
-from .stats import decode_throttled, parse_throttled, soc_temperature
+from .stats import decode_throttled, read_throttled, soc_temperature
 
 DISK_WARN_BYTES = 500 * 1024 * 1024
 DISK_FAIL_BYTES = 50 * 1024 * 1024
@@ -132,17 +131,12 @@ def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
 def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> List[Check]:
     """The configured (else default) model loads with the configured delegate; its labels parse."""
     from .labels import load_labels
+    from .models import resolve_model
     from .runtime import load_interpreter
-    if config.model.path:
-        model, labels = config.model.path, config.model.labels
-    else:
-        from .models import default_model
-        try:
-            model_path, labels_path = default_model(env)
-        except EdgecamError as exc:
-            return [Check("model", FAIL, "default model not installed",
-                          str(exc).split(": ", 1)[-1])]
-        model, labels = str(model_path), config.model.labels or (str(labels_path) if labels_path else None)
+    try:
+        model, labels = resolve_model(config.model, env)
+    except EdgecamError as exc:  # only the default model can be missing here
+        return [Check("model", FAIL, "default model not installed", str(exc).split(": ", 1)[-1])]
     delegate = config.model.delegate
     rows = []
     try:
@@ -226,16 +220,9 @@ def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
     return rows
 
 
-def state_dir_of(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> Path:
-    """The state directory `edgecam run` would use (without creating it)."""
-    env = os.environ if env is None else env
-    chosen = config.service.state_dir or env.get("STATE_DIRECTORY", "").split(":")[0]
-    return Path(chosen or Path.home() / ".local" / "state" / "edgecam").expanduser()
-
-
 def check_disk(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> List[Check]:
     """Free space where the spool and snapshots are written."""
-    path = state_dir_of(config, env)
+    path = cfg.state_dir(config, env)
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -267,12 +254,8 @@ def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> Lis
     if not tool:
         rows.append(Check("throttling", SKIP, "vcgencmd not present (not a Raspberry Pi OS)"))
         return rows
-    try:
-        out = subprocess.run([tool, "get_throttled"], capture_output=True, text=True, timeout=5).stdout
-        value = parse_throttled(out)
-        if value is None:
-            raise ValueError(out)
-    except (OSError, subprocess.SubprocessError, ValueError):
+    value = read_throttled(timeout=5.0, vcgencmd=tool)
+    if value is None:
         rows.append(Check("throttling", WARN, "vcgencmd get_throttled gave no answer",
                           "add the user to group video (vcgencmd needs /dev/vchiq)"))
         return rows

@@ -109,10 +109,5 @@ def _quiet_closed_stdout() -> None:
 
 
 def _setup_logging(level: str) -> None:
-    try:
-        from ..logs import setup_logging
-    except ImportError:  # the journald-aware setup arrives with the service module
-        logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return
+    from ..logs import setup_logging
     setup_logging(level)

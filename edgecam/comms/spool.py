@@ -132,12 +132,6 @@ class Spool:
         """How many messages wait for an acknowledgement."""
         return self._count
 
-    def oldest(self) -> Optional[int]:
-        """Row of the oldest message, None when empty."""
-        with self._lock:
-            r = self._db.execute("SELECT MIN(row) FROM spool").fetchone()[0]
-        return None if r is None else int(r)
-
     def close(self) -> None:
         """Close the database (further calls fail)."""
         with self._lock:

@@ -11,8 +11,10 @@ import os
 import time
 from typing import Callable, Mapping, Optional
 
+from ..annotate import Annotate
 from ..datatypes import FrameResult
-from ..sinks import Annotate, Sink
+from ..pipeline import PipelineStats
+from ..sinks import Sink
 from .hub import JpegHub
 from .metrics import Metrics
 from .server import PreviewServer, parse_listen
@@ -102,7 +104,7 @@ def _safe(read: Optional[Callable]):
         return None
 
 
-def web_sink_from_config(service, annotate: Annotate, stats: Callable[[], object] = lambda: None,
+def web_sink_from_config(service, annotate: Annotate, stats: Optional[PipelineStats] = None,
                          mqtt_connected: Optional[Callable[[], bool]] = None,
                          spool_depth: Optional[Callable[[], int]] = None,
                          env: Optional[Mapping[str, str]] = None) -> WebSink:
@@ -110,5 +112,5 @@ def web_sink_from_config(service, annotate: Annotate, stats: Callable[[], object
     env = os.environ if env is None else env
     token = service.web_token or env.get(TOKEN_ENV) or None
     return WebSink(service.web, annotate, token=token, max_fps=service.web_fps,
-                   max_streams=service.web_max_streams, stats=stats,
+                   max_streams=service.web_max_streams, stats=lambda: stats,
                    mqtt_connected=mqtt_connected, spool_depth=spool_depth)
