@@ -12,10 +12,11 @@ import numpy as np
 from .datatypes import BBox, Detection, Frame, FrameResult
 from .errors import EdgecamError
 from .labels import check_labels_fit, label_for, load_labels
+from .modelinfo import ssd_options
 from .runtime import (DETECTION_POSTPROCESS_OP, Runtime, find_runtime, input_converter, input_details,
                       input_size, load_interpreter, output_tensors, set_input)
 from .stats import Stopwatch
-from .tflite_graph import custom_options, read_graph
+from .tflite_graph import read_graph
 
 log = logging.getLogger(__name__)
 
@@ -278,8 +279,5 @@ def _check_is_detector(interpreter, model_path: str) -> Optional[int]:
             graph = read_graph(fh.read())
     except (OSError, ValueError):
         return None
-    op = graph.custom_op(DETECTION_POSTPROCESS_OP)
-    if op is None:
-        return None
-    num = custom_options(op).get("num_classes")
-    return int(num) if num else None
+    ssd = ssd_options(graph)
+    return (ssd.num_classes or None) if ssd is not None else None
