@@ -132,7 +132,7 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
     """The configured (else default) model loads with the configured delegate; its labels parse."""
     from .labels import load_labels
     from .models import resolve_model
-    from .runtime import load_interpreter
+    from .runtime import input_details, load_interpreter
     try:
         model, labels = resolve_model(config.model, env)
     except EdgecamError as exc:  # only the default model can be missing here
@@ -142,7 +142,7 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
     try:
         interpreter = load_interpreter(model, threads=config.model.threads,
                                        delegate=None if delegate == "cpu" else delegate)
-        shape = interpreter.get_input_details()[0]["shape"]
+        shape = input_details(interpreter)["shape"]
         size = "x".join(str(int(v)) for v in shape[1:3]) if len(shape) >= 3 else str(list(shape))
         # load_interpreter raises rather than fall back, so this is the delegate in use.
         rows.append(Check("model", OK, f"{model} (input {size}, delegate {delegate})"))

@@ -232,6 +232,8 @@ class Pipeline:
     `gate(frame) -> bool` may skip inference for a frame (motion gating).
     `pause_ends_tracks_after`: once detection has been switched off (settings) for this many
     seconds, the processors end what they hold open, reason `paused` (None: never).
+    `stats`: the run's counters, made by the caller when readers built before the pipeline
+    (overlay, MQTT, preview) share them; a fresh one otherwise.
     """
 
     def __init__(self, source, detectors: Sequence[Detector], sinks: Sequence[Sink], *,
@@ -243,7 +245,7 @@ class Pipeline:
         self.drop, self.processors, self.gate = drop, list(processors), gate
         self.settings = settings or LiveSettings(detectors[0].options.threshold)
         self.max_frames = max_frames
-        self.stats = stats or PipelineStats()
+        self.stats = stats if stats is not None else PipelineStats()
         self._pause_ends_after = pause_ends_tracks_after
         self._paused_since: Optional[float] = None  # when the first paused frame came through
         self._pause_ended = False

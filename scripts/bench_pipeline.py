@@ -36,7 +36,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,8 +48,8 @@ from edgecam.annotate import Annotator, draw, encode_jpeg, overlay_text  # noqa:
 from edgecam.comms.mqtt import DirectPublisher  # noqa: E402
 from edgecam.datatypes import FrameResult  # noqa: E402
 from edgecam.detector import Detector  # noqa: E402
-from edgecam.pipeline import Pipeline  # noqa: E402
-from edgecam.runtime import load_interpreter  # noqa: E402
+from edgecam.pipeline import Pipeline, PipelineStats  # noqa: E402
+from edgecam.runtime import load_interpreter, set_input  # noqa: E402
 from edgecam.sinks import JsonLinesSink, Sink  # noqa: E402
 from edgecam.sources import Source, VideoSource, list_image_files  # noqa: E402
 from edgecam.stats import summarize  # noqa: E402
@@ -203,7 +203,7 @@ def raw_invoke(model: str, frame: np.ndarray, threads: int, runs: int, warmup: i
     det = Detector.load(model, threads=threads)
     tensor, _ = det.preprocess(frame)
     interp = load_interpreter(model, threads=threads, runtime=det.runtime)
-    interp.set_tensor(interp.get_input_details()[0]["index"], tensor)
+    set_input(interp, tensor)
     for _ in range(warmup):
         interp.invoke()
     samples = []
@@ -268,11 +268,11 @@ def run_pipeline(model, labels, source, *, workers, threads, drop, mqtt_port=Non
     JSON lines, drawing every frame (and a JPEG per frame with `jpeg`), and the real MQTT
     sink (detections, counts, events, snapshots) when a broker port is given."""
     detectors = [Detector.load(model, labels, threads=threads) for _ in range(workers)]
-    pipeline: Optional[Pipeline] = None
-    annotate = Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0)
+    stats = PipelineStats()
+    annotate = Annotator(stats.fps.rate)
     recorder = RecorderSink()
     sinks, close = _sinks(model, mqtt_port, state_dir, jpeg, annotate)
-    pipeline = Pipeline(source, detectors, sinks + [recorder], drop=drop)
+    pipeline = Pipeline(source, detectors, sinks + [recorder], drop=drop, stats=stats)
     try:
         pipeline.start()
         pipeline.wait()

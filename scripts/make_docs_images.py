@@ -29,7 +29,7 @@ from browser import chromium, person_frame  # noqa: E402
 from edgecam.annotate import Annotator, draw  # noqa: E402
 from edgecam.datatypes import Frame  # noqa: E402
 from edgecam.detector import Detector  # noqa: E402
-from edgecam.pipeline import Pipeline  # noqa: E402
+from edgecam.pipeline import Pipeline, PipelineStats  # noqa: E402
 from edgecam.sources import VideoSource  # noqa: E402
 from edgecam.web import WebSink  # noqa: E402
 from media import write_video  # noqa: E402
@@ -67,10 +67,10 @@ def preview(out: Path) -> None:
         still = person_frame(cv2.imread(str(SHARED / "images" / "grace_hopper.bmp")))
         clip = write_video(Path(tmp) / "hopper.mp4", [still] * 30, fps=10)
         detector = Detector.load(str(MODEL), str(LABELS), threads=1)
-        pipeline = None
-        sink = WebSink("127.0.0.1:0", Annotator(lambda: pipeline.stats.fps.rate() if pipeline else 0.0),
-                       stats=lambda: pipeline.stats if pipeline else None)
-        pipeline = Pipeline(VideoSource(clip, loop=True, realtime=True), [detector], [sink], drop=True).start()
+        stats = PipelineStats()
+        sink = WebSink("127.0.0.1:0", Annotator(stats.fps.rate), stats=lambda: stats)
+        pipeline = Pipeline(VideoSource(clip, loop=True, realtime=True), [detector], [sink], drop=True,
+                            stats=stats).start()
         driver = chromium(Path(tmp) / "profile", 1000, 640)
         try:
             driver.get(sink.url)
