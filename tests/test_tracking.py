@@ -222,6 +222,24 @@ def test_track_lifecycle_and_skipped_frames_are_no_information():
         assert stage(result(seq, [det("car", 0.5, 0.5, 0.7, 0.7)])).events == ()
 
 
+def test_events_and_frames_are_immutable_values_that_read_like_their_json_lines():
+    import dataclasses
+    from edgecam.annotate import Annotator
+    everywhere = parse_zones("zones", {"all": [[0, 0], [1, 0], [1, 1], [0, 1]]})
+    stage = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(zones=everywhere))
+    out = stage(result(0, [det("cat", 0.1, 0.1, 0.3, 0.3)]))
+    start, zone = out.events
+    assert start.kind == start["event"] == "start" and dict(start) == start.to_json()
+    assert zone.to_json() == {"type": "zone", "zone": "all", "label": "cat", "count": 1, "ts": 0.0}
+    for value, field in ((start, "reason"), (zone, "count"), (out.frame, "source")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(value, field, None)
+    # The result's drawing is filled in later: once, then shared.
+    annotate = Annotator()
+    drawn = annotate(out)
+    assert out.annotated is drawn and annotate(out) is drawn
+
+
 def test_score_updates_are_rate_limited():
     stage = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(update_interval=5.0, score_step=0.05))
     kinds = []
