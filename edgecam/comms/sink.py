@@ -41,7 +41,7 @@ def event_payload(ev: Event, device_id: str, seq: Optional[int]) -> dict:
 
 
 def tracked_event_payload(ev: TrackEvent, device_id: str) -> dict:
-    """JSON for `<prefix>/events` from a tracker Event (edgecam.events; schema: event.json):
+    """JSON for `<prefix>/events` from a tracker Event (made by edgecam.events; schema event.json):
     the same fields as the debounced events plus box, zones and, at the end, the best crop."""
     end = ev.kind == "end"
     payload = {"v": 1, "type": ev.kind, "id": ev.id, "device": device_id,
