@@ -111,13 +111,16 @@ def _looks_like_scores(values: np.ndarray) -> bool:
     return bool(np.all((values >= 0) & (values <= 1)) and np.all(np.diff(values) <= 1e-6))
 
 
-def image_to_input(image: np.ndarray, input_wh: Tuple[int, int], convert: Callable[[np.ndarray], np.ndarray],
+def image_to_input(image: np.ndarray, input_wh: Tuple[int, int],
+                   convert: Optional[Callable[[np.ndarray], np.ndarray]] = None,
                    resize: str = "stretch", model_input: Optional[np.ndarray] = None
                    ) -> Tuple[np.ndarray, Transform]:
-    """BGR frame -> (input tensor, transform back to the frame), for any model input.
+    """BGR frame -> (model input, transform back to the frame), for any model: the frame
+    fitted to `input_wh` (stretched or letterboxed), as RGB, then `convert`ed.
 
-    `convert` is `runtime.input_converter` of the model's input. `model_input` is a BGR image
-    already at the input size (e.g. picamera2's lores stream); it is used as is in stretch mode.
+    `convert` is `runtime.input_converter` of a TFLite model's input; None leaves the RGB
+    image (e.g. a Hailo HEF takes it as is). `model_input` is a BGR image already at the
+    input size (e.g. picamera2's lores stream); it is used as is in stretch mode.
     """
     h, w = image.shape[:2]
     t = fit_transform(w, h, input_wh[0], input_wh[1], resize)
@@ -125,7 +128,8 @@ def image_to_input(image: np.ndarray, input_wh: Tuple[int, int], convert: Callab
         fitted = model_input
     else:
         fitted = fit_image(image, t)
-    return convert(cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)), t
+    rgb = cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB)
+    return (rgb if convert is None else convert(rgb)), t
 
 
 class Detector:

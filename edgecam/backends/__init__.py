@@ -10,7 +10,7 @@ and drop or gate frames before any work is done:
 - ``postprocess(raw, transform, threshold)`` -> Detections, best first;
 - ``timings(raw)`` -> times measured outside the process (the IMX500's sensor), in ms.
 
-Each also has ``name``, ``model_path``, ``options`` (DetectOptions) with ``with_options()``,
+Each also has ``name``, ``model_path``, ``options`` (DetectOptions),
 ``labels``, ``input_size`` (for a camera's low-resolution stream) and ``threads``.
 
 Backends: ``cpu`` and ``edgetpu`` are edgecam.detector.Detector (a TFLite interpreter, with or

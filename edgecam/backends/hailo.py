@@ -13,11 +13,10 @@ import logging
 import os
 from typing import Dict, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 
 from ..datatypes import Detection, Frame
-from ..detector import DetectOptions, Transform, fit_image, fit_transform
+from ..detector import DetectOptions, Transform, image_to_input
 from ..errors import EdgecamError
 from ..labels import label_for, load_labels
 from .filtering import allowed_ids, keep
@@ -138,24 +137,11 @@ class HailoBackend:
                  architecture or "Hailo", *backend.input_size)
         return backend
 
-    def with_options(self, options: DetectOptions) -> "HailoBackend":
-        """Change the options in place (e.g. a new threshold from MQTT); returns self."""
-        self._allowed = allowed_ids(self.labels, options.classes)
-        self.options = options
-        return self
-
     def prepare(self, frame: Frame) -> Tuple[np.ndarray, Transform]:
         """(RGB input at the HEF's size, transform back to the frame). The Pi camera's
         low-resolution stream is used as is; other frames are resized on the CPU."""
-        h, w = frame.image.shape[:2]
-        t = fit_transform(w, h, self.input_size[0], self.input_size[1], self.options.resize)
-        lores = frame.model_input
-        if lores is not None and self.options.resize == "stretch" \
-                and lores.shape[1::-1] == tuple(self.input_size):
-            fitted = lores
-        else:
-            fitted = fit_image(frame.image, t)
-        return cv2.cvtColor(fitted, cv2.COLOR_BGR2RGB), t
+        return image_to_input(frame.image, self.input_size, resize=self.options.resize,
+                              model_input=frame.model_input)
 
     def invoke(self, image: np.ndarray):
         """The HEF's output for one input image (the accelerator does the work)."""

@@ -334,12 +334,6 @@ class Imx500Backend:
         self._set_loading(None)
 
     # -- the backend half (called by the pipeline) ------------------------------------------
-    def with_options(self, options: DetectOptions) -> "Imx500Backend":
-        """Change the options in place (e.g. a new threshold from MQTT); returns self."""
-        self._allowed = allowed_ids(self.labels, options.classes)
-        self.options = options
-        return self
-
     def prepare(self, frame: Frame) -> Optional[Tuple[SensorDetections, None]]:
         """(what the sensor reported with this frame, no transform); None: no information."""
         return None if frame.detected is None else (frame.detected, None)
