@@ -262,6 +262,30 @@ def test_imx500_run_json_matches_the_cpu_run(standin, network, cli_env, tmp_path
                              "detections"}
 
 
+def _notify_messages(sock, proc, limit=120.0):
+    """(arrival time, text) of every sd_notify datagram until the process has exited."""
+    messages = []
+    sock.settimeout(1.0)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            messages.append((time.monotonic(), sock.recv(4096).decode()))
+        except socket.timeout:
+            if proc.poll() is not None:
+                break
+    return messages
+
+
+def _extensions_before_ready(messages):
+    """The EXTEND_TIMEOUT_USEC messages, checked to come before READY=1 and in time."""
+    ready_at = next(t for t, m in messages if m.startswith("READY=1"))
+    extends = [(t, m) for t, m in messages if "EXTEND_TIMEOUT_USEC=30000000" in m]
+    assert len(extends) >= 2 and all(t < ready_at for t, _ in extends), messages
+    times = [t for t, _ in extends] + [ready_at]
+    assert max(b - a for a, b in zip(times, times[1:])) < 15, "each extension (30 s) is renewed in time"
+    return extends
+
+
 @pytest.fixture
 def notify_listener():
     name = f"edgecam-test-{uuid.uuid4().hex}"
@@ -283,23 +307,11 @@ def test_firmware_upload_extends_start_up_and_shows_progress(standin, network, c
                              "--height", "480", "--max-frames", "3"],
                             env=dict(os.environ, **env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    messages = []
-    sock.settimeout(1.0)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            messages.append((time.monotonic(), sock.recv(4096).decode()))
-        except socket.timeout:
-            if proc.poll() is not None:
-                break
+    messages = _notify_messages(sock, proc)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    ready_at = next(t for t, m in messages if m.startswith("READY=1"))
-    extends = [(t, m) for t, m in messages if "EXTEND_TIMEOUT_USEC=30000000" in m]
-    assert len(extends) >= 2 and all(t < ready_at for t, _ in extends), messages
+    extends = _extensions_before_ready(messages)
     assert "uploading" in extends[0][1]
-    times = [t for t, _ in extends] + [ready_at]
-    assert max(b - a for a, b in zip(times, times[1:])) < 15, "each extension (30 s) is renewed in time"
     assert "imx500: uploading network firmware" in err and "network firmware uploaded in" in err
 
 
@@ -600,25 +612,13 @@ def test_new_picamera2_without_upload_progress_waits_for_outputs_and_extends_sta
                                            "--json", "--max-frames", "3"]),
                             env=dict(os.environ, **env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    messages = []
-    sock.settimeout(1.0)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            messages.append((time.monotonic(), sock.recv(4096).decode()))
-        except socket.timeout:
-            if proc.poll() is not None:
-                break
+    messages = _notify_messages(sock, proc)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert err.count("firmware upload progress is not readable for user") == 1, err
-    ready_at = next(t for t, m in messages if m.startswith("READY=1"))
-    extends = [(t, m) for t, m in messages if "EXTEND_TIMEOUT_USEC=30000000" in m]
-    assert len(extends) >= 2 and all(t < ready_at for t, _ in extends), messages
+    extends = _extensions_before_ready(messages)
     assert "progress not readable" in extends[0][1]
-    times = [t for t, _ in extends] + [ready_at]
-    assert max(b - a for a, b in zip(times, times[1:])) < 15, "each extension (30 s) is renewed in time"
     assert "imx500: the network runs" in err
     assert all(json.loads(ln)["detections"] for ln in out.splitlines())
 
