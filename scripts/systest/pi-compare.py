@@ -17,11 +17,17 @@ THRESHOLD = 0.5
 
 
 def read_frames(path):
-    """{photo file name: [detection, ...]} from the frame lines of a --json output."""
+    """{photo file name: [detection, ...]} from the frame lines of a --json output.
+
+    Lines that are not JSON are skipped here: `--json-only` is the check for them.
+    """
     frames = {}
     with open(path, encoding="utf-8") as f:
         for line in f:
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
             if record.get("type") == "frame":
                 frames[PurePath(record["source"]).name] = record["detections"]
     return frames

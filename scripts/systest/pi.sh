@@ -156,7 +156,8 @@ host_venv=${EDGECAM_HOST_VENV:-$repo/.venv}
 if [ ! -x "$host_venv/bin/edgecam" ]; then
     host_venv=$ref/venv
     python3 -m venv "$host_venv"
-    "$host_venv/bin/python" -m pip install -q "$repo" >&2
+    "$host_venv/bin/python" -m pip install "$repo" > "$ref/pip.log" 2>&1 \
+        || { tail -20 "$ref/pip.log" >&2; fail "x86 reference venv"; }
 fi
 EDGECAM_HOME=$ref "$host_venv/bin/edgecam" models fetch ssd_mobilenet_v1_coco --from "$shared/models" >/dev/null
 EDGECAM_HOME=$ref "$host_venv/bin/edgecam" run --source "$shared/images" --json > "$ref/x86.jsonl" 2> "$ref/x86.err" \
@@ -211,7 +212,7 @@ else
     tail -5 "$out/run2.err"; fail "second scripts/run: no network needed, no warnings, JSON only"
 fi
 
-if as_pi '.venv/bin/edgecam probe --model ~/shared/models/ssd_mobilenet_v1_coco_quant.tflite --labels ~/shared/models/coco_labels.txt --threads 1,4 --runs 5 --warmup 1 > ~/probe.txt 2>&1'; then
+if as_pi '.venv/bin/edgecam probe --model ~/shared/models/ssd_mobilenet_v1_coco_quant.tflite --labels ~/shared/models/coco_labels.txt --runs 3 --warmup 1 > ~/probe.txt 2>&1'; then
     pass "edgecam probe"; sed 's/^/    /' "$out/probe.txt"
 else
     sed 's/^/    /' "$out/probe.txt"; fail "edgecam probe"
