@@ -22,7 +22,7 @@ case "$release" in
 esac
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-shared=$(cd "${EDGECAM_SHARED:-$repo/../shared}" 2>/dev/null && pwd) \
+shared=$(cd "${EDGECAM_SHARED:-$repo/../shared}" 2>/dev/null && pwd -P) \
     || { echo "pi: ../shared (the test models and photos) not found beside $repo" >&2; exit 2; }
 cache=${EDGECAM_SYSTEST_CACHE:-/var/cache/edgecam-systest}
 mirror=${EDGECAM_SYSTEST_MIRROR:-http://deb.debian.org/debian}
