@@ -58,6 +58,9 @@ done
 
 # shellcheck source-path=SCRIPTDIR source=common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source-path=SCRIPTDIR source=platform.sh
+. "$(dirname "${BASH_SOURCE[0]}")/platform.sh"
+edgecam_platform_check "$(uname -m)" "$(getconf LONG_BIT)" || exit 2
 
 if [ -n "$FROM_DIR" ]; then
     [ -d "$FROM_DIR" ] || { echo "install.sh: --from $FROM_DIR: not a directory" >&2; exit 2; }

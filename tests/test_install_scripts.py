@@ -110,3 +110,17 @@ def test_example_config_is_accepted(edgecam_cmd, cli_env):
     text = EXAMPLE.read_text()
     # It is what install.sh writes to /etc/edgecam/config.toml: no secrets inline.
     assert "password =" not in text and "web_token =" not in text
+
+
+def test_install_refuses_a_32_bit_userland_in_one_line(tmp_path):
+    """32-bit Raspberry Pi OS on a Pi 4's 64-bit kernel says aarch64; only getconf tells."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "getconf").write_text("#!/bin/sh\necho 32\n")
+    (fake / "getconf").chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}")
+    result = subprocess.run(["bash", str(INSTALL), "--dry-run", "--from", str(MODELS)],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "64-bit Raspberry Pi OS" in result.stderr
+    assert "+ " not in result.stdout, "nothing is installed"
