@@ -517,7 +517,10 @@ def quiet_video_libraries() -> None:
         return
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", str(AV_LOG_QUIET))
     if "OPENCV_LOG_LEVEL" not in os.environ:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        # OpenCV 5 has the setter in cv2.utils.logging; 4.x (Bookworm's, the last with numpy-1
+        # wheels) only as cv2.setLogLevel. Both number the levels alike: 2 is error.
+        opencv_logging = getattr(cv2.utils, "logging", cv2)
+        opencv_logging.setLogLevel(getattr(opencv_logging, "LOG_LEVEL_ERROR", 2))
 
 
 def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None,
