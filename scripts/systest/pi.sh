@@ -30,8 +30,15 @@ qemu=/usr/bin/qemu-aarch64-static
 
 skip() { echo "SKIP: pi $release: $*"; exit 0; }
 [ "$(id -u)" -eq 0 ] || skip "needs root (debootstrap, chroot, mounts)"
-command -v debootstrap >/dev/null || skip "needs debootstrap (apt-get install debootstrap)"
-[ -x "$qemu" ] || skip "needs $qemu (apt-get install qemu-user-static)"
+if ! command -v debootstrap >/dev/null || [ ! -x "$qemu" ]; then
+    # Every install step lives in the repo: a fresh machine (CI's too) gets the tools here.
+    echo "pi: installing the host's tools: debootstrap qemu-user-static" >&2
+    apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null 2>&1
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+        --no-install-recommends debootstrap qemu-user-static >/dev/null 2>&1 || true
+fi
+command -v debootstrap >/dev/null || skip "needs debootstrap, and apt could not install it"
+[ -x "$qemu" ] || skip "needs $qemu (qemu-user-static), and apt could not install it"
 
 failures=0
 pass() { echo "PASS: $*"; }
