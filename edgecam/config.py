@@ -81,15 +81,20 @@ class ModelConfig:
     path: Optional[str] = field(default=None, metadata=_opt(str, help="model file (.tflite); default: the cached default model"))
     labels: Optional[str] = field(default=None, metadata=_opt(str, help="label file; default: the one installed with the model"))
     threads: Optional[int] = field(default=None, metadata=_opt(int, _between(1, 64), "interpreter threads; default: number of cores"))
-    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral); an alias of detector"))
+    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral); an alias of detector: edgetpu with any other detector (auto too) is an error"))
     detector: Optional[str] = field(default=None, metadata=_opt(str, _one_of("cpu", "edgetpu", "imx500", "hailo", "auto"), "detector backend: cpu, edgetpu (Coral), imx500 (AI Camera), hailo (AI Kit / AI HAT+), auto; default: the delegate"))
+
+    def __post_init__(self):
+        # Checked on every build (file, environment, options), so `config check`, `run` and
+        # `doctor` refuse the same files. "auto" may choose another backend than the Coral the
+        # delegate names, so it contradicts it too.
+        if self.delegate == "edgetpu" and self.detector not in (None, "edgetpu"):
+            raise EdgecamError(f"config [model] delegate = 'edgetpu' contradicts detector = "
+                               f"{self.detector!r}: remove delegate (an alias of detector)")
 
     @property
     def backend(self) -> str:
         """The detector backend asked for: `detector`, else the `delegate` alias."""
-        if self.detector and self.delegate == "edgetpu" and self.detector not in ("edgetpu", "auto"):
-            raise EdgecamError(f"[model] detector = {self.detector!r} contradicts delegate = "
-                               "\"edgetpu\": drop the delegate (it is an alias of detector)")
         return self.detector or self.delegate
 
 

@@ -275,7 +275,6 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
     skipped: List[str] = []
     try:
         config = cfg.resolve(path, {}, note=skipped.append)
-        config.model.backend  # noqa: B018 - raises on a detector/delegate contradiction
     except EdgecamError as exc:
         return cfg.Config(), [Check("config", FAIL, str(exc), "fix the file (`edgecam config "
                                     "check FILE`); the other checks use the defaults")]

@@ -182,6 +182,27 @@ def test_config_check(edgecam_cmd, cli_env, tmp_path):
     assert no.returncode == 2 and "unknown key [detect] threshhold" in no.stderr
 
 
+@pytest.mark.parametrize("detector", ["hailo", "cpu", "auto"])
+def test_a_delegate_contradicting_the_detector_is_refused_by_check_run_and_doctor(
+        edgecam_cmd, cli_env, tmp_path, detector):
+    path = tmp_path / "contradiction.toml"
+    path.write_text(f'[model]\ndelegate = "edgetpu"\ndetector = "{detector}"\n')
+    checked = subprocess.run([*edgecam_cmd, "config", "check", str(path)], env=cli_env,
+                             capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 2 and checked.stdout == "", checked.stdout + checked.stderr
+    lines = checked.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgecam: error: "), checked.stderr
+    message = lines[0][len("edgecam: error: "):]
+    assert "[model] delegate" in message and repr(detector) in message and "remove" in message
+    ran = run(edgecam_cmd, cli_env, "--config", str(path), *MODEL_ARGS, "--source", str(IMAGES))
+    assert ran.returncode == 2 and ran.stderr.strip() == lines[0], ran.stderr
+    doctor = subprocess.run([*edgecam_cmd, "doctor", "--config", str(path)], env=cli_env,
+                            capture_output=True, text=True, timeout=120)
+    rows = [row for row in doctor.stdout.splitlines() if row.split()[1:2] == ["config"]]
+    assert doctor.returncode == 1 and len(rows) == 1, doctor.stdout + doctor.stderr
+    assert rows[0].startswith("FAIL") and message in rows[0], doctor.stdout
+
+
 def test_tracks_still_open_at_the_end_get_their_end_event(edgecam_cmd, cli_env):
     out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES / "cat_720p.jpg"), "--loop",
               "--max-frames", "6", "--track", "--watch", "cat", "--json")
