@@ -1,4 +1,5 @@
-"""Write a file so that a reader sees the old one or the new one, never half of one."""
+"""Files and folders for outputs: a file a reader sees whole or not at all, a folder made or
+one clear error."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Optional
+
+from .errors import EdgecamError
 
 
 def write_atomic(path: Path, data: bytes, *, durable: bool = False, mode: Optional[int] = None) -> None:
@@ -34,3 +37,12 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = False, mode: Option
         except FileNotFoundError:
             pass
         raise
+
+
+def make_dir(folder: Path) -> None:
+    """Create `folder` and its parents (fine when it exists); an EdgecamError naming it and
+    the reason when it cannot be made (a file in the way, no permission)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EdgecamError(f"cannot create folder {folder}: {exc.strerror}") from None

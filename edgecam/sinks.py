@@ -20,7 +20,7 @@ import numpy as np
 from .annotate import Annotate, encode_jpeg
 from .datatypes import FrameResult
 from .errors import EdgecamError
-from .files import write_atomic
+from .files import make_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class JpegDirSink(Sink):
 
     def __init__(self, folder: Path, annotate: Annotate):
         self.folder, self.annotate = folder, annotate
-        _make_dir(folder)
+        make_dir(folder)
 
     def handle(self, result: FrameResult) -> None:
         _write_jpeg(self.folder / f"{result.frame.seq:06d}.jpg", self.annotate(result))
@@ -130,7 +130,7 @@ class SnapshotSink(Sink):
         self.folder, self.watch, self.interval = folder, set(watch), interval
         self.annotate, self.clock = annotate, clock
         self._last: Optional[float] = None
-        _make_dir(folder)
+        make_dir(folder)
 
     def handle(self, result: FrameResult) -> None:
         seen = sorted({d.label for d in result.detections if d.label in self.watch})
@@ -141,13 +141,6 @@ class SnapshotSink(Sink):
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(result.frame.ts))
         name = f"{stamp}-{result.frame.seq:06d}-{'+'.join(seen)}.jpg"
         _write_jpeg(self.folder / name, self.annotate(result))
-
-
-def _make_dir(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EdgecamError(f"cannot create folder {folder}: {exc.strerror}") from None
 
 
 def _write_jpeg(path: Path, image: np.ndarray) -> None:

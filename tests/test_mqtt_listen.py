@@ -52,3 +52,17 @@ def test_listen_pretty_and_clear_errors(mqtt_broker, edgecam_cmd, cli_env, tmp_p
     bad = subprocess.run([*edgecam_cmd, "listen", "--device", "a/b", "--timeout", "1"],
                          capture_output=True, text=True, env=cli_env, timeout=30)
     assert bad.returncode == 2 and "device id" in bad.stderr
+
+
+def test_a_snapshot_folder_that_cannot_be_made_is_one_line(mqtt_broker, edgecam_cmd, cli_env,
+                                                           tmp_path):
+    a_file = tmp_path / "somefile"
+    a_file.write_text("not a folder\n")
+    out = subprocess.run(
+        [*edgecam_cmd, "listen", "--mqtt", f"{mqtt_broker.host}:{mqtt_broker.port}",
+         "--save-snapshots", str(a_file / "x"), "--timeout", "1"],
+        capture_output=True, text=True, env=cli_env, timeout=30)
+    assert out.returncode == 2 and out.stdout == "", out.stdout + out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgecam: error: "), out.stderr
+    assert str(a_file / "x") in lines[0] and "Not a directory" in lines[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import EdgecamError
+from ..files import make_dir
 
 
 def describe(topic: str, payload: bytes) -> dict:
@@ -88,7 +89,7 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
         topic = Topics(TOPIC_ROOT).everything
     snap_dir = Path(save_snapshots) if save_snapshots else None
     if snap_dir:
-        snap_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(snap_dir)
 
     done = threading.Event()
     seen = [0]
