@@ -187,13 +187,18 @@ class VideoSource(Source):
                 return
 
 
+# One read of a CaptureDevice: the BGR image, the model-size image when the device makes one,
+# and what a sensor that detects on its own (the IMX500) saw, None without one.
+Captured = Tuple[np.ndarray, Optional[np.ndarray], Optional[SensorDetections]]
+
+
 class CaptureDevice:
-    """An opened live capture: `read()` returns a BGR image (and optional model-size image) or None."""
+    """An opened live capture: `read()` returns one Captured (image, model_input, detected) or None."""
 
     name = "capture"
 
-    def read(self) -> Optional[Tuple[np.ndarray, Optional[np.ndarray]]]:
-        """The next image, or None when the device failed."""
+    def read(self) -> Optional[Captured]:
+        """The next (image, model_input, detected), or None when the device failed."""
         raise NotImplementedError
 
     def release(self) -> None:
@@ -222,9 +227,9 @@ class OpenCVCapture(CaptureDevice):
             self.cap.release()
             raise OSError(f"cannot open {uri}")
 
-    def read(self):
+    def read(self) -> Optional[Captured]:
         ok, image = self.cap.read()
-        return (image, None) if ok and image is not None else None
+        return (image, None, None) if ok and image is not None else None
 
     def release(self):
         self.cap.release()
@@ -268,13 +273,12 @@ class PicameraCapture(CaptureDevice):
             log.info("libcamera made the low-resolution stream %dx%d instead of %dx%d: "
                      "resizing it to the model's input", *self.lores_size, *self.model_input_size)
 
-    def read(self):
+    def read(self) -> Captured:
         names = ["main", "lores"] if self.lores_size else ["main"]
         arrays, metadata = self.cam.capture_arrays(names)
         lores = self._model_input(arrays[1]) if self.lores_size else None
-        if self.sensor is None:
-            return arrays[0][:, :, :3], lores
-        return arrays[0][:, :, :3], lores, self.sensor.read(metadata, self.cam)
+        detected = self.sensor.read(metadata, self.cam) if self.sensor is not None else None
+        return arrays[0][:, :, :3], lores, detected
 
     def _model_input(self, yuv: np.ndarray) -> np.ndarray:
         lores = yuv420_to_bgr(yuv, self.lores_size[0])
@@ -370,8 +374,9 @@ class DeadlineReader:
                 self._result = None
             self._answered.set()
 
-    def read(self, timeout: float):
-        """The device's next (image, model_input), or None on failure or after `timeout` s."""
+    def read(self, timeout: float) -> Optional[Captured]:
+        """The device's next (image, model_input, detected), or None on failure or after
+        `timeout` s."""
         self._answered.clear()
         self._asked.set()
         if not self._answered.wait(timeout):

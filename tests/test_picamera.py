@@ -188,3 +188,15 @@ def test_padded_i420_converts_to_the_configured_width():
     back = yuv420_to_bgr(padded, 300)
     assert back.shape == photo.shape
     assert cv2.absdiff(back, photo).mean() < 6
+
+
+def test_a_camera_without_a_sensor_reads_the_same_triple_with_nothing_detected():
+    StandInPicamera2.photo = cv2.imread(str(IMAGES / "pets.jpg"))
+    cam = PicameraCapture(SourceSpec(uri="picamera", width=640, height=480,
+                                     model_input_size=(300, 300)), picamera2_class=StandInPicamera2)
+    try:
+        image, model_input, detected = cam.read()
+    finally:
+        cam.release()
+    assert image.shape == (480, 640, 3) and model_input.shape == (300, 300, 3)
+    assert detected is None
