@@ -309,8 +309,13 @@ def state_dir(config: Config, env: Optional[Mapping[str, str]] = None) -> Path:
 
 
 def default_config_path(env: Optional[Mapping[str, str]] = None) -> str:
-    """The file read when none is named: config.toml in systemd's $CONFIGURATION_DIRECTORY
-    when set, else /etc/edgecam/config.toml (the service's config, see README: Configuration)."""
+    """The file read when none is named: config.toml in $CONFIGURATION_DIRECTORY when set,
+    else /etc/edgecam/config.toml (see README: Configuration).
+
+    systemd sets that variable only for a unit with ConfigurationDirectory=. edgecam's own
+    unit has none (it would make /etc/edgecam writable) and names its file with --config; the
+    variable serves a unit of one's own and the tests, which keep away from /etc with it.
+    """
     env = os.environ if env is None else env
     folder = env.get("CONFIGURATION_DIRECTORY", "").split(":")[0]
     return os.path.join(folder, CONFIG_FILE_NAME) if folder else DEFAULT_CONFIG_PATH
