@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, TextIO
 
 from .annotate import Annotate, Annotator
-from .backends import ACCELERATORS, load_accelerator
+from .backends import ACCELERATORS, load_accelerator, resolve_backend, with_backend
 from .config import Config, state_dir
 from .detector import DetectOptions, Detector
 from .errors import EdgecamError
@@ -53,11 +54,8 @@ def detect_options(config: Config) -> DetectOptions:
 def resolved_backend(config: Config) -> Config:
     """The config with `[model] detector` made concrete (auto resolved, the delegate alias
     folded in), so everything downstream reads one name."""
-    import dataclasses
-    from .backends import resolve_backend
-    chosen = resolve_backend(config.model.backend)
-    return dataclasses.replace(config, model=dataclasses.replace(
-        config.model, detector=chosen, delegate="edgetpu" if chosen == "edgetpu" else "cpu"))
+    return dataclasses.replace(config, model=with_backend(config.model,
+                                                          resolve_backend(config.model.backend)))
 
 
 AUTO_WORKERS_MAX = 4  # beyond this, more interpreters add memory, not frames

@@ -300,11 +300,10 @@ def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                root: Path = Path("/")) -> List[Check]:
     """Every check, in table order."""
     import dataclasses
-    from .backends import ACCELERATORS
+    from .backends import ACCELERATORS, with_backend
     from .backends.doctor import check_accelerators
     backend = configured_backend(config, root)
-    config = dataclasses.replace(config, model=dataclasses.replace(
-        config.model, detector=backend, delegate="edgetpu" if backend == "edgetpu" else "cpu"))
+    config = dataclasses.replace(config, model=with_backend(config.model, backend))
     rows: List[Check] = []
     rows += check_runtime()
     rows += check_cameras(config, root)

@@ -22,6 +22,7 @@ package; nothing ever falls back to the CPU silently.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Optional
@@ -45,6 +46,13 @@ def resolve_backend(asked: str, root: Path = Path("/")) -> str:
     chosen = found[0] if found else "cpu"
     log.info("detector auto: %s (accelerators found: %s)", chosen, ", ".join(found) or "none")
     return chosen
+
+
+def with_backend(model, backend: str):
+    """`model` (the [model] config) with `detector` set to a concrete backend and the
+    `delegate` alias folded in to match, so everything downstream reads one name."""
+    return dataclasses.replace(model, detector=backend,
+                               delegate="edgetpu" if backend == "edgetpu" else "cpu")
 
 
 def load_accelerator(name: str, model: Optional[str], labels: Optional[str], options,
