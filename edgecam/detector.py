@@ -9,6 +9,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .backends.filtering import allowed_ids, keep
 from .datatypes import BBox, Detection, Frame, FrameResult
 from .errors import EdgecamError
 from .labels import check_labels_fit, label_for, load_labels
@@ -157,7 +158,7 @@ class Detector:
         self._boxes, self._count, self._pair = boxes, count, pair
         # Until values say otherwise, assume the TF1 order (classes before scores).
         self._classes_first = True
-        self._allowed = self._allowed_ids(options.classes)
+        self._allowed = allowed_ids(self.labels, options.classes)
 
     @classmethod
     def load(cls, model_path: str, labels_path: Optional[str] = None, *,
@@ -176,10 +177,6 @@ class Detector:
         detector.invoke(np.zeros((1, detector.input_size[1], detector.input_size[0], 3),
                                  detector.input_dtype))
         return detector
-
-    def _allowed_ids(self, names: Sequence[str]) -> Optional[frozenset]:
-        from .backends.filtering import allowed_ids
-        return allowed_ids(self.labels, names)
 
     def preprocess(self, image: np.ndarray, model_input: Optional[np.ndarray] = None
                    ) -> Tuple[np.ndarray, Transform]:
@@ -222,23 +219,13 @@ class Detector:
     def postprocess(self, raw: Sequence[np.ndarray], transform: Transform,
                     threshold: Optional[float] = None) -> Tuple[Detection, ...]:
         """Detections above the threshold, allowed and large enough, best first."""
-        opts = self.options
-        threshold = opts.threshold if threshold is None else threshold
+        floor = self.options.threshold if threshold is None else threshold
         boxes, classes, scores, n = self.split_outputs(raw)
-        found = []
-        for i in range(n):
-            score = float(scores[i])
-            if score < threshold:
-                continue
-            class_id = int(classes[i])
-            if self._allowed is not None and class_id not in self._allowed:
-                continue
-            bbox = transform.to_frame(*map(float, boxes[i]))
-            if not bbox.valid or bbox.area < opts.min_area:
-                continue
-            found.append(Detection(label_for(self.labels, class_id), class_id, score, bbox))
-        found.sort(key=lambda d: -d.score)
-        return tuple(found[:opts.max_detections])
+        # Only candidates over the threshold are decoded: most of the N outputs score near 0.
+        candidates = (Detection(label_for(self.labels, int(c)), int(c), float(s),
+                                transform.to_frame(*map(float, b)))
+                      for b, c, s in zip(boxes[:n], classes[:n], scores[:n]) if s >= floor)
+        return keep(candidates, self.options, self._allowed, threshold)
 
     def detect(self, frame: Frame, threshold: Optional[float] = None) -> FrameResult:
         """Detect and time one frame (see `timed_detect`)."""
