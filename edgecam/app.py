@@ -113,14 +113,17 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         model, labels = resolve_model(config.model)
         detectors = load_detectors(config, model, labels)
     sensor = detectors[0] if backend == "imx500" else None
-    stage, gate = tracking_stages(config)
-    # Built in dependency order: the counters first, then what reads them, the pipeline last.
-    stats = PipelineStats()
-    annotate = Annotator(stats.fps.rate)
-    mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats, stage is not None)
-    sinks: list = [mqtt_sink] if mqtt_sink is not None else []
+    sinks: list = []
     source = None
     try:
+        stage, gate = tracking_stages(config)
+        # Built in dependency order: the counters first, then what reads them, the pipeline last.
+        stats = PipelineStats()
+        annotate = Annotator(stats.fps.rate)
+        mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats,
+                                                    stage is not None)
+        if mqtt_sink is not None:
+            sinks.append(mqtt_sink)
         s = config.source
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
                                         s.realtime, detectors[0].input_size), sensor=sensor)
@@ -145,18 +148,32 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             source.close()
         for sink in sinks:  # nothing queued for MQTT may be lost on a bad setup
             sink.close()
+        close_backends(detectors)
         raise
-    first = detectors[0]
-    where = first.describe() if backend in ACCELERATORS else first.runtime.describe()
-    log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
-             where, backend, len(detectors), first.threads, source.name)
-    summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration,
-                        starting=(lambda: sensor.loading) if sensor is not None else None)
+    try:
+        first = detectors[0]
+        where = first.describe() if backend in ACCELERATORS else first.runtime.describe()
+        log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
+                 where, backend, len(detectors), first.threads, source.name)
+        summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration,
+                            starting=(lambda: sensor.loading) if sensor is not None else None)
+    finally:  # supervise has closed the sinks by now
+        close_backends(detectors)
     if gate is not None:
         summary["motion"] = gate.stats.summary()
     if stage is not None:
         summary["events"] = {"started": stage.started, "ended": stage.ended}
     return summary
+
+
+def close_backends(detectors) -> None:
+    """Release what the backends hold (the Hailo's VDevice), once, when the run ends; errors
+    are logged, not raised, as for the sinks, so the run's own outcome is what is reported."""
+    for detector in detectors:
+        try:
+            detector.close()
+        except Exception as exc:
+            log.error("closing the %s detector failed: %s", detector.name, exc)
 
 
 def camera_status(online: bool, mqtt_sink, pipeline: Optional[Pipeline]) -> None:

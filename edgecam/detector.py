@@ -227,6 +227,9 @@ class Detector:
                       for b, c, s in zip(boxes[:n], classes[:n], scores[:n]) if s >= floor)
         return keep(candidates, self.options, self._allowed, threshold)
 
+    def close(self) -> None:
+        """Nothing to release: the interpreter is freed with the object."""
+
     def detect(self, frame: Frame, threshold: Optional[float] = None) -> FrameResult:
         """Detect and time one frame (see `timed_detect`)."""
         return timed_detect(self, frame, threshold)

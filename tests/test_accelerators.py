@@ -685,3 +685,30 @@ def test_new_picamera2_without_sudo_installed_names_it(standin, network):
         Imx500Backend.load(str(network), None)
     assert "`sudo -n`, is not installed" in str(raised.value)
     assert "`apt install sudo`" in str(raised.value) and "ribbon" not in str(raised.value)
+
+
+def test_a_run_releases_the_hailo_device_once_whether_it_ends_or_fails_to_start(standin, hef, tmp_path):
+    """picamera2's Hailo.close() releases the shared VDevice (and a second close fails): a run
+    closes its backend exactly once, after the frames, and also when its setup fails."""
+    import io
+    from edgecam.app import run
+    from edgecam.config import from_mapping
+    standin(hailo={"hailort": True, "architecture": "HAILO8L", "input_shape": [640, 640, 3]})
+    from picamera2.devices import Hailo
+    model = {"detector": "hailo", "path": str(hef), "labels": str(COCO_LABELS)}
+    out = io.StringIO()
+    summary = run(from_mapping({"model": model, "source": {"uri": str(IMAGES / "pets.jpg")}}),
+                  json_output=True, stdout=out)
+    assert summary["processed"] == 1 and json.loads(out.getvalue().splitlines()[0])["detections"]
+    assert (Hailo.TARGET, Hailo.TARGET_REF_COUNT) == (None, 0), "released once after the run"
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    failing_setups = [
+        {"source": {"uri": str(tmp_path / "missing.mp4")}},  # open_source fails
+        {"source": {"uri": str(IMAGES / "pets.jpg")}, "mqtt": {"host": "127.0.0.1"},
+         "service": {"state_dir": str(not_a_dir / "state")}},  # mqtt_side fails
+    ]
+    for setup in failing_setups:
+        with pytest.raises(EdgecamError):
+            run(from_mapping({"model": model, **setup}), json_output=True, stdout=io.StringIO())
+        assert (Hailo.TARGET, Hailo.TARGET_REF_COUNT) == (None, 0), setup

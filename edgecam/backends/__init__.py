@@ -8,7 +8,8 @@ and drop or gate frames before any work is done:
   no information for it (an IMX500 frame whose metadata has no outputs yet);
 - ``invoke(input)`` -> raw outputs (the accelerator's or interpreter's work);
 - ``postprocess(raw, transform, threshold)`` -> Detections, best first;
-- ``timings(raw)`` -> times measured outside the process (the IMX500's sensor), in ms.
+- ``timings(raw)`` -> times measured outside the process (the IMX500's sensor), in ms;
+- ``close()`` releases what the backend holds (the Hailo's device), once, when the run ends.
 
 Each also has ``name``, ``model_path``, ``options`` (DetectOptions),
 ``labels``, ``input_size`` (for a camera's low-resolution stream) and ``threads``.

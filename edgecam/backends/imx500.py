@@ -356,6 +356,9 @@ class Imx500Backend:
             out["sensor_dsp"] = raw.dsp_ms
         return out
 
+    def close(self) -> None:
+        """Nothing to release: the network stays on the sensor, and the camera is the source's."""
+
     def describe(self) -> str:
         """For the start-up log line."""
         return f"IMX500 sensor ({os.path.basename(self.network_file)})"

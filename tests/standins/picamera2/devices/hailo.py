@@ -1,6 +1,10 @@
 """Stand-in for picamera2/devices/hailo/hailo.py: run() returns what a YOLO HEF with HailoRT's
 NMS returns, one array per class (80 COCO classes) of rows [y0, x0, y1, x1, score]
-normalised to the input; the numbers come from the real CPU SSD model on the same image."""
+normalised to the input; the numbers come from the real CPU SSD model on the same image.
+
+As in picamera2, the instances share one VDevice (`Hailo.TARGET`), released when the last one
+closes; close() drops the configured model, so a run() or a second close() after it raises
+AttributeError."""
 
 from __future__ import annotations
 
@@ -35,7 +39,11 @@ class Hailo:
         self.batch_size = batch_size
         self.input_shape = tuple(hw.get("input_shape", (640, 640, 3)))
         self.runs = []
+        if Hailo.TARGET is None:
+            Hailo.TARGET = object()  # the VDevice
         Hailo.TARGET_REF_COUNT += 1
+        self.target = Hailo.TARGET
+        self.configured_infer_model = hef_path
 
     def __enter__(self):
         return self
@@ -51,6 +59,7 @@ class Hailo:
             input_data = np.expand_dims(input_data, axis=0)
         results = []
         for frame in input_data:
+            self.configured_infer_model  # gone after close(): AttributeError, as in picamera2
             if frame.shape != self.input_shape:
                 raise HailoRTException(f"input buffer shape {frame.shape} != {self.input_shape}")
             self.runs.append(frame)
@@ -64,4 +73,7 @@ class Hailo:
         return results[0] if self.batch_size is None else results
 
     def close(self):
+        del self.configured_infer_model
         Hailo.TARGET_REF_COUNT -= 1
+        if Hailo.TARGET_REF_COUNT == 0:
+            Hailo.TARGET = None
