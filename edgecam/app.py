@@ -21,6 +21,7 @@ from .errors import EdgecamError
 from .logs import stderr_is_journal
 from .models import resolve_model
 from .pipeline import Pipeline, PipelineStats
+from .settings import THRESHOLD_MIN
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
 from .sources import SourceSpec, is_live, open_source
 
@@ -49,6 +50,12 @@ def detect_options(config: Config) -> DetectOptions:
     """The [detect] settings every backend filters with."""
     d = config.detect
     return DetectOptions(d.threshold, tuple(d.classes), d.max_detections, d.min_area, d.resize)
+
+
+def lowest_threshold(config: Config) -> float:
+    """The lowest detection threshold this run can filter with: the configured one, or with
+    [mqtt] host set the lowest `set/threshold` accepts (the command can lower it at run time)."""
+    return THRESHOLD_MIN if config.mqtt.host else config.detect.threshold
 
 
 def resolved_backend(config: Config) -> Config:
@@ -106,7 +113,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     if backend in ACCELERATORS:
         # The IMX500 must exist before Picamera2 is created: it is loaded here, first.
         accelerator = load_accelerator(backend, config.model.path, config.model.labels,
-                                       detect_options(config), installed_labels())
+                                       detect_options(config), installed_labels(),
+                                       score_floor=lowest_threshold(config))
         detectors = [accelerator]
         model, labels = accelerator.model_path, None
     else:

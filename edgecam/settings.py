@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, replace
 
+THRESHOLD_MIN, THRESHOLD_MAX = 0.0, 1.0
+"""The detection thresholds `set/threshold` accepts at run time."""
+
 
 @dataclass(frozen=True)
 class Settings:

@@ -712,3 +712,31 @@ def test_a_run_releases_the_hailo_device_once_whether_it_ends_or_fails_to_start(
         with pytest.raises(EdgecamError):
             run(from_mapping({"model": model, **setup}), json_output=True, stdout=io.StringIO())
         assert (Hailo.TARGET, Hailo.TARGET_REF_COUNT) == (None, 0), setup
+
+
+def test_imx500_decodes_no_candidate_below_the_lowest_threshold_of_the_run(standin, network):
+    """Candidates no threshold of the run would keep are dropped on the capture thread before
+    convert_inference_coords; what a frame yields is unchanged."""
+    from edgecam.app import lowest_threshold
+    from edgecam.backends.imx500 import Imx500Backend
+    from edgecam.config import from_mapping
+    results = {}
+    for floor in (0.5, 0.0):
+        standin(scene=str(IMAGES / "pets.jpg"),
+                imx500={"intrinsics": intrinsics(), "input_size": [320, 320]})
+        backend = Imx500Backend.load(str(network), None, DetectOptions(threshold=0.5),
+                                     score_floor=None if floor == 0.5 else floor)
+        converted = []
+        convert = backend.device.convert_inference_coords
+        backend.device.convert_inference_coords = lambda *a, **k: converted.append(a) or convert(*a, **k)
+        _cam, frame = capture_once(backend)
+        results[floor] = (len(converted), frame.detected.candidates, imx500_detections(backend, frame))
+    (above, kept, found), (every, all_candidates, found_all) = results[0.5], results[0.0]
+    assert every > above == len(kept) > 0, "candidates below 0.5 reach the sensor's outputs"
+    assert all(c.score >= 0.5 for c in kept)
+    assert kept == tuple(c for c in all_candidates if c.score >= 0.5)
+    assert found == found_all
+    # set/threshold over MQTT may lower the threshold to its minimum at run time.
+    assert lowest_threshold(from_mapping({"detect": {"threshold": 0.6}})) == 0.6
+    assert lowest_threshold(from_mapping({"detect": {"threshold": 0.6},
+                                          "mqtt": {"host": "127.0.0.1"}})) == 0.0

@@ -57,11 +57,14 @@ def with_backend(model, backend: str):
 
 
 def load_accelerator(name: str, model: Optional[str], labels: Optional[str], options,
-                     fallback_labels: Optional[str] = None):
-    """The imx500 or hailo backend, ready (firmware handed over, HEF configured)."""
+                     fallback_labels: Optional[str] = None, score_floor: Optional[float] = None):
+    """The imx500 or hailo backend, ready (firmware handed over, HEF configured).
+
+    `score_floor`: the lowest threshold the run may filter with (the IMX500 decodes nothing
+    below it); default the options' threshold."""
     if name == "imx500":
         from .imx500 import Imx500Backend
-        return Imx500Backend.load(model, labels, options, fallback_labels)
+        return Imx500Backend.load(model, labels, options, fallback_labels, score_floor)
     if name == "hailo":
         from .hailo import HailoBackend
         return HailoBackend.load(model, labels, options, fallback_labels)

@@ -152,7 +152,8 @@ class Imx500Backend:
 
     def __init__(self, device, intrinsics, labels: Dict[int, str], options: DetectOptions,
                  network_file: str, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep,
+                 score_floor: Optional[float] = None):
         self.device = device
         self.intrinsics = intrinsics
         self.labels = labels
@@ -161,6 +162,8 @@ class Imx500Backend:
         self.input_size = tuple(device.get_input_size())
         self.camera_num = device.camera_num
         self._allowed = allowed_ids(labels, options.classes)
+        # The lowest threshold postprocess can be asked for: no candidate below it is decoded.
+        self.score_floor = options.threshold if score_floor is None else score_floor
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
         self._loading: Optional[str] = None
@@ -169,9 +172,12 @@ class Imx500Backend:
 
     @classmethod
     def load(cls, network_file: Optional[str], labels_path: Optional[str],
-             options: DetectOptions = DetectOptions(), fallback_labels: Optional[str] = None
-             ) -> "Imx500Backend":
+             options: DetectOptions = DetectOptions(), fallback_labels: Optional[str] = None,
+             score_floor: Optional[float] = None) -> "Imx500Backend":
         """Hand the network to the sensor (before Picamera2 exists) and read its intrinsics.
+
+        `score_floor` is the lowest threshold the run may filter with (default: the options'
+        one); candidates below it are dropped on the capture thread, before being decoded.
 
         Every failure is an EdgecamError naming the file or package; there is no CPU fallback.
         """
@@ -207,7 +213,7 @@ class Imx500Backend:
                                "outputs are post-processed on the sensor (*_pp.rpk)")
         intrinsics.update_with_defaults()
         labels = cls._labels(intrinsics, labels_path, fallback_labels)
-        backend = cls(device, intrinsics, labels, options, network_file)
+        backend = cls(device, intrinsics, labels, options, network_file, score_floor=score_floor)
         log.info("imx500: network %s, input %dx%d, bbox order %s%s, inference rate %g fps",
                  os.path.basename(network_file), *backend.input_size,
                  intrinsics.bbox_order or "yx",
@@ -311,6 +317,8 @@ class Imx500Backend:
         main_w, main_h = cam.camera_configuration()["main"]["size"]
         found = []
         for i in range(n):
+            if float(scores[i]) < self.score_floor:  # no threshold of this run would keep it
+                continue
             x, y, w, h = self.device.convert_inference_coords(tuple(boxes[i]), metadata, cam)
             box = BBox(x / main_w, y / main_h, (x + w) / main_w, (y + h) / main_h).clip()
             class_id = int(classes[i])

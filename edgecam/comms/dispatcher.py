@@ -13,7 +13,7 @@ import math
 import time
 from typing import Any, Callable, Dict
 
-from ..settings import LiveSettings
+from ..settings import THRESHOLD_MAX, THRESHOLD_MIN, LiveSettings
 from .base import Communicator
 from .topics import Topics
 
@@ -46,7 +46,7 @@ def parse_threshold(payload: bytes) -> float:
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):
         raise CommandError(f"threshold must be a number between 0 and 1, got {value!r}") from None
-    if not 0.0 <= number <= 1.0:
+    if not THRESHOLD_MIN <= number <= THRESHOLD_MAX:
         raise CommandError(f"threshold must be a number between 0 and 1, got {value!r}")
     return number
 
