@@ -245,8 +245,8 @@ def test_imx500_run_json_matches_the_cpu_run(standin, network, cli_env, tmp_path
     assert result.returncode == 0, result.stderr
     lines = [json.loads(ln) for ln in result.stdout.splitlines()]
     seqs = [ln["seq"] for ln in lines]
-    # Frames 0 and 1 carry no outputs; after them a live camera may drop one under load.
-    assert seqs[0] == 2 and len(seqs) == 2 and seqs[1] > 2, "frames without outputs are not reported"
+    # Frames 0 and 1 carry no outputs; a live camera may drop any later one under load.
+    assert len(seqs) == 2 and 2 <= seqs[0] < seqs[1], "frames without outputs are not reported"
     assert "detector imx500" in result.stderr
     # The CPU backend on the frame the camera delivered (the same main stream).
     frame = cv2.resize(cv2.imread(str(IMAGES / "pets.jpg")), (640, 480), interpolation=cv2.INTER_AREA)
