@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from .config import ModelConfig
 from .errors import EdgecamError
-from .files import write_atomic
+from .files import make_dir, write_atomic
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -316,7 +316,7 @@ def fetch(name: str, from_dir: Optional[os.PathLike] = None, force: bool = False
                                "file is corrupt or not this model: fetch it again)")
         pending.append((target, data))
     for target, data in pending:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(target.parent)
         write_atomic(target, data, durable=True, mode=0o644)
     labels = cache / entry.labels_file if entry.labels_file else None
     return FetchResult(name, cache / entry.file, labels, tuple(t for t, _ in pending))

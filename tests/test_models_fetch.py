@@ -196,3 +196,13 @@ def test_broken_manifest_is_a_clear_error(tmp_path):
         models.load_manifest(bad)
     with pytest.raises(EdgecamError, match="manifest not found"):
         models.load_manifest(tmp_path / "none.toml")
+
+
+def test_a_model_cache_that_cannot_be_made_is_one_line(edgecam_cmd, cli_env, tmp_path):
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    env = dict(cli_env, EDGECAM_HOME=str(in_the_way / "home"))
+    result = _run(edgecam_cmd, env, "models", "fetch", "ssd_mobilenet_v1_coco", "--from", str(MODELS))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    err = result.stderr.strip()
+    assert len(err.splitlines()) == 1 and str(in_the_way / "home" / "models") in err, err
