@@ -289,11 +289,7 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
 def configured_backend(config: cfg.Config, root: Path = Path("/")) -> str:
     """The detector backend `edgecam run` would use (auto resolved against `root`)."""
     from .backends import resolve_backend
-    try:
-        asked = config.model.backend
-    except EdgecamError:  # a contradiction the config row already reports
-        asked = config.model.delegate
-    return resolve_backend(asked, root)
+    return resolve_backend(config.model.backend, root)
 
 
 def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
