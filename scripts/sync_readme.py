@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Rewrite the README's config reference block from `edgecam config reference` (the code is the truth)."""
+"""Rewrite the config reference block of docs/configuration.md from `edgecam config reference`
+(the code is the truth)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 
 
 def with_reference(readme: str) -> str:
-    """The README text with the block between the markers replaced by the current reference."""
+    """The text with the block between the markers replaced by the current reference."""
     head, rest = readme.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{reference_markdown()}{END}{tail}"
 
 
+CONFIG_DOC = ROOT / "docs" / "configuration.md"
+
 if __name__ == "__main__":
-    path = ROOT / "README.md"
+    path = CONFIG_DOC
     path.write_text(with_reference(path.read_text()))
     print(f"updated {path}")

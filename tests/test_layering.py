@@ -1,6 +1,6 @@
 """The package's layering, read from the source with `ast`: no module imports one above it,
 there are no import cycles, every internal import names a module that exists, and the
-README's module map lists exactly the modules in the tree.
+module map in CONTRIBUTING.md lists exactly the modules in the tree.
 
 Every import counts, including those inside functions and under TYPE_CHECKING: a lazy import
 is still a dependency, and it is the one a test run is most likely never to execute.
@@ -208,9 +208,9 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     assert import_graph(pkg)[1] == {"edgecam.cli.run": {"edgecam.gone", "edgecam.nothing"}}
 
 
-def test_readme_module_map_matches_the_tree():
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Module map", 1)[1].split("\n## ", 1)[0]
+def test_module_map_in_contributing_matches_the_tree():
+    contributing = (ROOT / "CONTRIBUTING.md").read_text()
+    section = contributing.split("### Module map", 1)[1].split("\n## ", 1)[0]
     listed = set(re.findall(r"`(edgecam/[\w/]+\.py)`", section))
     actual = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")}
     assert sorted(actual - listed) == [] and sorted(listed - actual) == []
