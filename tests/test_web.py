@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+from edgecam import __version__
 from edgecam import config as cfg
 from edgecam.annotate import Annotator
 from edgecam.detector import Detector
@@ -155,6 +156,19 @@ def test_page_and_unknown_path(live):
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b'id="stream"' in body and b"/stream.mjpg" in body and b"/api/status" in body
     assert get(sink.url + "nope")[0] == 404
+
+
+def test_server_header_names_edgecam_and_its_version_only(live):
+    sink, _ = live
+    served = [get(sink.url)[1], get(sink.url + "nope")[1], get(sink.url, token=None)[1]]
+    with socket.create_connection(sink.server.server_address[:2], timeout=5) as sock:
+        sock.sendall(f"GET /stream.mjpg?token={TOKEN} HTTP/1.0\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+    stream = [line for line in head.split(b"\r\n") if line.lower().startswith(b"server:")]
+    assert stream == [f"Server: edgecam/{__version__}".encode()]
+    assert [h["Server"] for h in served] == [f"edgecam/{__version__}"] * 3
 
 
 def test_metrics_parse_as_prometheus_text(live):

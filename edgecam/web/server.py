@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
+from .. import __version__
 from ..errors import EdgecamError
 from .hub import JpegHub
 from .metrics import CONTENT_TYPE as METRICS_TYPE
@@ -224,7 +225,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
     """One request: token check, then the page, stream, snapshot, status or metrics."""
 
     server: PreviewServer
-    server_version = "edgecam"
+    server_version = f"edgecam/{__version__}"
+
+    def version_string(self) -> str:
+        """The `Server:` header: edgecam and its version only. http.server would add the
+        Python version, which tells a scanner more than a viewer needs."""
+        return self.server_version
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("preview %s: " + format, self.client_address[0], *args)
