@@ -65,6 +65,8 @@ def find_runtime() -> Runtime:
 
 def read_model_bytes(model_path: str) -> bytes:
     """The bytes of a .tflite file, or an EdgecamError (missing, unreadable, not TFLite)."""
+    if os.path.isdir(model_path):
+        raise EdgecamError(_folder_given(model_path))
     if not os.path.isfile(model_path):
         raise EdgecamError(f"model not found: {model_path} (give --model PATH, or fetch one "
                            "with `edgecam models fetch ssd_mobilenet_v1_coco`)")
@@ -78,6 +80,21 @@ def read_model_bytes(model_path: str) -> bytes:
         raise EdgecamError(f"{model_path} is not a TFLite model (no TFL3 header): "
                            "give a .tflite file")
     return data
+
+
+def _folder_given(path: str) -> str:
+    """The one line for a folder given where a model file belongs, naming the models in it."""
+    try:
+        models = sorted(name for name in os.listdir(path) if name.endswith(".tflite"))
+    except OSError:
+        models = []
+    line = f"model {path} is a directory, not a model file"
+    if len(models) == 1:
+        return f"{line}: give the file, --model {os.path.join(path, models[0])}"
+    if models:
+        more = ", ..." if len(models) > 3 else ""
+        return f"{line}: give one of its .tflite files with --model ({', '.join(models[:3])}{more})"
+    return f"{line}, and holds no .tflite file: give --model FILE.tflite"
 
 
 def is_edgetpu_model(model_bytes: bytes) -> bool:

@@ -144,6 +144,9 @@ def _bad(tmp_path):
     not_an_image.write_bytes(b"not a jpeg at all")
     return {
         "missing model": (["--model", str(tmp_path / "none.tflite"), "--labels", str(COCO_LABELS)], "model not found"),
+        "model is a directory": (["--model", str(SSD_MODEL.parent), "--labels", str(COCO_LABELS)],
+                                 f"model {SSD_MODEL.parent} is a directory, not a model file: "
+                                 f"give one of its .tflite files with --model ({CLASSIFIER_025.name}, "),
         "not tflite": (["--model", str(not_tflite), "--labels", str(COCO_LABELS)], "not a TFLite model"),
         "classifier": (["--model", str(CLASSIFIER_025), "--labels", str(COCO_LABELS)], "not an SSD detection model"),
         "edge tpu model": (["--model", str(EDGETPU_MODEL), "--labels", str(COCO_LABELS)], "--delegate edgetpu"),
