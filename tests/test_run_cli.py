@@ -159,6 +159,8 @@ def _bad(tmp_path):
         "bad config": ([*MODEL_ARGS, "--config", str(bad_toml)], "[detect] threshold"),
         "bad option value": ([*MODEL_ARGS, "--threshold", "7"], "[detect] threshold"),
         "bad unknown class": ([*MODEL_ARGS, "--classes", "unicorn"], "unicorn"),
+        "invalid web address": ([*MODEL_ARGS, "--web", "999.1.1.1:80"],
+                                "'999.1.1.1:80': 999.1.1.1 is not a valid IP address or host name"),
     }
 
 
@@ -167,7 +169,7 @@ def test_bad_input_is_one_line_without_traceback(edgecam_cmd, cli_env, tmp_path,
     args, message = _bad(tmp_path)[case]
     out = run(edgecam_cmd, cli_env, *args, "--source", str(IMAGES)) if "--source" not in args \
         else run(edgecam_cmd, cli_env, *args)
-    assert out.returncode != 0
+    assert out.returncode == 2
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr

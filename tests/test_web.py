@@ -337,7 +337,8 @@ def test_listen_address_parsing_and_busy_port():
     assert parse_listen(":8080") == ("127.0.0.1", 8080)
     assert parse_listen("0.0.0.0:81") == ("0.0.0.0", 81)
     assert parse_listen("[::1]:9000") == ("::1", 9000)
-    for bad in ("localhost:http", "host:", "1.2.3.4:70000"):
+    assert parse_listen("my-pi.local:8080") == ("my-pi.local", 8080)
+    for bad in ("localhost:http", "host:", "1.2.3.4:70000", "999.1.1.1:80", "[::g]:80", "a_b:80"):
         with pytest.raises(EdgecamError, match="service.web"):
             parse_listen(bad)
     sink = WebSink("127.0.0.1:0", Annotator())

@@ -18,6 +18,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import re
 import selectors
 import socket
 import threading
@@ -52,7 +53,26 @@ def parse_listen(value: str, key: str = "service.web") -> Tuple[str, int]:
         host = host[1:-1]
     if not port.isdigit() or int(port) > 65535:
         raise EdgecamError(f"config {key} = {value!r}: use HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+    if host and not is_valid_host(host):
+        raise EdgecamError(f"config {key} = {value!r}: {host} is not a valid IP address or host "
+                           "name: use HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
     return host or "127.0.0.1", int(port)
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_valid_host(host: str) -> bool:
+    """True for an IPv4 or IPv6 address or a host name (RFC 1123 labels). A name of digits and
+    dots must be an IPv4 address: 999.1.1.1 is a mistyped address, not a name to look up."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return (len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
+            and not labels[-1].isdigit())
 
 
 def is_loopback(host: str) -> bool:
