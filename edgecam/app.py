@@ -11,12 +11,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, TextIO
+from typing import Callable, Optional, Sequence, TextIO
 
 from .annotate import Annotate, Annotator
-from .backends import ACCELERATORS, load_accelerator, resolve_backend, with_backend
+from . import backends
+from .backends import Backend, LoadRequest, resolve_backend, with_backend
 from .config import Config, state_dir
-from .detector import DetectOptions, Detector
+from .datatypes import DetectOptions
 from .errors import EdgecamError
 from .logs import stderr_is_journal
 from .models import resolve_model
@@ -69,29 +70,33 @@ AUTO_WORKERS_MAX = 4  # beyond this, more interpreters add memory, not frames
 
 
 def worker_count(config: Config, cores: int) -> int:
-    """Interpreters to run: the configured number, or for 0 (auto) one for live sources, the
-    Edge TPU and motion gating (latency mode: the freshest frame; one device; frames mostly
-    skipped), and for files one per core (or per `threads` cores), up to AUTO_WORKERS_MAX
-    (throughput mode: files have no deadline, and single-thread interpreters waste less CPU
-    than one spread over the cores)."""
+    """Interpreters to run: the configured number, or for 0 (auto) one for live sources, a
+    backend that is one device (the Edge TPU, the accelerators) and motion gating (latency
+    mode: the freshest frame; one device; frames mostly skipped), and for files one per core
+    (or per `threads` cores), up to AUTO_WORKERS_MAX (throughput mode: files have no
+    deadline, and single-thread interpreters waste less CPU than one spread over the cores)."""
     if config.pipeline.workers:
         return config.pipeline.workers
-    if config.model.backend != "cpu" or config.motion.enabled \
+    if not backends.info(config.model.backend).parallel or config.motion.enabled \
             or is_live(config.source.uri, config.source.realtime):
         return 1
     return max(1, min(AUTO_WORKERS_MAX, cores // (config.model.threads or 1)))
 
 
-def load_detectors(config: Config, model: str, labels: Optional[str]) -> List[Detector]:
-    """One Detector per worker; threads are split between workers unless set explicitly."""
+def load_request(config: Config) -> LoadRequest:
+    """What the configured backend is loaded with: a TFLite backend gets the default model
+    when none is set, one interpreter per worker and the cores split between them unless
+    threads are set; an accelerator its own default model, with the installed COCO labels to
+    fall back on."""
+    options = detect_options(config)
+    if not backends.info(config.model.backend).tflite:
+        return LoadRequest(config.model.path, config.model.labels, options,
+                           score_floor=lowest_threshold(config), fallback_labels=installed_labels())
+    model, labels = resolve_model(config.model)
     cores = os.cpu_count() or 1
     workers = worker_count(config, cores)
-    threads = config.model.threads or max(1, cores // workers)
-    options = detect_options(config)
-    first = Detector.load(model, labels, threads=threads, delegate=config.model.delegate, options=options)
-    rest = [Detector.load(model, labels, threads=threads, delegate=config.model.delegate,
-                          options=options, runtime=first.runtime) for _ in range(workers - 1)]
-    return [first, *rest]
+    return LoadRequest(model, labels, options, workers=workers,
+                       threads=config.model.threads or max(1, cores // workers))
 
 
 def make_state_dir(config: Config) -> Path:
@@ -109,18 +114,11 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         stop: Optional[threading.Event] = None) -> dict:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
     config = resolved_backend(config)
-    backend = config.model.backend
-    if backend in ACCELERATORS:
-        # The IMX500 must exist before Picamera2 is created: it is loaded here, first.
-        accelerator = load_accelerator(backend, config.model.path, config.model.labels,
-                                       detect_options(config), installed_labels(),
-                                       score_floor=lowest_threshold(config))
-        detectors = [accelerator]
-        model, labels = accelerator.model_path, None
-    else:
-        model, labels = resolve_model(config.model)
-        detectors = load_detectors(config, model, labels)
-    sensor = detectors[0] if backend == "imx500" else None
+    # Loaded first: the IMX500 must exist before Picamera2 is created.
+    request = load_request(config)
+    detectors: Sequence[Backend] = backends.load(config.model.backend, request)
+    first = detectors[0]
+    model, labels, sensor = first.model_path, request.labels, first.sensor
     sinks: list = []
     source = None
     try:
@@ -159,10 +157,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         close_backends(detectors)
         raise
     try:
-        first = detectors[0]
-        where = first.describe() if backend in ACCELERATORS else first.runtime.describe()
         log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
-                 where, backend, len(detectors), first.threads, source.name)
+                 first.describe(), first.name, len(detectors), first.threads, source.name)
         summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration,
                             starting=(lambda: sensor.loading) if sensor is not None else None)
     finally:  # supervise has closed the sinks by now
@@ -207,7 +203,7 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate: Annot
         config.mqtt, config.detect, make_state_dir(config), Path(model).name,
         stats_source=lambda: stats.dropped, annotate=annotate,
         tracked_events=tracked, backend=config.model.backend)
-    if config.model.backend not in ACCELERATORS:  # probes time a .tflite on this CPU
+    if backends.info(config.model.backend).tflite:  # probes time a .tflite on this machine
         RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
                     delegate=config.model.delegate).register(dispatcher)
     return sink, settings, {"mqtt_connected": lambda: comm.connected, "spool_depth": sink.spool_depth}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from . import backends
 from .errors import EdgecamError
 
 if sys.version_info >= (3, 11):
@@ -82,7 +83,7 @@ class ModelConfig:
     labels: Optional[str] = field(default=None, metadata=_opt(str, help="label file; default: the one installed with the model"))
     threads: Optional[int] = field(default=None, metadata=_opt(int, _between(1, 64), "interpreter threads; default: number of cores"))
     delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral); an alias of detector: edgetpu with any other detector (auto too) is an error"))
-    detector: Optional[str] = field(default=None, metadata=_opt(str, _one_of("cpu", "edgetpu", "imx500", "hailo", "auto"), "detector backend: cpu, edgetpu (Coral), imx500 (AI Camera), hailo (AI Kit / AI HAT+), auto; default: the delegate"))
+    detector: Optional[str] = field(default=None, metadata=_opt(str, _one_of(*backends.CHOICES), f"detector backend: {backends.choices_help()}; default: the delegate"))
 
     def __post_init__(self):
         # Checked on every build (file, environment, options), so `config check`, `run` and

@@ -107,6 +107,17 @@ class SensorDetections:
 
 
 @dataclass(frozen=True)
+class DetectOptions:
+    """Which detections are kept, and how frames are fitted to the model input."""
+
+    threshold: float = 0.5
+    classes: Tuple[str, ...] = ()
+    max_detections: int = 20
+    min_area: float = 0.0
+    resize: str = "stretch"
+
+
+@dataclass(frozen=True)
 class Frame:
     """A captured image (BGR, HxWx3 uint8) with its sequence number and capture time.
 

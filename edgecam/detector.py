@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
+from .backends import LoadRequest
 from .backends.filtering import allowed_ids, keep
-from .datatypes import BBox, Detection, Frame, FrameResult
+from .datatypes import BBox, DetectOptions, Detection, Frame, FrameResult
 from .errors import EdgecamError
 from .labels import check_labels_fit, label_for, load_labels
 from .modelinfo import ssd_options
@@ -20,17 +21,6 @@ from .stats import Stopwatch
 from .tflite_graph import read_graph
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class DetectOptions:
-    """Which detections are kept, and how frames are fitted to the model input."""
-
-    threshold: float = 0.5
-    classes: Tuple[str, ...] = ()
-    max_detections: int = 20
-    min_area: float = 0.0
-    resize: str = "stretch"
-
 
 @dataclass(frozen=True)
 class Transform:
@@ -188,6 +178,15 @@ class Detector:
         """The backend name: `cpu`, or `edgetpu` with the Coral delegate."""
         return self.delegate
 
+    @property
+    def sensor(self) -> None:
+        """An interpreter detects on this machine, not on the camera's sensor."""
+        return None
+
+    def describe(self) -> str:
+        """Where the model runs (the runtime and its version), for the start-up log line."""
+        return self.runtime.describe()
+
     def prepare(self, frame: Frame) -> Tuple[np.ndarray, Transform]:
         """The backend interface (edgecam.backends): preprocess the frame's image."""
         return self.preprocess(frame.image, frame.model_input)
@@ -233,6 +232,30 @@ class Detector:
     def detect(self, frame: Frame, threshold: Optional[float] = None) -> FrameResult:
         """Detect and time one frame (see `timed_detect`)."""
         return timed_detect(self, frame, threshold)
+
+
+def load_interpreters(request: LoadRequest, delegate: Optional[str]) -> List[Detector]:
+    """One Detector per worker on the request's model (the first warms up the runtime the
+    others share)."""
+    model = request.model
+    if model is None:
+        raise ValueError("the TFLite backends need a model path (models.resolve_model)")
+    first = Detector.load(model, request.labels, threads=request.threads, delegate=delegate,
+                          options=request.options)
+    rest = [Detector.load(model, request.labels, threads=request.threads, delegate=delegate,
+                          options=request.options, runtime=first.runtime)
+            for _ in range(request.workers - 1)]
+    return [first, *rest]
+
+
+def load_cpu(request: LoadRequest) -> List[Detector]:
+    """The `cpu` backend's loader (edgecam.backends.REGISTRY): interpreters on the CPU."""
+    return load_interpreters(request, "cpu")
+
+
+def load_edgetpu(request: LoadRequest) -> List[Detector]:
+    """The `edgetpu` backend's loader: interpreters with the Coral delegate."""
+    return load_interpreters(request, "edgetpu")
 
 
 def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,

@@ -296,7 +296,7 @@ def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                root: Path = Path("/")) -> List[Check]:
     """Every check, in table order."""
     import dataclasses
-    from .backends import ACCELERATORS, with_backend
+    from .backends import info, with_backend
     from .backends.doctor import check_accelerators
     backend = configured_backend(config, root)
     config = dataclasses.replace(config, model=with_backend(config.model, backend))
@@ -305,7 +305,7 @@ def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
     rows += check_cameras(config, root)
     rows += check_edgetpu(config, root)
     rows += check_accelerators(backend, root)
-    if backend in ACCELERATORS:
+    if not info(backend).tflite:
         rows.append(Check("model", SKIP, f"detector {backend}: its model is checked above"))
     else:
         rows += check_model(config, env)

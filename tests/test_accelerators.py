@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import COCO_LABELS, COCO_LABELS_90, IMAGES, ROOT, SSD_MODEL
+from edgecam import backends as registry
 from edgecam.datatypes import Frame
 from edgecam.detector import DetectOptions, Detector
 from edgecam.errors import EdgecamError
@@ -740,3 +741,30 @@ def test_imx500_decodes_no_candidate_below_the_lowest_threshold_of_the_run(stand
     assert lowest_threshold(from_mapping({"detect": {"threshold": 0.6}})) == 0.6
     assert lowest_threshold(from_mapping({"detect": {"threshold": 0.6},
                                           "mqtt": {"host": "127.0.0.1"}})) == 0.0
+
+
+# --- the registry's loaders (edgecam.backends) ----------------------------------------------
+
+def test_the_hailo_loader_gives_a_backend_without_a_sensor(standin, hef):
+    standin(scene=str(IMAGES / "pets.jpg"),
+            hailo={"hailort": True, "architecture": "HAILO8L", "input_shape": [640, 640, 3]})
+    request = registry.LoadRequest(str(hef), None, fallback_labels=str(COCO_LABELS))
+    [hailo] = registry.load("hailo", request)
+    try:
+        assert isinstance(hailo, registry.Backend)
+        assert hailo.sensor is None and hailo.labels[0] == "person", "the fallback labels"
+        assert "HAILO8L" in hailo.describe()
+    finally:
+        hailo.close()
+
+
+def test_the_imx500_loader_gives_a_backend_that_is_its_own_sensor(standin, network):
+    standin(scene=str(IMAGES / "pets.jpg"),
+            imx500={"intrinsics": intrinsics(), "input_size": [320, 320]})
+    request = registry.LoadRequest(str(network), None, DetectOptions(threshold=0.5),
+                                   score_floor=0.2, fallback_labels=str(COCO_LABELS))
+    [imx500] = registry.load("imx500", request)
+    assert isinstance(imx500, registry.Backend)
+    assert imx500.sensor is imx500 and imx500.score_floor == 0.2
+    assert imx500.sensor.controls() == {"FrameRate": 30.0}
+    assert "IMX500" in imx500.describe()

@@ -24,14 +24,14 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     # value types and pure helpers, knowing nothing of the stages
     ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
      "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks", "edgecam.files",
-     "edgecam.backends.presence", "edgecam.backends.filtering"),
+     "edgecam.backends", "edgecam.backends.presence", "edgecam.backends.filtering"),
     # configuration, the TFLite runtime, model files
     ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo"),
     # the frame path: source -> detector -> (tracker/motion) ...
     ("edgecam.sources", "edgecam.detector", "edgecam.annotate", "edgecam.tracker",
      "edgecam.motion"),
     # the accelerator backends beside the CPU detector
-    ("edgecam.backends", "edgecam.backends.imx500", "edgecam.backends.hailo"),
+    ("edgecam.backends.imx500", "edgecam.backends.hailo"),
     # ... -> local sinks
     ("edgecam.sinks",),
     # the event processor and the pipeline that runs the stages

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..datatypes import Detection, Frame
-from ..detector import DetectOptions, Transform, image_to_input
+from ..datatypes import DetectOptions, Detection, Frame
+from ..detector import Transform, image_to_input
 from ..errors import EdgecamError
 from ..labels import label_for, load_labels
+from . import LoadRequest
 from .filtering import allowed_ids, keep
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class HailoBackend:
 
     name = "hailo"
     threads = None
+    sensor = None  # the accelerator sits beside the camera, not on its sensor
 
     def __init__(self, device, labels: Dict[int, str], options: DetectOptions, hef_path: str,
                  architecture: Optional[str]):
@@ -168,3 +170,9 @@ class HailoBackend:
     def close(self) -> None:
         """Release the accelerator."""
         self.device.close()
+
+
+def load_backends(request: LoadRequest) -> List[HailoBackend]:
+    """The `hailo` backend's loader (edgecam.backends.REGISTRY): one device, one backend."""
+    return [HailoBackend.load(request.model, request.labels, request.options,
+                              request.fallback_labels)]

@@ -27,10 +27,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..datatypes import BBox, Detection, Frame, SensorDetections
-from ..detector import DetectOptions
+from ..datatypes import BBox, DetectOptions, Detection, Frame, SensorDetections
 from ..errors import EdgecamError
 from ..labels import label_for, load_labels
+from . import LoadRequest
 from .filtering import allowed_ids, keep
 
 log = logging.getLogger(__name__)
@@ -235,6 +235,11 @@ class Imx500Backend:
         return {}
 
     # -- the sensor half (called by the capture thread) ------------------------------------
+    @property
+    def sensor(self) -> "Imx500Backend":
+        """The backend is its own sensor half: the Pi camera source must be given it."""
+        return self
+
     def controls(self) -> dict:
         """Camera controls the network needs: frames at its inference rate."""
         return {"FrameRate": float(self.intrinsics.inference_rate)}
@@ -370,6 +375,13 @@ class Imx500Backend:
     def describe(self) -> str:
         """For the start-up log line."""
         return f"IMX500 sensor ({os.path.basename(self.network_file)})"
+
+
+def load_backends(request: LoadRequest) -> List[Imx500Backend]:
+    """The `imx500` backend's loader (edgecam.backends.REGISTRY): the network handed to the
+    sensor, before Picamera2 exists."""
+    return [Imx500Backend.load(request.model, request.labels, request.options,
+                               request.fallback_labels, request.score_floor)]
 
 
 def list_networks(models_dir: str = MODELS_DIR) -> List[str]:

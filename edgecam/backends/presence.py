@@ -75,16 +75,3 @@ def hailo_driver_version(root: Path = Path("/")) -> Optional[Tuple[str, str]]:
         if version:
             return module, version
     return None
-
-
-def detected(root: Path = Path("/")) -> List[str]:
-    """The backends whose hardware is present, in the order `--detector auto` prefers them:
-    the AI Camera (no inference on the Pi at all), Hailo, Coral."""
-    found = []
-    if imx500_subdevs(root):
-        found.append("imx500")
-    if hailo_devices(root):
-        found.append("hailo")
-    if find_coral_usb(root) or coral_pcie(root):
-        found.append("edgetpu")
-    return found

@@ -8,6 +8,7 @@ import threading
 
 import click
 
+from .. import backends
 from .. import config as cfg
 
 log = logging.getLogger("edgecam")
@@ -27,7 +28,7 @@ def _split_host_port(value):
 @click.option("--model", help="Detection model (.tflite). Default: the installed default model.")
 @click.option("--labels", help="Label file for the model.")
 @click.option("--threads", type=int, help="Interpreter threads (default: number of cores / workers).")
-@click.option("--detector", type=click.Choice(["cpu", "edgetpu", "imx500", "hailo", "auto"]), help="Detector backend: CPU, Coral Edge TPU, Raspberry Pi AI Camera (IMX500), Hailo AI Kit / AI HAT+, or auto (README: Accelerators).")
+@click.option("--detector", type=click.Choice(backends.CHOICES), help=f"Detector backend: {backends.choices_help()} (README: Accelerators).")
 @click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), help="Alias of --detector cpu|edgetpu.")
 @click.option("--threshold", type=float, help="Minimum score (0..1).")
 @click.option("--classes", help="Only report these labels, comma-separated.")
