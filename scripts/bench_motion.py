@@ -3,7 +3,7 @@
 stretches, and whether every object event is still found
 (the video holds three objects: both runs must report the same start/end sequence, 3 tracks).
 
-The video is made from the shared photos (tests/track_videos.py): static scene, a cat crossing,
+The video is made from the shared photos (tests/scenes.py): static scene, a cat crossing,
 a long static stretch, two cats crossing, static again. Both runs track objects ([track]); the
 gated run adds [motion]. CPU time is os.times() user+system of this process (all threads).
 
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-import track_videos as tv  # noqa: E402
+import scenes as tv  # noqa: E402
 from conftest import COCO_LABELS, SSD_MODEL  # noqa: E402
 from edgecam.app import run  # noqa: E402
 from edgecam.config import from_mapping  # noqa: E402

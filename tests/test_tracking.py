@@ -1,5 +1,5 @@
 """Tracked objects, events, zones, masks and motion gating, through the real pipeline and the
-real SSD model on videos made from the shared photos (tests/track_videos.py)."""
+real SSD model on videos made from the shared photos (tests/scenes.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-import track_videos as tv
+import scenes as tv
 from conftest import COCO_LABELS, SSD_MODEL
 from edgecam.app import run
 from edgecam.config import from_mapping
