@@ -62,12 +62,20 @@ def load_labels(path: str) -> Dict[int, str]:
 
 
 def check_labels_fit(labels: Mapping[int, str], num_classes: int, path: str) -> None:
-    """Raise an EdgecamError when a label map cannot belong to a model with `num_classes` classes."""
+    """Raise an EdgecamError when a label map cannot belong to a model with `num_classes` classes:
+    it names more classes than the model has (ImageNet's 1001 for COCO's 90), or it stops short
+    of the model's last classes (3 lines for 90 classes: every class past them would show as
+    `class_<id>`). One class of slack either way: some models count the background class."""
     top = max(labels)
     if top >= num_classes + 1 or len(labels) > num_classes + 1:
         raise EdgecamError(
             f"label file {path} has {len(labels)} labels (ids up to {top}) but the model has "
             f"{num_classes} classes: give the label map that came with the model")
+    if top < num_classes - 2:
+        raise EdgecamError(
+            f"label file {path} has {len(labels)} labels (ids up to {top}) but the model has "
+            f"{num_classes} classes, so classes past id {top} would have no name: give the "
+            f"label map that came with the model (one line per class, or `ID label` pairs)")
 
 
 def label_for(labels: Mapping[int, str], class_id: int) -> str:

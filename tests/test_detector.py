@@ -83,6 +83,27 @@ def test_both_label_styles_name_classes_the_same():
     assert [d.label for d in b.detect(frame_of("pets.jpg")).detections] == ["dog", "dog"]
 
 
+def test_id_label_pairs_name_classes_as_the_plain_styles(tmp_path):
+    # Coral's style: only the real classes, each with its id (the `n/a` gaps left out).
+    plain = COCO_LABELS_90.read_text().splitlines()
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(f"{i}  {name}\n" for i, name in enumerate(plain) if name != "n/a"))
+    assert len(pairs.read_text().splitlines()) == 80
+    loaded = Detector.load(str(SSD_MODEL), str(pairs), threads=1)
+    assert loaded.labels == Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=1).labels
+
+
+@pytest.mark.parametrize("style", ["plain", "pairs"])
+def test_a_label_file_that_stops_short_of_the_models_classes_is_refused(tmp_path, style):
+    names = ["person", "bicycle", "car"]
+    short = tmp_path / "three.txt"
+    short.write_text("".join(f"{i} {n}\n" if style == "pairs" else f"{n}\n"
+                             for i, n in enumerate(names)))
+    with pytest.raises(EdgecamError, match=f"label file {short} has 3 labels .ids up to 2. but "
+                                           "the model has 90 classes, so classes past id 2"):
+        Detector.load(str(SSD_MODEL), str(short), threads=1)
+
+
 def test_options_filter_by_class_area_and_count(detector):
     frame = frame_of("kite_and_cold.jpg")
     everything = detector.detect(frame).detections

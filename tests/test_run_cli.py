@@ -142,6 +142,8 @@ def _bad(tmp_path):
     bad_toml.write_text("[detect]\nthreshold = 1.5\n")
     not_an_image = tmp_path / "bad.jpg"
     not_an_image.write_bytes(b"not a jpeg at all")
+    three_labels = tmp_path / "three_labels.txt"
+    three_labels.write_text("person\nbicycle\ncar\n")
     return {
         "missing model": (["--model", str(tmp_path / "none.tflite"), "--labels", str(COCO_LABELS)], "model not found"),
         "model is a directory": (["--model", str(SSD_MODEL.parent), "--labels", str(COCO_LABELS)],
@@ -151,6 +153,9 @@ def _bad(tmp_path):
         "classifier": (["--model", str(CLASSIFIER_025), "--labels", str(COCO_LABELS)], "not an SSD detection model"),
         "edge tpu model": (["--model", str(EDGETPU_MODEL), "--labels", str(COCO_LABELS)], "--delegate edgetpu"),
         "missing labels": (["--model", str(SSD_MODEL), "--labels", str(tmp_path / "none.txt")], "label file not found"),
+        "too few labels": (["--model", str(SSD_MODEL), "--labels", str(three_labels)],
+                           f"label file {three_labels} has 3 labels (ids up to 2) but the model "
+                           "has 90 classes"),
         "mismatched labels": (["--model", str(SSD_MODEL), "--labels", str(IMAGENET_LABELS)], "90 classes"),
         "bad source": ([*MODEL_ARGS, "--source", str(tmp_path / "none.mp4")], "source not found"),
         "unreadable image": ([*MODEL_ARGS, "--source", str(not_an_image)], "cannot read image"),
