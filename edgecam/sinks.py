@@ -10,6 +10,7 @@ import abc
 import json
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
@@ -83,21 +84,47 @@ class VideoFileSink(Sink):
 
     name = "video"
 
+    FOURCC = "mp4v"
+
     def __init__(self, path: Path, fps: float, annotate: Annotate):
         self.path, self.fps, self.annotate = path, fps, annotate
         self.writer = None
         self.size = None
+        # The writer can only be opened once the first frame gives its size, after the other
+        # sinks have printed that frame: what can be checked without it is checked here, so a
+        # bad --output ends the run before anything is written.
         if not path.parent.exists():
             raise EdgecamError(f"output folder {path.parent} does not exist: create it first")
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise EdgecamError(f"cannot write video {path}: no permission to write in "
+                               f"{path.parent}")
+        if not self._can_encode(path.suffix, fps):
+            raise EdgecamError(self._unwritable())
+
+    @classmethod
+    def _can_encode(cls, suffix: str, fps: float) -> bool:
+        """Whether OpenCV opens a writer for this file name ending (its container), tried on a
+        throwaway file so the named one is not touched."""
+        with tempfile.TemporaryDirectory(prefix="edgecam-") as tmp:
+            probe = cv2.VideoWriter(os.path.join(tmp, f"probe{suffix}"),
+                                    cv2.VideoWriter_fourcc(*cls.FOURCC), fps, (16, 16))
+            try:
+                return probe.isOpened()
+            finally:
+                probe.release()
+
+    def _unwritable(self) -> str:
+        return (f"cannot write video {self.path}: use a .mp4, .mkv or .avi name "
+                "(or DIR/ for annotated JPEGs)")
 
     def handle(self, result: FrameResult) -> None:
         image = self.annotate(result)
         if self.writer is None:
             self.size = (image.shape[1], image.shape[0])
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            fourcc = cv2.VideoWriter_fourcc(*self.FOURCC)
             self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
-                raise EdgecamError(f"cannot write video {self.path}: use a .mp4 or .avi name")
+                raise EdgecamError(self._unwritable())
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
         self.writer.write(image)

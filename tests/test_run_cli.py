@@ -164,6 +164,8 @@ def _bad(tmp_path):
         "bad config": ([*MODEL_ARGS, "--config", str(bad_toml)], "[detect] threshold"),
         "bad option value": ([*MODEL_ARGS, "--threshold", "7"], "[detect] threshold"),
         "bad unknown class": ([*MODEL_ARGS, "--classes", "unicorn"], "unicorn"),
+        "unknown video container": ([*MODEL_ARGS, "--output", str(tmp_path / "out.xyz")],
+                                    f"cannot write video {tmp_path / 'out.xyz'}: use a .mp4"),
         "invalid web address": ([*MODEL_ARGS, "--web", "999.1.1.1:80"],
                                 "'999.1.1.1:80': 999.1.1.1 is not a valid IP address or host name"),
     }
