@@ -140,10 +140,13 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             # file or the service would flood the journal (the periodic summary says enough).
             sinks.insert(0, SummarySink(stdout))
         sinks += local_sinks(config, annotate, stats, mqtt_reads)
+        processor, clip_sink = clip_side(config, stage, annotate)
+        if clip_sink is not None:
+            sinks.append(clip_sink)
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
         pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
                             max_frames=config.pipeline.max_frames,
-                            processors=[stage] if stage else [], gate=gate, stats=stats,
+                            processors=[processor] if processor else [], gate=gate, stats=stats,
                             pause_ends_tracks_after=config.mqtt.occupancy_off_delay)
         # A source reports its status only while its frames are read, i.e. once the pipeline
         # runs: the pipeline it tells about a lost camera exists by then.
@@ -223,12 +226,70 @@ def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_r
     return sinks
 
 
+def clips_folder(config: Config) -> Path:
+    """[clips] dir, else clips/ in the state directory (the service's StateDirectory)."""
+    return Path(config.clips.dir).expanduser() if config.clips.dir else state_dir(config) / "clips"
+
+
+def clips_url(config: Config) -> Optional[str]:
+    """Where MQTT events say the clips are: [clips] url, else the preview server's /clips/
+    (a wildcard address is named by this host's name), else None."""
+    if config.clips.url:
+        return config.clips.url.rstrip("/") + "/"
+    if not config.service.web:
+        return None
+    import socket
+    from .web.server import parse_listen
+    host, port = parse_listen(config.service.web)
+    if host in ("0.0.0.0", "::"):
+        host = socket.gethostname()
+    return f"http://[{host}]:{port}/clips/" if ":" in host else f"http://{host}:{port}/clips/"
+
+
+def clip_side(config: Config, stage, annotate: Annotate):
+    """(processor, clip sink): with [clips] on, the event stage wrapped by the clip plan and
+    the sink that records; else (stage, None)."""
+    c = config.clips
+    if not c.enabled:
+        return stage, None
+    if stage is None:
+        raise EdgecamError("[clips] needs tracking: set [track] enabled = true (or give --track)")
+    from .clips.encoder import pick_encoder
+    from .clips.plan import ClipNotes, ClipStage, ClipTimes
+    from .clips.sink import ClipSettings, ClipSink
+    folder = clips_folder(config)
+    check_writable(folder)
+    notes = ClipNotes()
+    processor = ClipStage(stage, notes, ClipTimes(c.pre_roll, c.post_roll, c.max_seconds),
+                          url_base=clips_url(config))
+    settings = ClipSettings(folder, c.pre_roll, c.max_mb, c.max_days, pick_encoder(c.encoder),
+                            c.preset, c.bitrate, c.keyframe_interval, config.source.fps)
+    image = annotate if c.annotate else (lambda result: result.frame.image)
+    return processor, ClipSink(settings, notes, image)
+
+
+def check_writable(folder: Path) -> None:
+    """An EdgecamError naming `folder` when clips cannot be written there (the service may
+    only write its StateDirectory)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}.part"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EdgecamError(f"[clips] dir {folder} cannot be written ({exc.strerror}): leave dir unset "
+                           "(clips/ in the state directory) or pick a writable folder; the service "
+                           "may write only its StateDirectory, /var/lib/edgecam") from None
+
+
 def tracking_stages(config: Config):
     """(event stage or None, motion gate or None) from [track] and [motion] (README: Events)."""
     stage = gate = None
     if config.track.enabled:
         from .events import stage_from_config
-        stage = stage_from_config(config.track, config.detect.watch, snapshots=bool(config.mqtt.host))
+        # The snapshot is encoded for MQTT, and for the clip's thumbnail.
+        stage = stage_from_config(config.track, config.detect.watch,
+                                  snapshots=bool(config.mqtt.host) or config.clips.enabled)
     if config.motion.enabled:
         from .motion import gate_from_config
         gate = gate_from_config(config.motion, (lambda: stage.active) if stage else (lambda: False))

@@ -217,6 +217,29 @@ class MotionConfig:
     width: int = field(default=160, metadata=_opt(int, _between(16, 1920), "width of the grey frame motion is measured on"))
 
 
+CLIP_ENCODERS = ("auto", "libx264", "h264_v4l2m2m")
+CLIP_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
+@dataclass(frozen=True)
+class ClipsConfig:
+    """Event clips: an H.264 MP4 per tracked event, with pre-roll, within a disk budget (docs/clips.md)."""
+
+    enabled: bool = field(default=False, metadata=_opt(bool, help="record a clip of each event (needs [track] enabled)"))
+    dir: Optional[str] = field(default=None, metadata=_opt(str, help="folder of the clips; default: clips/ in the state directory"))
+    pre_roll: float = field(default=3.0, metadata=_opt(float, _between(0.0, 30.0), "seconds before an event's first sighting"))
+    post_roll: float = field(default=3.0, metadata=_opt(float, _between(0.0, 60.0), "seconds after its last sighting"))
+    max_seconds: float = field(default=60.0, metadata=_opt(float, _between(2.0, 3600.0), "longest clip; a longer event goes on in the next clip"))
+    max_mb: float = field(default=1024.0, metadata=_opt(float, _non_negative, "disk budget of the clips folder, oldest deleted first (0: none)"))
+    max_days: float = field(default=7.0, metadata=_opt(float, _non_negative, "delete clips older than this (0: never)"))
+    annotate: bool = field(default=False, metadata=_opt(bool, help="burn the boxes into the video (default: raw video, boxes in the JSON sidecar)"))
+    encoder: str = field(default="auto", metadata=_opt(str, _one_of(*CLIP_ENCODERS), "H.264 encoder; auto: h264_v4l2m2m where the Pi 4's hardware encoder is, else libx264"))
+    preset: str = field(default="ultrafast", metadata=_opt(str, _one_of(*CLIP_PRESETS), "libx264 speed preset (slower: smaller files, more CPU)"))
+    bitrate: int = field(default=2000, metadata=_opt(int, _between(100, 100000), "kbit/s cap of the video (sizes the pre-roll buffer)"))
+    keyframe_interval: float = field(default=1.0, metadata=_opt(float, _between(0.1, 10.0), "seconds between keyframes"))
+    url: Optional[str] = field(default=None, metadata=_opt(str, help="base URL of the clips in MQTT events; default: the preview server's /clips/ with [service] web set"))
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration, one typed section per TOML table."""
@@ -230,6 +253,7 @@ class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
     motion: MotionConfig = field(default_factory=MotionConfig)
+    clips: ClipsConfig = field(default_factory=ClipsConfig)
 
 
 SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]

@@ -203,6 +203,11 @@ class Event(_ReadsAsJson):
     snapshot_path: Optional[str] = None
     snapshot_crop_path: Optional[str] = None
     snapshot: Optional[Snapshot] = field(default=None, repr=False, compare=False)
+    # End events with [clips] on: the clip's file name in the clips folder, its planned
+    # length, and with [web] on its URL on the preview server (edgecam.clips.plan).
+    clip: Optional[str] = None
+    clip_seconds: Optional[float] = None
+    clip_url: Optional[str] = None
 
     def to_json(self) -> dict:
         """The `--json` event line (contract: see README, Events)."""
@@ -215,6 +220,10 @@ class Event(_ReadsAsJson):
             d["snapshot"] = self.snapshot_path
         if self.snapshot_crop_path is not None:
             d["snapshot_crop"] = self.snapshot_crop_path
+        if self.clip is not None:
+            d.update(clip=self.clip, clip_seconds=self.clip_seconds)
+            if self.clip_url is not None:
+                d["clip_url"] = self.clip_url
         return d
 
 

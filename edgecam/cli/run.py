@@ -49,6 +49,7 @@ def _split_host_port(value):
 @click.option("--track/--no-track", default=None, help="Track watched objects: start/update/end events, zones, masks ([track]).")
 @click.option("--motion/--no-motion", default=None, help="Run the detector only on motion, while tracking, or every keep-alive ([motion]).")
 @click.option("--keepalive", type=float, help="Seconds between inferences when nothing moves (with --motion).")
+@click.option("--clips", "clips_dir", help="Record a clip of each tracked event into DIR ([clips]; needs --track).")
 @click.option("--json", "json_output", is_flag=True, help="One JSON object per frame on stdout.")
 @click.option("--max-frames", type=int, help="Stop after N processed frames.")
 @click.option("--duration", type=float, help="Stop after S seconds.")
@@ -80,6 +81,7 @@ def run_command(config_path, **opts):
                  "password_file": opts["mqtt_password_file"], "tls_ca": opts["mqtt_tls_ca"]},
         "track": {"enabled": opts["track"]},
         "motion": {"enabled": opts["motion"], "keepalive": opts["keepalive"]},
+        "clips": {"enabled": True if opts["clips_dir"] else None, "dir": opts["clips_dir"]},
         "service": {"state_dir": opts["state_dir"], "web": opts["web"], "log_level": opts["log_level"]},
     }
     config = cfg.resolve(config_path, overrides)

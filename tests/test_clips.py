@@ -1,0 +1,268 @@
+"""Event clips, for real: `edgecam run` with the real model on a video of known events,
+clips encoded by x264 through PyAV, checked by decoding them back with PyAV.
+
+Each event yields a clip from pre_roll before its first sighting to post_roll after its last
+(within one frame interval), whose frames are the source's (PSNR >= 30 dB, matched through
+the sidecar's frame numbers); overlapping events share a clip; the budget deletes the oldest
+clips; a SIGKILL mid-clip leaves only a `.part` that nothing lists and the next start deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import track_videos as tv
+from conftest import COCO_LABELS, SSD_MODEL
+
+from edgecam.clips.encoder import FrameEncoder
+from edgecam.clips.packets import EncodedPacket, PacketRing
+from edgecam.clips.store import list_clips, prune, remove_partials
+from edgecam.clips.writer import ClipWriter
+
+FPS = 10.0
+PRE, POST = 1.0, 1.0
+
+
+def known_events_frames(size=(640, 480)):
+    """A cat walks right; 4 s of nothing; the mirrored cat walks left; 3 s of nothing; two
+    cats cross (two overlapping events, one clip); then nothing. Three clips, four events."""
+    w, h = size
+    bg = tv.background(w, h)
+    cat = tv.crop("cat_720p.jpg", tv.CAT_BOX, 220 / (tv.CAT_BOX[2] - tv.CAT_BOX[0]))
+    mirrored = cat[:, ::-1].copy()
+    frames = [bg.copy() for _ in range(20)]
+    for obj, forward in ((cat, True), (mirrored, False)):
+        for i in range(25):
+            f = bg.copy()
+            x = int(i * (w - obj.shape[1]) / 24)
+            tv.paste(f, obj, x if forward else w - obj.shape[1] - x, h - obj.shape[0] - 10)
+            frames.append(f)
+        frames += [bg.copy() for _ in range(40)]
+    frames += tv.crossing_frames(moving=30, still_after=30, size=size)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One run over the known-events video; (source frames, end events, clips folder, stderr)."""
+    import sys
+    tmp = tmp_path_factory.mktemp("clips")
+    frames = known_events_frames()
+    video = tv.write_video(tmp / "known.avi", frames, FPS)
+    cap = cv2.VideoCapture(str(video))
+    decoded = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        decoded.append(img)
+    config = tmp / "clips.toml"
+    config.write_text(f"[clips]\npre_roll = {PRE}\npost_roll = {POST}\n")
+    folder = tmp / "clips"
+    env = dict(os.environ, EDGECAM_HOME=str(tmp / "home"), STATE_DIRECTORY=str(tmp / "state"))
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecam", "run", "--config", str(config), "--model", str(SSD_MODEL),
+         "--labels", str(COCO_LABELS), "--source", str(video), "--realtime", "--no-drop",
+         "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder), "--json"],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    ends = [e for e in lines if e.get("type") == "event" and e["event"] == "end"]
+    return decoded, ends, folder, proc.stderr
+
+
+def decode(path: Path):
+    """(frame times in s, BGR frames) of a clip, decoded by PyAV."""
+    with av.open(str(path)) as c:
+        frames = [(float(f.time), f.to_ndarray(format="bgr24")) for f in c.decode(video=0)]
+        duration = c.duration / 1e6
+    return [t for t, _ in frames], [img for _, img in frames], duration
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0 ** 2 / mse)
+
+
+def test_each_event_has_a_clip_overlapping_ones_share_it(recorded):
+    _, ends, folder, _ = recorded
+    assert len(ends) == 4, [(e["label"], e["first_seen"]) for e in ends]
+    names = [e["clip"] for e in ends]
+    assert len(set(names)) == 3  # the two crossing cats share one
+    assert names[-1] == names[-2]
+    listed = {c.name + ".mp4" for c in list_clips(folder)}
+    assert listed == set(names)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".part")]
+
+
+def test_clip_spans_pre_roll_event_post_roll_within_one_frame(recorded):
+    _, ends, folder, _ = recorded
+    for clip in sorted({e["clip"] for e in ends}):
+        events = [e for e in ends if e["clip"] == clip]
+        side = json.loads((folder / clip).with_suffix(".json").read_text())
+        times, _, duration = decode(folder / clip)
+        interval = max(b["t"] - a["t"] for a, b in zip(side["frames"], side["frames"][1:]))
+        first_seen = min(e["first_seen"] for e in events)
+        last_seen = max(e["last_seen"] for e in events)
+        expected = (last_seen - first_seen) + PRE + POST
+        assert abs(duration - expected) <= interval + 1e-3, (clip, duration, expected, interval)
+        # The first frame shown is pre_roll before the first sighting: the clip starts there
+        # (an edit list skips the pre-roll keyframe's earlier frames).
+        assert side["start"] == pytest.approx(first_seen - PRE, abs=1e-3)
+        assert 0.0 <= times[0] <= interval
+        assert len(times) == len(side["frames"])
+        assert events[-1]["clip_seconds"] == pytest.approx(expected, abs=0.02)
+
+
+def test_clip_frames_are_the_source_frames(recorded):
+    decoded, ends, folder, _ = recorded
+    for clip in sorted({e["clip"] for e in ends}):
+        side = json.loads((folder / clip).with_suffix(".json").read_text())
+        _, images, _ = decode(folder / clip)
+        worst = min(psnr(img, decoded[f["seq"]]) for img, f in zip(images, side["frames"]))
+        assert worst >= 30.0, (clip, worst)
+        # Another frame of the source is far off: the match is not by chance.
+        assert psnr(images[len(images) // 2], decoded[side["frames"][0]["seq"] + 15]) < worst
+
+
+def test_sidecar_has_the_tracked_boxes(recorded):
+    _, ends, folder, _ = recorded
+    for end in ends:
+        side = json.loads((folder / end["clip"]).with_suffix(".json").read_text())
+        mine = [b for f in side["frames"] for b in f["boxes"] if b["id"] == end["id"]]
+        assert len(mine) >= 10
+        assert mine[-1]["box"] == pytest.approx(end["box"], abs=1e-3)
+        assert any(e["id"] == end["id"] and e["label"] == "cat" for e in side["events"])
+        # The snapshot thumbnail of the clip.
+        assert cv2.imread(str((folder / end["clip"]).with_suffix(".jpg"))) is not None
+
+
+# -- parts, on real encoded packets --------------------------------------------------------
+
+def encoded(n: int, fps: float = 10.0, size=(320, 240), keyframe_interval: float = 1.0, t0=1000.0):
+    enc = FrameEncoder(*size, fps, keyframe_interval=keyframe_interval)
+    bg = tv.background(*size)
+    out = []
+    for i in range(n):
+        f = bg.copy()
+        cv2.putText(f, str(i), (20, 120), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+        out += enc.encode(f, t0 + i / fps, i)
+    return out
+
+
+def test_ring_keeps_seconds_and_starts_on_a_keyframe():
+    packets = encoded(60)
+    assert [p.seq for p in packets] == list(range(60))
+    assert [p.seq for p in packets if p.key] == [0, 10, 20, 30, 40, 50]
+    ring = PacketRing(seconds=2.5, max_bytes=10 ** 9)
+    for p in packets:
+        ring.add(p)
+    held = ring.since(float("-inf"))
+    assert held[0].key and held[0].seq == 40  # 5.9 - 2.5 = 3.4: back to the keyframe at 4.0
+    assert ring.since(1000 + 5.35)[0].seq == 50
+    ring = PacketRing(seconds=100, max_bytes=sum(len(p.data) for p in packets[-15:]))
+    for p in packets:
+        ring.add(p)
+    assert ring.nbytes <= ring.max_bytes and ring.since(float("-inf"))[0].key
+
+
+def write_clip(folder: Path, name: str, start: float, packets) -> Path:
+    w = ClipWriter(folder, name, start, 320, 240)
+    for p in packets:
+        w.add(p)
+    return w.close([{"id": name[-4:], "label": "cat"}])
+
+
+def test_budget_deletes_the_oldest_first(tmp_path):
+    names = [f"2026120{i}T120000Z-cat-abc{i}" for i in range(1, 6)]
+    for i, name in enumerate(names):
+        start = 1000.0 + i * 86400
+        write_clip(tmp_path, name, start, encoded(30, t0=start))
+    sizes = {c.name: c.size for c in list_clips(tmp_path)}
+    budget_mb = (sizes[names[3]] + sizes[names[4]] + 10) / 2 ** 20
+    deleted = prune(tmp_path, budget_mb, 0, now=1000.0 + 5 * 86400)
+    assert deleted == names[:3]
+    left = list_clips(tmp_path)
+    assert [c.name for c in left] == [names[4], names[3]]  # newest first
+    assert sum(c.size for c in left) <= budget_mb * 2 ** 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{n}{s}" for n in names[3:] for s in (".mp4", ".json"))
+    # max_days: the clip started 1.5 days before now goes, the newer one stays.
+    assert prune(tmp_path, 0, 1.0, now=1000.0 + 4.5 * 86400) == [names[3]]
+
+
+def test_writer_output_is_invisible_until_complete(tmp_path):
+    packets = encoded(20)
+    w = ClipWriter(tmp_path, "20261201T120000Z-cat-abc", 1000.0, 320, 240)
+    for p in packets:
+        w.add(p)
+    assert list_clips(tmp_path) == [] and w.part.exists() and not w.path.exists()
+    w.close([])
+    assert [c.name for c in list_clips(tmp_path)] == ["20261201T120000Z-cat-abc"]
+    times, _, duration = decode(w.path)
+    assert len(times) == 20 and duration == pytest.approx(2.0, abs=0.01)
+
+
+# -- the process: crash, bad config ------------------------------------------------------
+
+def test_sigkill_mid_clip_leaves_no_served_file_and_next_start_cleans(tmp_path, edgecam_cmd, cli_env):
+    frames = tv.cat_frames(still_before=5, moving=40, still_after=5)
+    video = tv.write_video(tmp_path / "cat.avi", frames, FPS)
+    folder = tmp_path / "clips"
+    config = tmp_path / "c.toml"
+    config.write_text("[clips]\npre_roll = 0.5\npost_roll = 60\n")  # the clip stays open
+    cmd = [*edgecam_cmd, "run", "--config", str(config), "--model", str(SSD_MODEL),
+           "--labels", str(COCO_LABELS), "--source", str(video), "--loop", "--realtime",
+           "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder)]
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        parts = []
+        while time.monotonic() < deadline and not parts:
+            time.sleep(0.2)
+            parts = [p for p in folder.glob("*.part") if p.stat().st_size > 0] if folder.exists() else []
+        assert parts, "no clip was being written"
+        time.sleep(1.0)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc.stderr.close()
+    assert list_clips(folder) == []
+    assert not list(folder.glob("*.mp4"))
+    assert list(folder.glob("*.mp4.part"))
+    again = subprocess.run([*cmd[:-2], "--no-loop", "--max-frames", "3", "--clips", str(folder)],
+                           env=cli_env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr[-1500:]
+    assert not list(folder.glob("*.part"))
+    assert "partial clip" in again.stderr
+
+
+def test_clips_without_tracking_is_one_line(tmp_path, edgecam_cmd, cli_env):
+    tv.write_video(tmp_path / "x.avi", tv.static_frames(3), FPS)
+    proc = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--source",
+                           str(tmp_path / "x.avi"), "--clips", str(tmp_path / "c")],
+                          env=cli_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "edgecam: error: [clips] needs tracking: set [track] enabled = true (or give --track)"]
+
+
+def test_bad_clips_setting_is_one_line(tmp_path, edgecam_cmd, cli_env):
+    config = tmp_path / "c.toml"
+    config.write_text("[clips]\npre_roll = -1\n")
+    proc = subprocess.run([*edgecam_cmd, "config", "check", str(config)], env=cli_env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "edgecam: error: config [clips] pre_roll = -1.0: must be between 0.0 and 30.0"
