@@ -36,6 +36,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     ("edgecam.sinks",),
     # the event processor and the pipeline that runs the stages
     ("edgecam.events", "edgecam.pipeline"),
+    # event clips (their plan is a processor, their recorder a sink)
+    ("edgecam.clips.*",),
     # sinks and services built on the frame path
     ("edgecam.comms.*",),
     ("edgecam.web.*",),
