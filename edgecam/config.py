@@ -164,6 +164,7 @@ class MqttConfig:
     event_start_frames: int = field(default=2, metadata=_opt(int, _between(1, 1000), "frames a watched label must be seen to start an event"))
     event_end_frames: int = field(default=10, metadata=_opt(int, _between(1, 100000), "frames it must be absent to end it"))
     occupancy_off_delay: float = field(default=5.0, metadata=_opt(float, _non_negative, "seconds an occupancy stays on after the last sighting"))
+    max_packet: int = field(default=1_000_000, metadata=_opt(int, _between(1024, 268_435_455), "largest MQTT packet sent, in bytes (keep it under the broker's max_packet_size); a bigger snapshot is re-encoded smaller, else dropped with a warning"))
     spool_max: int = field(default=10000, metadata=_opt(int, _between(1, 10_000_000), "events kept on disk while the broker is unreachable"))
 
 

@@ -9,6 +9,7 @@ from edgecam.comms import build_mqtt
 from mqtt_helpers import detect_config, frame_result, mqtt_config, validate
 
 PREFIX = "edgecam/cam1"
+DEVICE_TOPIC = "homeassistant/device/edgecam_cam1/config"
 
 
 def _run(broker, tmp_path, subscriber_factory, backend, sensor_ms=()):
@@ -29,8 +30,8 @@ def _run(broker, tmp_path, subscriber_factory, backend, sensor_ms=()):
         assert sub.wait_for(counted, 10)
         stats = validate("stats", [p for p in sub.on(f"{PREFIX}/stats")
                                    if json.loads(p)["frames"] == frames][0])
-        configs = {m.topic: json.loads(m.payload) for m in sub.messages
-                   if m.topic.startswith("homeassistant/") and m.payload}
+        assert sub.wait_for(lambda s: s.on(DEVICE_TOPIC), 10)
+        configs = json.loads(sub.on(DEVICE_TOPIC)[-1])["cmps"]
     finally:
         sink.close()
     return stats, configs
@@ -40,10 +41,10 @@ def test_imx500_stats_and_discovery_carry_the_sensor_time(mqtt_broker, tmp_path,
     stats, configs = _run(mqtt_broker, tmp_path, subscriber_factory, "imx500", (11.0, 12.0, 30.0))
     assert stats["backend"] == "imx500"
     assert stats["sensor_inference_ms"]["p50"] == 12.0 and stats["inference_ms"]["p50"] == 0.0
-    sensor = configs["homeassistant/sensor/edgecam_cam1/sensor_inference_ms/config"]
+    sensor = configs["sensor_inference_ms"]
     assert sensor["value_template"] == "{{ value_json.sensor_inference_ms.p50 }}"
     assert sensor["unit_of_measurement"] == "ms" and sensor["state_topic"] == f"{PREFIX}/stats"
-    detector = configs["homeassistant/sensor/edgecam_cam1/detector/config"]
+    detector = configs["detector"]
     assert detector["value_template"] == "{{ value_json.backend }}"
 
 
@@ -51,5 +52,5 @@ def test_cpu_stats_name_the_backend_without_a_sensor_time(mqtt_broker, tmp_path,
     stats, configs = _run(mqtt_broker, tmp_path, subscriber_factory, "cpu")
     assert stats["backend"] == "cpu" and "sensor_inference_ms" not in stats
     assert stats["inference_ms"]["p50"] == 40.0
-    assert "homeassistant/sensor/edgecam_cam1/detector/config" in configs
+    assert configs["detector"]["p"] == "sensor"
     assert not any("sensor_inference_ms" in t for t in configs)

@@ -1,108 +1,194 @@
-"""Home Assistant discovery against a real broker: required fields, stale labels cleared."""
+"""Home Assistant device-based discovery against a real broker: the payload checked against a
+JSON schema written from HA's docs, the migration of older per-entity configs in HA's documented
+order, stale entities cleared, and the answer to HA's birth message."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections import Counter
+from pathlib import Path
+
+import jsonschema
+import pytest
 
 from edgecam import __version__
 from edgecam.comms import build_mqtt
-from edgecam.comms.ha_discovery import discovery_configs
+from edgecam.comms.ha_discovery import (BIRTH_DELAY_MAX, MIGRATE, device_discovery,
+                                        random_birth_delay)
 from edgecam.comms.topics import Topics
 from mqtt_helpers import detect_config, mqtt_config
 
 PREFIX = "edgecam/cam1"
 NODE = "edgecam_cam1"
-COMMON = {"name", "unique_id", "availability_topic", "device"}
-STATE_KINDS = {"binary_sensor", "sensor", "number", "switch"}
-COMMAND_KINDS = {"number", "switch", "button"}
+DEVICE_TOPIC = f"homeassistant/device/{NODE}/config"
+SCHEMA = json.loads((Path(__file__).parent / "schemas" / "ha_device_discovery.json").read_text())
 
 
-def _configs(sub):
-    out = {}
-    for m in sub.messages:
-        out[m.topic] = json.loads(m.payload) if m.payload else None
-    return out
+def _device_configs(sub):
+    return [json.loads(p) for p in sub.on(DEVICE_TOPIC) if p]
 
 
-def test_discovery_payloads_have_what_home_assistant_requires(mqtt_broker, tmp_path,
-                                                              subscriber_factory):
+def _legacy(payload: dict) -> dict:
+    """{topic: payload} as an edgecam of before device-based discovery left them retained:
+    one config per entity, each with the device and the availability."""
+    shared = {k: v for k, v in payload.items() if k not in ("dev", "o", "cmps", "qos")}
+    device = payload["dev"]
+    return {f"homeassistant/{c['p']}/{NODE}/{oid}/config":
+            {**{k: v for k, v in c.items() if k != "p"}, **shared, "device": device}
+            for oid, c in payload["cmps"].items()}
+
+
+def test_schema_refuses_what_home_assistant_refuses():
+    good = device_discovery("cam1", Topics(PREFIX), ("person",), "ssd", __version__)
+    jsonschema.validate(good, SCHEMA)
+    for broken in ({k: v for k, v in good.items() if k != "o"},
+                   {**good, "o": {"sw_version": "1"}},
+                   {**good, "cmps": {"x": {"p": "sensor", "unique_id": "u"}}},  # no state_topic
+                   {**good, "cmps": {"x": {"p": "sensor", "state_topic": "a/b"}}},  # no unique_id
+                   {**good, "cmps": {"x": {**good["cmps"]["person_count"], "object_id": "x"}}},
+                   {**good, "cmps": {"x": {"p": "event", "unique_id": "u", "state_topic": "a"}}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, SCHEMA)
+
+
+def test_one_device_config_with_every_entity(mqtt_broker, tmp_path, subscriber_factory):
     sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
     watch = ("person", "traffic light")
-    wanted = discovery_configs("cam1", Topics(PREFIX), "homeassistant", watch,
-                               "ssd_mobilenet_v1", __version__)
     sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(watch),
-                          tmp_path / "state", "ssd_mobilenet_v1")
+                          tmp_path / "state", "ssd_mobilenet_v1", tracked_events=True)
     try:
-        # All of them, however many the sink publishes (a fixed count raced the last ones).
-        assert sub.wait_for(lambda s: set(wanted) <= set(_configs(s)), 10)
-        configs = _configs(sub)
-        by_kind = {}
-        for topic, cfg in configs.items():
-            kind = topic.split("/")[1]
-            assert topic.split("/")[2] == NODE and topic.endswith("/config")
-            by_kind.setdefault(kind, []).append(cfg)
-            assert COMMON <= set(cfg), topic
-            assert cfg["availability_topic"] == f"{PREFIX}/availability"
-            assert cfg["unique_id"].startswith(NODE)
-            dev = cfg["device"]
-            assert dev["identifiers"] == [NODE] and dev["model"] == "ssd_mobilenet_v1"
-            assert {"name", "manufacturer", "sw_version"} <= set(dev)
-            if kind in STATE_KINDS:
-                assert cfg["state_topic"].startswith(PREFIX + "/")
-            if kind in COMMAND_KINDS:
-                assert cfg["command_topic"].startswith(PREFIX + "/")
-        assert len({c["unique_id"] for c in configs.values()}) == len(configs)
-        occupancy = [c for c in by_kind["binary_sensor"] if c.get("device_class") == "occupancy"]
-        assert sorted(c["state_topic"] for c in occupancy) == [
-            f"{PREFIX}/person/occupancy", f"{PREFIX}/traffic_light/occupancy"]
-        assert all(c["payload_on"] == "ON" and c["payload_off"] == "OFF" for c in occupancy)
-        counts = [c for c in by_kind["sensor"] if c["state_topic"].endswith("/count")]
-        assert len(counts) == 2
-        assert any(c.get("unit_of_measurement") == "ms" for c in by_kind["sensor"])
-        assert by_kind["camera"][0]["topic"] == f"{PREFIX}/snapshot"
-        assert by_kind["number"][0]["command_topic"] == f"{PREFIX}/set/threshold"
-        assert by_kind["switch"][0]["command_topic"] == f"{PREFIX}/set/enabled"
-        assert by_kind["button"][0]["command_topic"] == f"{PREFIX}/cmd/snapshot"
+        assert sub.wait_for(lambda s: _device_configs(s), 10)
+        # Nothing but the one device config (and our own sync message) under the prefix.
+        assert {m.topic for m in sub.messages} <= {DEVICE_TOPIC, f"homeassistant/device/{NODE}/sync"}
+        [retained] = [m for m in sub.messages if m.topic == DEVICE_TOPIC]
+        cfg = json.loads(retained.payload)
+        jsonschema.validate(cfg, SCHEMA)
+        assert cfg["dev"]["identifiers"] == [NODE] and cfg["dev"]["model"] == "ssd_mobilenet_v1"
+        assert cfg["o"] == {"name": "edgecam", "sw_version": __version__,
+                            "support_url": cfg["o"]["support_url"]}
+        assert cfg["availability_topic"] == f"{PREFIX}/availability"
+        cmps = cfg["cmps"]
+        assert len({c["unique_id"] for c in cmps.values()}) == len(cmps)
+        assert all(c["unique_id"] == f"{NODE}_{oid}" for oid, c in cmps.items())
+        assert cmps["person_occupancy"]["state_topic"] == f"{PREFIX}/person/occupancy"
+        assert cmps["traffic_light_occupancy"]["state_topic"] == f"{PREFIX}/traffic_light/occupancy"
+        assert cmps["snapshot"] == {**cmps["snapshot"], "p": "camera", "topic": f"{PREFIX}/snapshot"}
+        assert cmps["person_snapshot"]["p"] == "image"
+        assert cmps["person_snapshot"]["image_topic"] == f"{PREFIX}/person/snapshot"
+        assert cmps["person_event"]["p"] == "event"
+        assert cmps["person_event"]["event_types"] == ["start", "end"]
+        assert cmps["person_event"]["state_topic"] == f"{PREFIX}/person/event"
+        assert cmps["threshold"]["command_topic"] == f"{PREFIX}/set/threshold"
+        assert cmps["enabled"]["command_topic"] == f"{PREFIX}/set/enabled"
+        assert cmps["snapshot_now"]["command_topic"] == f"{PREFIX}/cmd/snapshot"
+        assert "object_id" not in json.dumps(cfg)
     finally:
         sink.close()
 
 
-def test_a_removed_label_gets_its_discovery_cleared(mqtt_broker, tmp_path, subscriber_factory):
-    first, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(("person", "dog")),
-                           tmp_path / "state", "ssd")
+def test_without_the_tracker_there_is_no_image_or_event_entity():
+    cmps = device_discovery("cam1", Topics(PREFIX), ("person",), "ssd", __version__)["cmps"]
+    assert {c["p"] for c in cmps.values()} == {"binary_sensor", "sensor", "camera", "number",
+                                               "switch", "button"}
+
+
+def test_older_per_entity_configs_are_migrated_in_home_assistants_order(mqtt_broker, tmp_path,
+                                                                         subscriber_factory):
+    watch = ("person",)
+    wanted = device_discovery("cam1", Topics(PREFIX), watch, "ssd", __version__)
+    legacy = _legacy(wanted)
+    # An older edgecam also watched dogs: that entity is gone for good.
     dog = f"homeassistant/binary_sensor/{NODE}/dog_occupancy/config"
-    probe = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
-    assert probe.wait_topic(dog)
-    first.close()
+    legacy[dog] = {"name": "dog occupancy", "unique_id": f"{NODE}_dog_occupancy",
+                   "state_topic": f"{PREFIX}/dog/occupancy"}
+    seeder = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "seed/none")
+    for topic, payload in legacy.items():
+        seeder.client.publish(topic, json.dumps(payload), qos=1, retain=True).wait_for_publish(5)
 
-    second, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(("person",)),
-                            tmp_path / "state", "ssd")
-    try:
-        dog_count = f"homeassistant/sensor/{NODE}/dog_count/config"
-        assert probe.wait_for(lambda s: s.on(dog)[-1:] == [b""] and s.on(dog_count)[-1:] == [b""], 5)
-        late = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
-        late.wait_for(lambda s: len(s.messages) >= 8, 5)
-        topics = {m.topic for m in late.messages if m.payload}
-        assert dog not in topics and dog_count not in topics
-        assert f"homeassistant/binary_sensor/{NODE}/person_occupancy/config" in topics
-    finally:
-        second.close()
-
-
-def test_each_discovery_config_is_sent_once_at_connect(mqtt_broker, tmp_path, subscriber_factory):
     sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
-    watch = ("person", "dog")
-    wanted = discovery_configs("cam1", Topics(PREFIX), "homeassistant", watch, "ssd", __version__)
-    sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(watch),
+    assert sub.wait_for(lambda s: len(s.messages) >= len(legacy), 10)
+    seen = len(sub.messages)
+    sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(watch), tmp_path / "state", "ssd")
+    try:
+        migrated = [t for t in legacy if t != dog]
+        assert sub.wait_for(lambda s: all(s.on(t)[-1:] == [b""] for t in legacy), 10)
+        log = [(m.topic, m.payload) for m in sub.messages[seen:]]
+        device_at = [i for i, (t, _) in enumerate(log) if t == DEVICE_TOPIC]
+        assert len(device_at) == 1 and json.loads(log[device_at[0]][1]) == wanted
+        for topic in migrated:
+            steps = [(i, p) for i, (t, p) in enumerate(log) if t == topic]
+            # 1. the migrate marker, 2. (after every marker) the device config, 3. the clear.
+            assert [p for _, p in steps] == [MIGRATE.encode(), b""], topic
+            assert steps[0][0] < device_at[0] < steps[1][0], topic
+        assert [p for t, p in log if t == dog] == [b""]  # no marker: HA deletes it
+        late = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/+/+/+/config")
+        late2 = subscriber_factory(mqtt_broker.host, mqtt_broker.port, DEVICE_TOPIC)
+        assert late2.wait_for(lambda s: s.messages, 5)
+        time.sleep(0.5)  # retained messages, if any were left, arrive with the subscription
+        assert [m.topic for m in late.messages if m.payload] == []
+    finally:
+        sink.close()
+
+
+def test_an_interrupted_migration_is_finished(mqtt_broker, tmp_path, subscriber_factory):
+    """A run killed between the marker and the clear left the marker retained: the next run
+    publishes the device config and clears it."""
+    topic = f"homeassistant/sensor/{NODE}/person_count/config"
+    seeder = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "seed/none")
+    seeder.client.publish(topic, MIGRATE, qos=1, retain=True).wait_for_publish(5)
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
+    assert sub.wait_topic(topic)
+    sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(), tmp_path / "state", "ssd")
+    try:
+        assert sub.wait_for(lambda s: s.on(topic)[-1:] == [b""] and _device_configs(s), 10)
+        assert sub.on(topic) == [MIGRATE.encode(), b""]
+    finally:
+        sink.close()
+
+
+def test_each_device_config_is_sent_once_at_connect(mqtt_broker, tmp_path, subscriber_factory):
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/#")
+    sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(("person", "dog")),
                           tmp_path / "state", "ssd")
     try:
-        assert sub.wait_for(lambda s: set(wanted) <= {m.topic for m in s.messages}, 10)
+        assert sub.wait_for(lambda s: _device_configs(s), 10)
         # Anything sent a second time arrives right behind the first copy; give it time.
         time.sleep(1.5)
         sent = Counter(m.topic for m in sub.messages)
-        assert set(sent) == set(wanted)
-        assert {t: n for t, n in sent.items() if n != 1} == {}
+        assert sent[DEVICE_TOPIC] == 1
     finally:
         sink.close()
+
+
+def test_home_assistants_birth_message_is_answered_after_the_delay(mqtt_broker, tmp_path,
+                                                                   subscriber_factory):
+    asked = []
+
+    def delay():
+        asked.append(time.monotonic())
+        return 0.3
+
+    sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, DEVICE_TOPIC)
+    sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(), tmp_path / "state", "ssd",
+                          discovery_options={"delay": delay})
+    try:
+        assert sub.wait_for(lambda s: len(s.messages) == 1, 10)
+        ha = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "none/none")
+        sent = time.monotonic()
+        ha.client.publish("homeassistant/status", "online", qos=1).wait_for_publish(5)
+        assert sub.wait_for(lambda s: len(s.messages) == 2, 10)
+        arrived = time.monotonic()
+        assert len(asked) == 1 and arrived - sent >= 0.3
+        assert sub.messages[1].payload == sub.messages[0].payload
+        ha.client.publish("homeassistant/status", "offline", qos=1).wait_for_publish(5)
+        time.sleep(0.6)
+        assert len(sub.messages) == 2 and len(asked) == 1  # HA going away asks for nothing
+    finally:
+        sink.close()
+
+
+def test_the_random_birth_delay_stays_within_five_seconds():
+    delays = [random_birth_delay() for _ in range(2000)]
+    assert 0.0 <= min(delays) and max(delays) <= BIRTH_DELAY_MAX == 5.0
+    assert max(delays) - min(delays) > 4.0  # spread over the range, not a constant

@@ -27,6 +27,10 @@ class Communicator(ABC):
         the next connect; its acknowledgement arrives through the ack listeners.
         """
 
+    def payload_budget(self, topic: str, qos: int = 0) -> Optional[int]:
+        """The largest payload `publish` sends on `topic`; None when there is no limit."""
+        return None
+
     @abstractmethod
     def subscribe(self, topic: str, callback: MessageCallback) -> None:
         """Call `callback(topic, payload)` for every message matching the filter `topic`.

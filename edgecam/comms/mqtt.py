@@ -23,6 +23,7 @@ from ..errors import EdgecamError
 from .acks import AckFilter
 from .base import AckListener, Communicator, ConnectionListener, MessageCallback, Payload
 from .identity import read_password
+from .packets import DEFAULT_MAX_PACKET, packet_size, payload_budget
 
 log = logging.getLogger("edgecam.mqtt")
 
@@ -133,8 +134,12 @@ class MqttCommunicator(Communicator):
                  protocol: str = "5", keepalive: int = 60, username: Optional[str] = None,
                  password: Optional[str] = None, tls_ca: Optional[str] = None,
                  tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
-                 tls_insecure: bool = False, reconnect_min: int = 1, reconnect_max: int = 60):
+                 tls_insecure: bool = False, reconnect_min: int = 1, reconnect_max: int = 60,
+                 max_packet: int = DEFAULT_MAX_PACKET):
         self.host, self.port = host, port
+        self.max_packet = max_packet
+        self._mqtt5 = protocol == "5"
+        self._too_big: set = set()  # topics already warned about
         self.availability_topic = availability_topic
         self._keepalive = keepalive
         self._backoff = (reconnect_min, reconnect_max)
@@ -175,10 +180,23 @@ class MqttCommunicator(Communicator):
         """Call `listener(mid, accepted)` when the broker acknowledges a QoS>0 message."""
         self._ack_listeners.append(listener)
 
+    def payload_budget(self, topic: str, qos: int = 0) -> Optional[int]:
+        """The largest payload `publish` sends on `topic` (a bigger one is dropped)."""
+        return payload_budget(topic, qos, self.max_packet, self._mqtt5)
+
     def publish(self, topic: str, payload: Payload, retain: bool = False,
                 qos: int = 0) -> Optional[int]:
-        """Queue a message; returns its mid for QoS>0 (kept across reconnects), else None."""
+        """Queue a message; returns its mid for QoS>0 (kept across reconnects), else None.
+        A message whose packet would exceed `max_packet` is dropped (a warning once per topic)."""
         data = payload.encode("utf-8") if isinstance(payload, str) else (payload or b"")
+        size = packet_size(topic, len(data), qos, self._mqtt5)
+        if size > self.max_packet:
+            if topic not in self._too_big:
+                self._too_big.add(topic)
+                log.warning("mqtt: not sending %d bytes on %s: over [mqtt] max_packet = %d "
+                            "(raise it, and the broker's max_packet_size, to send it)",
+                            size, topic, self.max_packet)
+            return None
         if retain:
             with self._lock:
                 if data:
@@ -307,4 +325,5 @@ def communicator_from_config(cfg, login: BrokerLogin, availability_topic: str) -
     if not cfg.host:
         raise EdgecamError("mqtt host is not set: give --mqtt HOST[:PORT] or [mqtt] host")
     return MqttCommunicator(cfg.host, cfg.port, availability_topic=availability_topic,
-                            keepalive=cfg.keepalive, **dataclasses.asdict(login))
+                            keepalive=cfg.keepalive, max_packet=cfg.max_packet,
+                            **dataclasses.asdict(login))

@@ -22,6 +22,7 @@ from ..datatypes import FrameResult, ZoneChange
 from ..sinks import Sink
 from .base import Communicator
 from .debounce import Event, EventTracker, Occupancy
+from .packets import fit_jpeg
 from .reliable import ReliablePublisher
 from .stats_message import StatsCollector
 from .topics import Topics
@@ -99,6 +100,7 @@ class EventPublisher(abc.ABC):
                  device_id: str):
         self._comm, self._reliable = comm, reliable
         self._topics, self._device = topics, device_id
+        self._warned_crop = False
 
     @abc.abstractmethod
     def debounced(self, ev: Event, seq: Optional[int]) -> None:
@@ -135,13 +137,42 @@ class TrackedEvents(EventPublisher):
     def tracked(self, result: FrameResult) -> None:
         for ev in result.events:
             if isinstance(ev, TrackEvent):
-                self._send(ev.kind, ev.id, ev.label, tracked_event_payload(ev, self._device))
+                payload = tracked_event_payload(ev, self._device)
+                self._send(ev.kind, ev.id, ev.label, self._fit_crop(payload))
                 if ev.snapshot is not None:
-                    self._comm.publish(self._topics.label_snapshot(ev.label), ev.snapshot.full, retain=True)
+                    publish_jpeg(self._comm, self._topics.label_snapshot(ev.label), ev.snapshot.full)
             elif isinstance(ev, ZoneChange):
                 payload = {"v": 1, "ts": ev.ts, "zone": ev.zone, "label": ev.label, "count": ev.count}
                 self._comm.publish(self._topics.zone_count(ev.zone, ev.label),
                                    json.dumps(payload), retain=True)
+
+
+    def _fit_crop(self, payload: dict) -> dict:
+        # The crop rides base64 inside the JSON: re-encode it to what the packet leaves, or
+        # send the event without it (an event is never held back by its picture).
+        if "snapshot" not in payload:
+            return payload
+        budget = self._comm.payload_budget(self._topics.events, qos=1)
+        if budget is None:
+            return payload
+        rest = len(json.dumps({**payload, "snapshot": ""}).encode())
+        if rest + len(payload["snapshot"]) <= budget:
+            return payload
+        crop = fit_jpeg(base64.b64decode(payload["snapshot"]), max(0, (budget - rest) * 3 // 4))
+        if crop is None:
+            if not self._warned_crop:
+                self._warned_crop = True
+                log.warning("mqtt: an event's snapshot crop does not fit in [mqtt] max_packet "
+                            "even re-encoded; events go out without it")
+            return {k: v for k, v in payload.items() if k != "snapshot"}
+        return {**payload, "snapshot": base64.b64encode(crop).decode("ascii")}
+
+
+def publish_jpeg(comm: Communicator, topic: str, jpeg: bytes) -> None:
+    """Publish a retained JPEG, re-encoded smaller when it would not fit in the transport's
+    packet limit (the transport drops, with a warning, one that still does not)."""
+    data = fit_jpeg(jpeg, comm.payload_budget(topic))
+    comm.publish(topic, data if data is not None else jpeg, retain=True)
 
 
 class MqttSink(Sink):
@@ -350,7 +381,7 @@ class MqttSink(Sink):
         self._last_snapshot = now
         data = snapshot_jpeg(self._annotate(self._latest))
         if data:
-            self._comm.publish(self.topics.snapshot, data, retain=True)
+            publish_jpeg(self._comm, self.topics.snapshot, data)
 
     def _housekeeping(self, interval: float) -> None:
         while not self._stop.wait(interval):

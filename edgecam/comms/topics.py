@@ -75,6 +75,11 @@ class Topics:
         """Retained JPEG: the best frame of the last tracked object of a label."""
         return f"{self.prefix}/{slug(label)}/snapshot"
 
+    def label_event(self, label: str) -> str:
+        """A tracked object of a label started or ended: Home Assistant's `event` entity
+        (QoS 1, not retained; payload: sink.ha_event_payload)."""
+        return f"{self.prefix}/{slug(label)}/event"
+
     def zone_count(self, zone: str, label: str) -> str:
         """Retained count of tracked objects of a label standing in a zone."""
         return f"{self.prefix}/zones/{slug(zone)}/{slug(label)}/count"
