@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-import track_videos as tv
+import scenes as tv
 from conftest import COCO_LABELS, SSD_MODEL
 
 from edgecam.clips.encoder import FrameEncoder
