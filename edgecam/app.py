@@ -21,10 +21,11 @@ from .datatypes import DetectOptions
 from .errors import EdgecamError
 from .logs import stderr_is_journal
 from .models import resolve_model
-from .pipeline import Pipeline, PipelineStats
+from .pipeline import Pipeline
 from .settings import THRESHOLD_MIN
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
 from .sources import SourceSpec, is_live, open_source
+from .stats import PipelineStats
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The rows `edgecam doctor` prints: one value type and its four statuses, shared by the
-device checks (edgecam.doctor) and the accelerator checks (edgecam.backends.doctor)."""
+device checks (edgecam.doctor) and the accelerator checks (edgecam.doctor.accelerators)."""
 
 from __future__ import annotations
 

@@ -111,12 +111,6 @@ class DetectConfig:
     watch: Tuple[str, ...] = field(default=("person",), metadata=_opt(list, help="labels that make events, counts and snapshots"))
 
 
-def names_local_camera(uri: str) -> bool:
-    """True for the [source] uri values naming a camera on this device: auto, picamera, an
-    index, /dev/videoN (the doctor's camera check and the sources share this test)."""
-    return uri in ("auto", "picamera") or uri.isdigit() or uri.startswith("/dev/video")
-
-
 @dataclass(frozen=True)
 class SourceConfig:
     """Where frames come from and at what size."""

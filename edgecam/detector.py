@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 
 from .backends import LoadRequest
-from .backends.filtering import allowed_ids, keep
 from .datatypes import BBox, DetectOptions, Detection, Frame, FrameResult
 from .errors import EdgecamError
+from .filtering import allowed_ids, keep
 from .labels import check_labels_fit, label_for, load_labels
 from .modelinfo import ssd_options
 from .runtime import (DETECTION_POSTPROCESS_OP, Runtime, find_runtime, input_converter, input_details,

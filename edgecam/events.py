@@ -28,7 +28,7 @@ from .datatypes import BBox, Event, FrameResult, Snapshot, ZoneChange
 from .errors import EdgecamError
 from .labels import slug
 from .files import write_atomic
-from .pipeline import Processor
+from .stages import Processor
 from .tracker import Track, Tracker, centre
 from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
 

@@ -10,185 +10,25 @@ results are put back in frame order before the sinks.
 
 from __future__ import annotations
 
-import abc
-import collections
 import heapq
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
-
 
 from .datatypes import Frame, FrameResult
 from .detector import Detector, Transform, timed_detect
 from .errors import EdgecamError
+from .queues import BoundedQueue, Closed, LatestSlot
 from .settings import LiveSettings
-from .sinks import Sink
-from .stats import LatencyWindow
+from .stages import Processor, Sink
+from .stats import PipelineStats
 
 log = logging.getLogger(__name__)
-
-class Processor(abc.ABC):
-    """The interface of a stage between inference and the sinks (tracking, events): called
-    with every result in frame order, on one thread."""
-
-    @abc.abstractmethod
-    def __call__(self, result: FrameResult) -> FrameResult:
-        """The result passed on to the sinks (the same one, or a copy with more in it)."""
-
-    def finish(self, seq: Optional[int], reason: str) -> List[dict]:
-        """Close what the stage holds open (tracks) at the end of a run or a camera loss, and
-        return the final events; a stateless stage has none."""
-        return []
-
-
-class RateMeter:
-    """Events per second over a sliding time window (for the fps overlay and stats)."""
-
-    def __init__(self, horizon: float = 5.0, clock: Callable[[], float] = time.monotonic):
-        self._times: Deque[float] = collections.deque()
-        self._horizon, self._clock = horizon, clock
-        self._lock = threading.Lock()
-
-    def tick(self) -> None:
-        """Count one event now."""
-        now = self._clock()
-        with self._lock:
-            self._times.append(now)
-            while self._times and now - self._times[0] > self._horizon:
-                self._times.popleft()
-
-    def rate(self) -> float:
-        """Events per second over the window."""
-        with self._lock:
-            if len(self._times) < 2:
-                return 0.0
-            span = self._times[-1] - self._times[0]
-            return (len(self._times) - 1) / span if span > 0 else 0.0
-
-
-@dataclass
-class PipelineStats:
-    """Counters and latency windows, read by the overlay, MQTT stats, the watchdog and tests."""
-
-    captured: int = 0
-    processed: int = 0
-    skipped: int = 0
-    dropped: int = 0
-    sink_dropped: Dict[str, int] = field(default_factory=dict)
-    inference_ms: LatencyWindow = field(default_factory=LatencyWindow)
-    frame_age_ms: LatencyWindow = field(default_factory=LatencyWindow)
-    end_to_end_ms: LatencyWindow = field(default_factory=LatencyWindow)
-    fps: RateMeter = field(default_factory=RateMeter)
-    started: float = field(default_factory=time.monotonic)
-    last_progress: float = field(default_factory=time.monotonic)
-
-    def summary(self) -> dict:
-        """A plain dict for logs, `--json` summaries and MQTT stats."""
-        inference, e2e = self.inference_ms.summary(), self.end_to_end_ms.summary()
-        return {"captured": self.captured, "processed": self.processed, "dropped": self.dropped,
-                "skipped": self.skipped, "sink_dropped": dict(self.sink_dropped),
-                "fps": round(self.fps.rate(), 2),
-                "inference_p50_ms": round(inference.p50, 2), "inference_p95_ms": round(inference.p95, 2),
-                "end_to_end_p50_ms": round(e2e.p50, 2),
-                "uptime_s": round(time.monotonic() - self.started, 1)}
-
-
-class _Closed(Exception):
-    pass
-
-
-class LatestSlot:
-    """Holds at most one item; a put replaces (drops) the one not yet taken."""
-
-    def __init__(self, on_drop: Callable[[], None]):
-        self._item = None
-        self._has = False
-        self._closed = False
-        self._cond = threading.Condition()
-        self._on_drop = on_drop
-
-    def put(self, item) -> None:
-        """Store `item`, dropping (and counting) the previous one if it was never taken."""
-        with self._cond:
-            if self._has:
-                self._on_drop()
-            self._item, self._has = item, True
-            self._cond.notify()
-
-    def get(self):
-        """The newest item, waiting for one; raises _Closed when closed and empty."""
-        with self._cond:
-            while not self._has:
-                if self._closed:
-                    raise _Closed
-                self._cond.wait()
-            item, self._item, self._has = self._item, None, False
-            return item
-
-    def close(self) -> None:
-        """No more puts; getters finish what is there, then stop."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-class BoundedQueue:
-    """A FIFO of at most `size` items. `put` blocks when full, or drops the oldest if `drop`."""
-
-    def __init__(self, size: int, drop: bool, on_drop: Callable[[], None] = lambda: None,
-                 keep: Callable[[object], bool] = lambda item: False):
-        self._items: Deque = collections.deque()
-        self._size, self._drop, self._on_drop, self._keep = size, drop, on_drop, keep
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def put(self, item) -> None:
-        """Append; when full either wait for room or drop the oldest (counted).
-
-        Items for which `keep(item)` is true are never dropped: the queue may then hold more
-        than `size` of them (they are rare, e.g. results that carry events).
-        """
-        with self._cond:
-            while len(self._items) >= self._size and not self._closed:
-                if self._drop:
-                    self._drop_oldest_expendable()
-                    break
-                self._cond.wait()
-            self._items.append(item)
-            self._cond.notify_all()
-
-    def _drop_oldest_expendable(self) -> None:
-        for i, queued in enumerate(self._items):
-            if not self._keep(queued):
-                del self._items[i]
-                self._on_drop()
-                return
-
-    def get(self):
-        """The oldest item, waiting for one; raises _Closed when closed and empty."""
-        with self._cond:
-            while not self._items:
-                if self._closed:
-                    raise _Closed
-                self._cond.wait()
-            item = self._items.popleft()
-            self._cond.notify_all()
-            return item
-
-    def close(self) -> None:
-        """No more puts; getters drain what is left, then stop."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)
 
 
 @dataclass(frozen=True)
@@ -315,7 +155,7 @@ class Pipeline:
                         job = self._inbox.get()
                         job.order = self._order
                         self._order += 1
-                except _Closed:
+                except Closed:
                     return
                 self._emit(job.order, self._run_detector(detector, job))
         except BaseException as exc:
@@ -360,7 +200,7 @@ class Pipeline:
             while True:
                 try:
                     ready = self._ordered.get()
-                except _Closed:
+                except Closed:
                     break
                 if isinstance(ready, _EndTracks):
                     self._finish_processors(ready.reason)
@@ -399,7 +239,7 @@ class Pipeline:
         while True:
             try:
                 result = q.get()
-            except _Closed:
+            except Closed:
                 return
             if broken:
                 continue

@@ -6,7 +6,6 @@ stalls inference.
 
 from __future__ import annotations
 
-import abc
 import json
 import logging
 import os
@@ -22,27 +21,9 @@ from .annotate import Annotate, encode_jpeg
 from .datatypes import FrameResult
 from .errors import EdgecamError
 from .files import make_dir, write_atomic
+from .stages import Sink
 
 log = logging.getLogger(__name__)
-
-
-class Sink(abc.ABC):
-    """The sink interface the pipeline calls: `handle` each result in order, then `close`.
-
-    `name` labels the sink's thread, drop counter and log lines. `takes_flush`: the sink also
-    gets the final events of a run or of a camera loss (a FrameResult with flush_only=True
-    carrying only events); the others never see such results.
-    """
-
-    name = "sink"
-    takes_flush = False
-
-    @abc.abstractmethod
-    def handle(self, result: FrameResult) -> None:
-        """Consume one processed frame."""
-
-    def close(self) -> None:
-        """Flush and release; called once after the last result. Nothing to do by default."""
 
 
 class JsonLinesSink(Sink):

@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -238,3 +238,55 @@ def device_health(thermal_root: str = "/sys/class/thermal") -> dict:
     return {"soc_temp_c": soc_temperature(thermal_root),
             "throttled": hex(bits) if bits is not None else None,
             "throttle_flags": decode_throttled(bits) if bits is not None else None}
+
+
+class RateMeter:
+    """Events per second over a sliding time window (for the fps overlay and stats)."""
+
+    def __init__(self, horizon: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self._times: Deque[float] = deque()
+        self._horizon, self._clock = horizon, clock
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        """Count one event now."""
+        now = self._clock()
+        with self._lock:
+            self._times.append(now)
+            while self._times and now - self._times[0] > self._horizon:
+                self._times.popleft()
+
+    def rate(self) -> float:
+        """Events per second over the window."""
+        with self._lock:
+            if len(self._times) < 2:
+                return 0.0
+            span = self._times[-1] - self._times[0]
+            return (len(self._times) - 1) / span if span > 0 else 0.0
+
+
+@dataclass
+class PipelineStats:
+    """Counters and latency windows, read by the overlay, MQTT stats, the watchdog and tests."""
+
+    captured: int = 0
+    processed: int = 0
+    skipped: int = 0
+    dropped: int = 0
+    sink_dropped: Dict[str, int] = field(default_factory=dict)
+    inference_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    frame_age_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    end_to_end_ms: LatencyWindow = field(default_factory=LatencyWindow)
+    fps: RateMeter = field(default_factory=RateMeter)
+    started: float = field(default_factory=time.monotonic)
+    last_progress: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> dict:
+        """A plain dict for logs, `--json` summaries and MQTT stats."""
+        inference, e2e = self.inference_ms.summary(), self.end_to_end_ms.summary()
+        return {"captured": self.captured, "processed": self.processed, "dropped": self.dropped,
+                "skipped": self.skipped, "sink_dropped": dict(self.sink_dropped),
+                "fps": round(self.fps.rate(), 2),
+                "inference_p50_ms": round(inference.p50, 2), "inference_p95_ms": round(inference.p95, 2),
+                "end_to_end_p50_ms": round(e2e.p50, 2),
+                "uptime_s": round(time.monotonic() - self.started, 1)}

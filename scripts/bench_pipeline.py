@@ -48,11 +48,12 @@ from edgecam.annotate import Annotator, draw, encode_jpeg, overlay_text  # noqa:
 from edgecam.comms.mqtt import DirectPublisher  # noqa: E402
 from edgecam.datatypes import FrameResult  # noqa: E402
 from edgecam.detector import Detector  # noqa: E402
-from edgecam.pipeline import Pipeline, PipelineStats  # noqa: E402
+from edgecam.pipeline import Pipeline  # noqa: E402
 from edgecam.runtime import load_interpreter, set_input  # noqa: E402
-from edgecam.sinks import JsonLinesSink, Sink  # noqa: E402
+from edgecam.sinks import JsonLinesSink  # noqa: E402
+from edgecam.stages import Sink  # noqa: E402
 from edgecam.sources import Source, VideoSource, list_image_files  # noqa: E402
-from edgecam.stats import summarize  # noqa: E402
+from edgecam.stats import PipelineStats, summarize  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "ssd_mobilenet_v1_coco_quant.tflite"

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 from browser import chromium  # noqa: E402
 from edgecam.annotate import Annotator, draw, overlay_text  # noqa: E402
 from edgecam.datatypes import BBox, Detection, Frame, FrameResult  # noqa: E402
-from edgecam.pipeline import PipelineStats  # noqa: E402
+from edgecam.stats import PipelineStats  # noqa: E402
 from edgecam.web import WebSink  # noqa: E402
 
 SIZE = (640, 360)

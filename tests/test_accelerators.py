@@ -412,7 +412,7 @@ def test_hailo_default_model_follows_the_architecture(standin):
 
 def test_probe_reports_the_sensor_times_beside_the_cpu_time(standin, network):
     from edgecam.backends.imx500 import Imx500Backend
-    from edgecam.backends.sensor_probe import probe_imx500
+    from edgecam.probe.sensor import probe_imx500
     standin(scene=str(IMAGES / "grace_hopper.bmp"),
             imx500={"intrinsics": intrinsics(), "frames_without_outputs": 2})
     backend = Imx500Backend.load(str(network), None, DetectOptions())
@@ -664,7 +664,7 @@ def test_doctor_warns_when_picamera2_cannot_go_on_without_the_progress(
     debugfs(readable, root / "sys/kernel/debug")
     env = {**cli_env, **standin(picamera2=release, imx500={"intrinsics": intrinsics()})}
     code = ("import json, sys; from pathlib import Path; "
-            "from edgecam.backends.doctor import check_imx500_progress, imx500_progress_fix; "
+            "from edgecam.doctor.accelerators import check_imx500_progress, imx500_progress_fix; "
             "print(json.dumps([r.__dict__ for r in check_imx500_progress(Path(sys.argv[1]), "
             "imx500_progress_fix)]))")
     result = subprocess.run(_unprivileged([sys.executable, "-c", code, str(root)]),

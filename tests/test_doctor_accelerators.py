@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import IMAGES
 from edgecam.backends import resolve_backend
-from edgecam.backends.doctor import check_accelerators
+from edgecam.doctor.accelerators import check_accelerators
 from edgecam.doctor import FAIL, OK, SKIP, WARN
 
 

@@ -24,11 +24,12 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     # value types and pure helpers, knowing nothing of the stages
     ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
      "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks", "edgecam.files",
-     "edgecam.backends", "edgecam.backends.presence", "edgecam.backends.filtering"),
+     "edgecam.backends", "edgecam.presence", "edgecam.filtering", "edgecam.queues",
+     "edgecam.stages"),
     # configuration, the TFLite runtime, model files
     ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo"),
     # the frame path: source -> detector -> (tracker/motion) ...
-    ("edgecam.sources", "edgecam.detector", "edgecam.annotate", "edgecam.tracker",
+    ("edgecam.sources.*", "edgecam.detector", "edgecam.annotate", "edgecam.tracker",
      "edgecam.motion"),
     # the accelerator backends beside the CPU detector
     ("edgecam.backends.imx500", "edgecam.backends.hailo"),
@@ -41,8 +42,8 @@ LAYERS: Tuple[Tuple[str, ...], ...] = (
     # sinks and services built on the frame path
     ("edgecam.comms.*",),
     ("edgecam.web.*",),
-    ("edgecam.probe.*", "edgecam.backends.sensor_probe"),
-    ("edgecam.doctor", "edgecam.backends.doctor"),
+    ("edgecam.probe.*",),
+    ("edgecam.doctor.*",),
     # wiring of `edgecam run`
     ("edgecam.app",),
     # the command line

@@ -10,9 +10,10 @@ import cv2
 import pytest
 
 from edgecam.detector import Detector
-from edgecam.pipeline import BoundedQueue, LatestSlot, Pipeline, _Closed
-from edgecam.sinks import Sink
+from edgecam.pipeline import Pipeline
+from edgecam.queues import BoundedQueue, Closed, LatestSlot
 from edgecam.sources import ImageSource, Source
+from edgecam.stages import Sink
 
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
 
@@ -137,7 +138,7 @@ def test_latest_slot_keeps_only_the_newest():
         slot.put(i)
     assert slot.get() == 4 and len(drops) == 4
     slot.close()
-    with pytest.raises(_Closed):
+    with pytest.raises(Closed):
         slot.get()
 
 

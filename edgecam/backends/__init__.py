@@ -27,7 +27,7 @@ from typing import (Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequ
                     runtime_checkable)
 
 from ..datatypes import DetectOptions, Detection, Frame, SensorDetections
-from .presence import coral_pcie, find_coral_usb, hailo_devices, imx500_subdevs
+from ..presence import coral_pcie, find_coral_usb, hailo_devices, imx500_subdevs
 
 log = logging.getLogger(__name__)
 

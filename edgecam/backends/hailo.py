@@ -18,9 +18,9 @@ import numpy as np
 from ..datatypes import DetectOptions, Detection, Frame
 from ..detector import Transform, image_to_input
 from ..errors import EdgecamError
+from ..filtering import allowed_ids, keep
 from ..labels import label_for, load_labels
 from . import LoadRequest
-from .filtering import allowed_ids, keep
 
 log = logging.getLogger(__name__)
 

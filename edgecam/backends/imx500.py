@@ -29,9 +29,9 @@ import numpy as np
 
 from ..datatypes import BBox, DetectOptions, Detection, Frame, SensorDetections
 from ..errors import EdgecamError
+from ..filtering import allowed_ids, keep
 from ..labels import label_for, load_labels
 from . import LoadRequest
-from .filtering import allowed_ids, keep
 
 log = logging.getLogger(__name__)
 

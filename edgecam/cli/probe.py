@@ -43,7 +43,7 @@ def probe_command(models, labels, threads_text, runs, warmup, source, as_json, p
     """Measure each model's latency on this device: per stage p50/p95/p99/max, fps, CPU, RSS."""
     if detector == "imx500":
         from ..backends.imx500 import Imx500Backend
-        from ..backends.sensor_probe import format_sensor_report, probe_imx500
+        from ..probe.sensor import format_sensor_report, probe_imx500
         backend = Imx500Backend.load(models[0] if models else None, labels)
         report = probe_imx500(backend, runs, progress=None if as_json else
                               (lambda msg: click.echo(msg, err=True)))

@@ -19,7 +19,7 @@ from typing import Callable, Dict, Iterable, Optional
 
 from ..datatypes import Event as TrackEvent
 from ..datatypes import FrameResult, ZoneChange
-from ..sinks import Sink
+from ..stages import Sink
 from .base import Communicator
 from .debounce import Event, EventTracker, Occupancy
 from .packets import fit_jpeg

@@ -13,8 +13,8 @@ from typing import Callable, Mapping, Optional
 
 from ..annotate import Annotate
 from ..datatypes import FrameResult
-from ..pipeline import PipelineStats
-from ..sinks import Sink
+from ..stats import PipelineStats
+from ..stages import Sink
 from .hub import JpegHub
 from .metrics import Metrics
 from .server import PreviewServer, parse_listen

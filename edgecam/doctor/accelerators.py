@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from ..checks import FAIL, OK, SKIP, WARN, Check
-from . import hailo as hailo_backend
-from . import imx500 as imx500_backend
-from .presence import coral_pcie, find_coral_usb, hailo_devices, hailo_driver_version, imx500_subdevs
+from ..backends import hailo as hailo_backend
+from ..backends import imx500 as imx500_backend
+from ..presence import coral_pcie, find_coral_usb, hailo_devices, hailo_driver_version, imx500_subdevs
 
 # What is known to work for the Coral on current Raspberry Pi OS (README: Accelerators).
 EDGETPU_NOTE = ("Coral's own pycoral/libedgetpu packages are unmaintained (no Python 3.11+ "

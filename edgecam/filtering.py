@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Optional, Sequence, Tuple
 
-from ..datatypes import Detection
-from ..errors import EdgecamError
+from .datatypes import Detection
+from .errors import EdgecamError
 
 
 def allowed_ids(labels: Mapping[int, str], names: Sequence[str]) -> Optional[frozenset]:

@@ -17,11 +17,11 @@ import threading
 from pathlib import Path
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
-from . import config as cfg
-from .backends.presence import coral_pcie, find_coral_usb
-from .checks import FAIL, OK, SKIP, WARN, Check
-from .errors import EdgecamError
-from .stats import decode_throttled, read_throttled, soc_temperature
+from .. import config as cfg
+from ..presence import coral_pcie, find_coral_usb
+from ..checks import FAIL, OK, SKIP, WARN, Check
+from ..errors import EdgecamError
+from ..stats import decode_throttled, read_throttled, soc_temperature
 
 DISK_WARN_BYTES = 500 * 1024 * 1024
 DISK_FAIL_BYTES = 50 * 1024 * 1024
@@ -46,7 +46,7 @@ def throttle_descriptions(value: int) -> List[str]:
 
 def check_runtime() -> List[Check]:
     """The TFLite runtime edgecam would use, and its version."""
-    from .runtime import find_runtime
+    from ..runtime import find_runtime
     try:
         runtime = find_runtime()
     except EdgecamError as exc:
@@ -56,7 +56,7 @@ def check_runtime() -> List[Check]:
 
 def _check_picamera2(uri: str) -> Check:
     """Whether picamera2 imports; a broken install shows its real import error and fix."""
-    from .sources import Picamera2Unavailable, import_picamera2
+    from ..sources import Picamera2Unavailable, import_picamera2
     wanted = uri in ("auto", "picamera")
     try:
         import_picamera2()
@@ -70,8 +70,9 @@ def _check_picamera2(uri: str) -> Check:
 
 def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
     """picamera2 importable, /dev/video* present; failures only matter for camera sources."""
+    from ..sources import names_local_camera
     uri = config.source.uri
-    needed = cfg.names_local_camera(uri)
+    needed = names_local_camera(uri)
     picamera2 = _check_picamera2(uri)
     rows = [picamera2]
     has_picamera2 = picamera2.status == OK
@@ -97,7 +98,7 @@ def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
 def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
                   load_library: Callable[[str], object] = ctypes.CDLL) -> List[Check]:
     """libedgetpu, a USB Coral (and its link speed) or a PCIe one; fail only when asked for."""
-    from .runtime import EDGETPU_LIBRARY
+    from ..runtime import EDGETPU_LIBRARY
     wanted = config.model.delegate == "edgetpu"
     absent = FAIL if wanted else SKIP
     rows = []
@@ -130,9 +131,9 @@ def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
 
 def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> List[Check]:
     """The configured (else default) model loads with the configured delegate; its labels parse."""
-    from .labels import load_labels
-    from .models import resolve_model
-    from .runtime import input_details, load_interpreter
+    from ..labels import load_labels
+    from ..models import resolve_model
+    from ..runtime import input_details, load_interpreter
     try:
         model, labels = resolve_model(config.model, env)
     except EdgecamError as exc:  # only the default model can be missing here
@@ -163,7 +164,7 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
 
 def _mqtt_login(m: cfg.MqttConfig, login, timeout: float) -> Tuple[bool, str]:
     """(accepted, reason) of one MQTT CONNECT to the configured broker as `login` (a BrokerLogin)."""
-    from .comms.mqtt import paho_client
+    from ..comms.mqtt import paho_client
 
     client = paho_client(login)
     done = threading.Event()
@@ -199,7 +200,7 @@ def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                       "check [mqtt] host/port and that the broker runs "
                       "(`systemctl status mosquitto` on the broker host) and the firewall")]
     rows = [Check("mqtt broker", OK, f"{where} reachable")]
-    from .comms.mqtt import login_from_config
+    from ..comms.mqtt import login_from_config
     try:
         login = login_from_config(m, f"edgecam-doctor-{os.getpid()}", env)
     except EdgecamError as exc:
@@ -288,7 +289,7 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
 
 def configured_backend(config: cfg.Config, root: Path = Path("/")) -> str:
     """The detector backend `edgecam run` would use (auto resolved against `root`)."""
-    from .backends import resolve_backend
+    from ..backends import resolve_backend
     return resolve_backend(config.model.backend, root)
 
 
@@ -296,8 +297,8 @@ def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
                root: Path = Path("/")) -> List[Check]:
     """Every check, in table order."""
     import dataclasses
-    from .backends import info, with_backend
-    from .backends.doctor import check_accelerators
+    from ..backends import info, with_backend
+    from .accelerators import check_accelerators
     backend = configured_backend(config, root)
     config = dataclasses.replace(config, model=with_backend(config.model, backend))
     rows: List[Check] = []

@@ -1,0 +1,43 @@
+"""The two interfaces of the stages the pipeline runs after inference: a `Processor` (tracking,
+events) changes each result in frame order, a `Sink` delivers it (stdout, files, MQTT, the
+preview)."""
+
+from __future__ import annotations
+
+import abc
+from typing import List, Optional
+
+from .datatypes import FrameResult
+
+
+class Processor(abc.ABC):
+    """The interface of a stage between inference and the sinks (tracking, events): called
+    with every result in frame order, on one thread."""
+
+    @abc.abstractmethod
+    def __call__(self, result: FrameResult) -> FrameResult:
+        """The result passed on to the sinks (the same one, or a copy with more in it)."""
+
+    def finish(self, seq: Optional[int], reason: str) -> List[dict]:
+        """Close what the stage holds open (tracks) at the end of a run or a camera loss, and
+        return the final events; a stateless stage has none."""
+        return []
+
+
+class Sink(abc.ABC):
+    """The sink interface the pipeline calls: `handle` each result in order, then `close`.
+
+    `name` labels the sink's thread, drop counter and log lines. `takes_flush`: the sink also
+    gets the final events of a run or of a camera loss (a FrameResult with flush_only=True
+    carrying only events); the others never see such results.
+    """
+
+    name = "sink"
+    takes_flush = False
+
+    @abc.abstractmethod
+    def handle(self, result: FrameResult) -> None:
+        """Consume one processed frame."""
+
+    def close(self) -> None:
+        """Flush and release; called once after the last result. Nothing to do by default."""
