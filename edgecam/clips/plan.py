@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Set, Tuple, Union
 
 from ..datatypes import Event, FrameResult
-from ..pipeline import Processor
+from ..stages import Processor
 from .store import clip_name
 
 

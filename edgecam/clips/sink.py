@@ -17,7 +17,7 @@ import numpy as np
 
 from ..datatypes import Event, FrameResult
 from ..files import make_dir, write_atomic
-from ..sinks import Sink
+from ..stages import Sink
 from .encoder import FrameEncoder
 from .packets import PacketRing
 from .plan import ClipNote, ClipNotes, CloseClip, OpenClip
