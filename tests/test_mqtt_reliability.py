@@ -9,8 +9,10 @@ import sys
 import time
 
 from edgecam.comms import build_mqtt
+from edgecam.comms.mqtt import MqttCommunicator
 from mqtt_fixtures import free_port
 from mqtt_helpers import PERSON, TIE, detect_config, frame_result, mqtt_config
+from waiting import wait_until
 
 PREFIX = "edgecam/cam1"
 
@@ -128,16 +130,20 @@ def test_spooled_events_are_sent_by_the_next_process(mqtt_broker, tmp_path, subs
         sink.close()
 
 
-def test_unreachable_broker_never_blocks_and_logs_one_line(tmp_path, caplog):
+def test_unreachable_broker_never_blocks_and_logs_one_line(tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="edgecam.mqtt")
     dead_port = free_port()
+    failed = []  # one per connection attempt that found nobody listening
+    on_connect_fail = MqttCommunicator._on_connect_fail
+    monkeypatch.setattr(MqttCommunicator, "_on_connect_fail",
+                        lambda self, *args: (failed.append(1), on_connect_fail(self, *args)))
     t0 = time.monotonic()
     sink, comm, _d, _l = build_mqtt(
         mqtt_config(type("B", (), {"host": "127.0.0.1", "port": dead_port}),
                     event_start_frames=1, event_end_frames=1),
         detect_config(), tmp_path / "state", "ssd")
     _alternate(sink, range(40))
-    time.sleep(1.5)  # let a few reconnect attempts fail
+    assert wait_until(lambda: len(failed) >= 2, 10), "a few reconnect attempts fail"
     _alternate(sink, range(40, 60))
     sink.close()
     elapsed = time.monotonic() - t0

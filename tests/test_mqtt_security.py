@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edgecam.comms import build_mqtt
 from edgecam.comms.mqtt import MqttCommunicator
 from mqtt_helpers import detect_config, frame_result, mqtt_config
+from waiting import wait_until
 
 PREFIX = "edgecam/cam1"
 
@@ -80,14 +81,19 @@ def test_password_from_file_and_acl_rejects_publishing_outside_the_prefix(
         sink.close()
 
 
-def test_wrong_password_is_refused_and_logged_once(mqtt_acl_broker, tmp_path, caplog):
+def test_wrong_password_is_refused_and_logged_once(mqtt_acl_broker, tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="edgecam.mqtt")
     broker = mqtt_acl_broker
+    answers = []  # every CONNACK the broker sends: one per connection attempt
+    on_connect = MqttCommunicator._on_connect
+    monkeypatch.setattr(MqttCommunicator, "_on_connect",
+                        lambda self, *args: (answers.append(args[3]), on_connect(self, *args)))
     sink, comm, _d, _l = build_mqtt(mqtt_config(broker, user="cam1"), detect_config(),
                                     tmp_path / "state", "ssd",
                                     env={"EDGECAM_MQTT_PASSWORD": "not-the-password"})
     try:
-        time.sleep(2.5)  # at least two attempts
+        assert wait_until(lambda: len(answers) >= 2, 10), "at least two attempts"
+        assert all(a.is_failure for a in answers)
         assert not comm.connected
         refused = [r for r in caplog.records if "refused the connection" in r.getMessage()]
         assert len(refused) == 1 and "not-the-password" not in caplog.text

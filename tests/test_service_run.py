@@ -5,7 +5,9 @@ sd_notify goes over a real unix datagram socket (NOTIFY_SOCKET); MQTT through a 
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import signal
 import socket
 import sqlite3
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+from waiting import wait_until
 
 LOOPING_DOGS = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
                 "--source", str(IMAGES / "pets.jpg"), "--loop", "--realtime"]
@@ -78,7 +81,7 @@ def test_ready_watchdog_and_sigterm(edgecam_cmd, cli_env, notify_socket, mqtt_br
     reader.start()
     assert sub.wait_for(lambda s: b"online" in s.on("edgecam/cam1/availability"), 10)
     assert sub.wait_topic("edgecam/cam1/dog/count", 10)
-    time.sleep(2.5)
+    assert wait_until(lambda: len(notify_socket.times_of("WATCHDOG=1")) >= 4, 10)
     ready = notify_socket.times_of("READY=1")
     assert len(ready) == 1
     # READY only after a frame went through (the frame line was printed by then or just after).
@@ -104,11 +107,17 @@ def test_ready_watchdog_and_sigterm(edgecam_cmd, cli_env, notify_socket, mqtt_br
 
 def test_pings_stop_when_the_inference_loop_is_blocked(edgecam_cmd, cli_env, notify_socket, tmp_path):
     # Nobody reads our stdout: once the pipe is full the JSON sink blocks, and with a file
-    # source nothing may be dropped, so the loop stalls for real.
+    # source nothing may be dropped, so the loop stalls for real. The pipe is shrunk to one
+    # page (Linux's F_SETPIPE_SZ) so that it fills after a few dozen frames, not hundreds.
     env = dict(cli_env, NOTIFY_SOCKET=notify_socket.path, WATCHDOG_USEC="1000000")
-    proc = subprocess.Popen([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
-                             "--source", str(IMAGES / "kite_and_cold.jpg"), "--loop", "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+    try:
+        proc = subprocess.Popen([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                                 "--source", str(IMAGES / "kite_and_cold.jpg"), "--loop", "--json"],
+                                env=env, stdout=write_end, stderr=subprocess.DEVNULL)
+    finally:
+        os.close(write_end)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -123,6 +132,7 @@ def test_pings_stop_when_the_inference_loop_is_blocked(edgecam_cmd, cli_env, not
     finally:
         proc.kill()
         proc.wait(5)
+        os.close(read_end)
 
 
 def test_sigkill_leaves_offline_by_last_will(edgecam_cmd, cli_env, mqtt_broker, subscriber_factory):
@@ -202,6 +212,18 @@ def _spooled_starts(spool):
     return [e["id"] for e in map(json.loads, (bytes(r[0]) for r in rows)) if e["type"] == "start"]
 
 
+def _open_a_second_after_start(spool, ids):
+    """True once the run has recorded every one of `ids` as open at least 1 s after its start
+    (the `seen` time its `end` will carry after a crash)."""
+    db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute("SELECT id, payload, seen FROM open_events").fetchall()
+    finally:
+        db.close()
+    seen = {i: s - json.loads(bytes(p))["ts"] for i, p, s in rows}
+    return all(seen.get(i, 0) >= 1.0 for i in ids)
+
+
 @pytest.mark.parametrize("track", [False, True], ids=["debounced", "tracked"])
 def test_starts_orphaned_by_a_crash_get_an_end_at_the_next_start(
         edgecam_cmd, cli_env, mqtt_broker_restartable, subscriber_factory, track):
@@ -220,7 +242,8 @@ def test_starts_orphaned_by_a_crash_get_an_end_at_the_next_start(
             time.sleep(0.2)
         orphans = _spooled_starts(spool)
         assert orphans, proc.stderr.read() if proc.poll() is not None else "no start spooled"
-        time.sleep(2.5)
+        # Until the run has recorded each open event as still open 1 s after its start.
+        assert wait_until(lambda: _open_a_second_after_start(spool, orphans), 10)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
