@@ -1,6 +1,6 @@
 """The package's layering, read from the source with `ast`: no module imports one above it,
-there are no import cycles, every internal import names a module that exists, and the
-module map in CONTRIBUTING.md lists exactly the modules in the tree.
+there are no import cycles, and every internal import names a module that exists. The module map
+in CONTRIBUTING.md is generated from the table below (tests/test_readme.py checks it is current).
 
 Every import counts, including those inside functions and under TYPE_CHECKING: a lazy import
 is still a dependency, and it is the one a test run is most likely never to execute.
@@ -16,39 +16,36 @@ from typing import Dict, Iterable, List, Mapping, Set, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "edgecam"
 
-# Bottom to top. A module may import modules of its own layer or of a layer below it.
-# "x.*" is package x and everything in it. Every module of edgecam/ is in exactly one layer.
-LAYERS: Tuple[Tuple[str, ...], ...] = (
-    # the version and the one error type
-    ("edgecam", "edgecam.errors"),
-    # value types and pure helpers, knowing nothing of the stages
-    ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
-     "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks", "edgecam.files",
-     "edgecam.backends", "edgecam.presence", "edgecam.filtering", "edgecam.queues",
-     "edgecam.stages"),
-    # configuration, the TFLite runtime, model files
-    ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo"),
-    # the frame path: source -> detector -> (tracker/motion) ...
-    ("edgecam.sources.*", "edgecam.detector", "edgecam.annotate", "edgecam.tracker",
-     "edgecam.motion"),
-    # the accelerator backends beside the CPU detector
-    ("edgecam.backends.imx500", "edgecam.backends.hailo"),
-    # ... -> local sinks
-    ("edgecam.sinks",),
-    # the event processor and the pipeline that runs the stages
-    ("edgecam.events", "edgecam.pipeline"),
-    # event clips (their plan is a processor, their recorder a sink)
-    ("edgecam.clips.*",),
-    # sinks and services built on the frame path
-    ("edgecam.comms.*",),
-    ("edgecam.web.*",),
-    ("edgecam.probe.*",),
-    ("edgecam.doctor.*",),
-    # wiring of `edgecam run`
-    ("edgecam.app",),
-    # the command line
-    ("edgecam.cli.*", "edgecam.__main__"),
+# Bottom to top: (what the layer is, its modules). A module may import modules of its own layer
+# or of a layer below it. "x.*" is package x and everything in it. Every module of edgecam/ is
+# in exactly one layer. The module map in CONTRIBUTING.md is generated from this table
+# (scripts/sync_readme.py), with each module's docstring.
+LAYERED: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+    ("the version and the one error type", ("edgecam", "edgecam.errors")),
+    ("value types and pure helpers, knowing nothing of the stages",
+     ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
+      "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks", "edgecam.files",
+      "edgecam.backends", "edgecam.presence", "edgecam.filtering", "edgecam.queues",
+      "edgecam.stages")),
+    ("configuration, the TFLite runtime, model files",
+     ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo")),
+    ("the frame path: source -> detector -> (tracker/motion) ...",
+     ("edgecam.sources.*", "edgecam.detector", "edgecam.annotate", "edgecam.tracker",
+      "edgecam.motion")),
+    ("the accelerator backends beside the CPU detector",
+     ("edgecam.backends.imx500", "edgecam.backends.hailo")),
+    ("... -> local sinks", ("edgecam.sinks",)),
+    ("the event processor and the pipeline that runs the stages",
+     ("edgecam.events", "edgecam.pipeline")),
+    ("event clips (their plan is a processor, their recorder a sink)", ("edgecam.clips.*",)),
+    ("MQTT: sinks and services built on the frame path", ("edgecam.comms.*",)),
+    ("the live preview", ("edgecam.web.*",)),
+    ("the latency probe", ("edgecam.probe.*",)),
+    ("the device checks", ("edgecam.doctor.*",)),
+    ("wiring of `edgecam run`", ("edgecam.app",)),
+    ("the command line", ("edgecam.cli.*", "edgecam.__main__")),
 )
+LAYERS: Tuple[Tuple[str, ...], ...] = tuple(modules for _what, modules in LAYERED)
 
 
 def module_files(package: Path = PACKAGE) -> Dict[str, Path]:
@@ -209,11 +206,3 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
     assert cycles(graph) == [["edgecam.cli", "edgecam.cli.run", "edgecam.errors"]]
     (pkg / "cli" / "run.py").write_text("from ..gone import x\nimport edgecam.nothing\n")
     assert import_graph(pkg)[1] == {"edgecam.cli.run": {"edgecam.gone", "edgecam.nothing"}}
-
-
-def test_module_map_in_contributing_matches_the_tree():
-    contributing = (ROOT / "CONTRIBUTING.md").read_text()
-    section = contributing.split("### Module map", 1)[1].split("\n## ", 1)[0]
-    listed = set(re.findall(r"`(edgecam/[\w/]+\.py)`", section))
-    actual = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py")}
-    assert sorted(actual - listed) == [] and sorted(listed - actual) == []

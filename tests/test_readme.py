@@ -10,12 +10,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sync_readme import CONFIG_DOC, with_reference  # noqa: E402
+from sync_readme import CONFIG_DOC, CONTRIBUTING, module_map_markdown, with_module_map, with_reference  # noqa: E402
 
 
 def test_config_reference_in_the_docs_matches_the_code():
     doc = CONFIG_DOC.read_text()
     assert doc == with_reference(doc), "run scripts/sync_readme.py and commit docs/configuration.md"
+
+
+def test_module_map_in_contributing_matches_the_layers_and_the_tree():
+    doc = CONTRIBUTING.read_text()
+    assert doc == with_module_map(doc), "run scripts/sync_readme.py and commit CONTRIBUTING.md"
+    stale = doc.replace("`edgecam/errors.py`", "`edgecam/gone.py`")
+    assert stale != with_module_map(stale), "a map that drifted is caught"
+    listed = set(re.findall(r"`(edgecam/[\w/]+\.py)`", doc.split("<!-- module-map:start -->")[1]))
+    assert listed == {str(p.relative_to(ROOT)) for p in (ROOT / "edgecam").rglob("*.py")}
+
+
+def test_the_module_map_follows_a_new_module(tmp_path):
+    pkg = tmp_path / "edgecam"
+    (pkg / "cli").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""The version."""\n')
+    (pkg / "errors.py").write_text('"""The one error. More here."""\n')
+    (pkg / "cli" / "__init__.py").write_text('"""The command line."""\n')
+    rows = module_map_markdown(pkg).splitlines()[2:]
+    assert rows == ["| the version and the one error type | `edgecam/__init__.py` | The version |",
+                    "|  | `edgecam/errors.py` | The one error |",
+                    "| the command line | `edgecam/cli/__init__.py` | The command line |"]
 
 
 def test_readme_names_the_commands_ci_runs():
