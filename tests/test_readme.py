@@ -28,12 +28,13 @@ def test_module_map_in_contributing_matches_the_layers_and_the_tree():
 
 
 def test_the_module_map_follows_a_new_module(tmp_path):
-    pkg = tmp_path / "edgecam"
-    (pkg / "cli").mkdir(parents=True)
-    (pkg / "__init__.py").write_text('"""The version."""\n')
-    (pkg / "errors.py").write_text('"""The one error. More here."""\n')
-    (pkg / "cli" / "__init__.py").write_text('"""The command line."""\n')
-    rows = module_map_markdown(pkg).splitlines()[2:]
+    docstrings = {"__init__.py": "The version.", "errors.py": "The one error. More here.",
+                  "cli/__init__.py": "The command line."}
+    for name, doc in docstrings.items():
+        path = tmp_path / "edgecam" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f'"""{doc}"""\n')
+    rows = module_map_markdown(tmp_path / "edgecam").splitlines()[2:]
     assert rows == ["| the version and the one error type | `edgecam/__init__.py` | The version |",
                     "|  | `edgecam/errors.py` | The one error |",
                     "| the command line | `edgecam/cli/__init__.py` | The command line |"]
