@@ -171,6 +171,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         summary["motion"] = gate.stats.summary()
     if stage is not None:
         summary["events"] = {"started": stage.started, "ended": stage.ended}
+    if clip_sink is not None:
+        summary["clips"] = {"written": clip_sink.written, "failed": clip_sink.failed}
     return summary
 
 
@@ -223,7 +225,8 @@ def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_r
                                   config.output.snapshot_interval, annotate))
     if config.service.web:
         from .web import web_sink_from_config
-        sinks.append(web_sink_from_config(config.service, annotate, stats, **mqtt_reads))
+        sinks.append(web_sink_from_config(config.service, annotate, stats, **mqtt_reads,
+                                          clips=clips_folder(config) if config.clips.enabled else None))
     return sinks
 
 

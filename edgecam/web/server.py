@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__
 from ..errors import EdgecamError
+from .clipfiles import byte_range, clip_file, clips_document
 from .hub import JpegHub
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
@@ -95,7 +96,7 @@ class PreviewServer(HTTPServer):
     def __init__(self, address: Tuple[str, int], hub: JpegHub, metrics: Metrics,
                  status: Callable[[], dict], token: Optional[str] = None, *,
                  max_idle: int = 256, idle_timeout: float = 10.0, request_timeout: float = 5.0,
-                 send_timeout: float = 5.0):
+                 send_timeout: float = 5.0, clips: Optional[Path] = None):
         host, port = address
         if not is_loopback(host) and not token:
             raise EdgecamError(f"the preview server on {host}:{port} is reachable from other machines: "
@@ -104,6 +105,7 @@ class PreviewServer(HTTPServer):
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.hub, self.metrics, self.status, self.token = hub, metrics, status, token
+        self.clips = clips  # the clips folder ([clips] on), or None
         self.max_idle, self.idle_timeout = max_idle, idle_timeout
         self.request_timeout, self.send_timeout = request_timeout, send_timeout
         self.page = PAGE.read_bytes()
@@ -263,7 +265,9 @@ class PreviewHandler(BaseHTTPRequestHandler):
             return
         route = {"/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
                  "/snapshot.jpg": self._snapshot, "/api/status": self._status,
-                 "/metrics": self._metrics}.get(url.path)
+                 "/metrics": self._metrics, "/api/clips": self._clips}.get(url.path)
+        if route is None and url.path.startswith("/clips/"):
+            route = lambda: self._clip(url.path[len("/clips/"):])  # noqa: E731
         if route is None:
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
             return
@@ -297,6 +301,34 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def _status(self) -> None:
         body = json.dumps(self.server.status(), separators=(",", ":")).encode()
         self._send(200, body, "application/json")
+
+    def _clips(self) -> None:
+        folder = self.server.clips
+        body = {"v": 1, "clips": []} if folder is None else clips_document(folder)
+        self._send(200, json.dumps(body, separators=(",", ":")).encode(), "application/json")
+
+    def _clip(self, filename: str) -> None:
+        folder = self.server.clips
+        found = clip_file(folder, filename) if folder is not None else None
+        if found is None:
+            self._send(404, b"no such clip\n", "text/plain; charset=utf-8")
+            return
+        path, ctype = found
+        try:
+            data = path.read_bytes()  # clips are small (max_seconds at a capped bit rate)
+        except OSError:
+            self._send(404, b"no such clip\n", "text/plain; charset=utf-8")
+            return
+        wanted = byte_range(self.headers.get("Range"), len(data))
+        if wanted is None:
+            self._send(200, data, ctype, {"Accept-Ranges": "bytes"})
+            return
+        first, last = wanted
+        if first >= len(data):
+            self._send(416, b"", ctype, {"Content-Range": f"bytes */{len(data)}"})
+            return
+        self._send(206, data[first:last + 1], ctype,
+                   {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{len(data)}"})
 
     def _metrics(self) -> None:
         self._send(200, self.server.metrics.render(), METRICS_TYPE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from ..annotate import Annotate
@@ -29,7 +30,8 @@ class WebSink(Sink):
 
     `stats()` returns the pipeline's PipelineStats (or None before it exists).
     `mqtt_connected()` and `spool_depth()` are given only when MQTT is configured.
-    `server_options` go to PreviewServer (max_idle, idle_timeout, request_timeout, send_timeout).
+    `server_options` go to PreviewServer (max_idle, idle_timeout, request_timeout, send_timeout,
+    clips: the clips folder it lists and serves).
     The server starts here and stops on `close()`.
     """
 
@@ -107,10 +109,11 @@ def _safe(read: Optional[Callable]):
 def web_sink_from_config(service, annotate: Annotate, stats: Optional[PipelineStats] = None,
                          mqtt_connected: Optional[Callable[[], bool]] = None,
                          spool_depth: Optional[Callable[[], int]] = None,
-                         env: Optional[Mapping[str, str]] = None) -> WebSink:
+                         env: Optional[Mapping[str, str]] = None,
+                         clips: Optional[Path] = None) -> WebSink:
     """The WebSink for `[service] web` (which must be set); token from config, else $EDGECAM_WEB_TOKEN."""
     env = os.environ if env is None else env
     token = service.web_token or env.get(TOKEN_ENV) or None
     return WebSink(service.web, annotate, token=token, max_fps=service.web_fps,
                    max_streams=service.web_max_streams, stats=lambda: stats,
-                   mqtt_connected=mqtt_connected, spool_depth=spool_depth)
+                   mqtt_connected=mqtt_connected, spool_depth=spool_depth, clips=clips)
