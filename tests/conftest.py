@@ -22,7 +22,7 @@ CLASSIFIER_050 = MODELS / "mobilenet_v1_0.5_160_quant.tflite"
 IMAGENET_LABELS = MODELS / "imagenet_labels.txt"
 
 # Fixture modules of each area register here, so test files stay independent.
-pytest_plugins = ["mqtt_fixtures"]
+pytest_plugins = ["mqtt_fixtures", "accelerator_fixtures"]
 
 
 def pytest_configure(config):

@@ -1,6 +1,6 @@
 """The backend registry: one name -> loader table that the CLI, the config, `auto` and the
 wiring read, and loaders that give objects of the one Backend interface (the hardware
-backends are loaded through it in test_accelerators.py, against their stand-ins)."""
+backends are loaded through it in test_imx500.py and test_hailo.py, against their stand-ins)."""
 
 from __future__ import annotations
 
