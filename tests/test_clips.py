@@ -203,6 +203,31 @@ def test_budget_deletes_the_oldest_first(tmp_path):
     assert prune(tmp_path, 0, 1.0, now=1000.0 + 4.5 * 86400) == [names[3]]
 
 
+def test_clips_command_lists_and_prunes(tmp_path, edgecam_cmd, cli_env):
+    names = [f"2026120{i}T120000Z-cat-abc{i}" for i in range(1, 4)]
+    for i, name in enumerate(names):
+        write_clip(tmp_path, name, 1000.0 + i * 60, encoded(20, t0=1000.0 + i * 60))
+    (tmp_path / "20261204T120000Z-cat-gone.mp4.part").write_bytes(b"x" * 100)
+    old = time.time() - 3600
+    os.utime(tmp_path / "20261204T120000Z-cat-gone.mp4.part", (old, old))
+    (tmp_path / "20261205T120000Z-cat-busy.mp4.part").write_bytes(b"x" * 100)  # being written
+    listed = subprocess.run([*edgecam_cmd, "clips", "list", "--dir", str(tmp_path), "--json"],
+                            env=cli_env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["name"] for r in rows] == names[::-1]
+    assert all(r["seconds"] == pytest.approx(2.0, abs=0.01) and r["labels"] == ["cat"] for r in rows)
+    one = rows[0]["bytes"]
+    pruned = subprocess.run([*edgecam_cmd, "clips", "prune", "--dir", str(tmp_path), "--max-mb",
+                             str((one + 10) / 2 ** 20), "--max-days", "0"],
+                            env=cli_env, capture_output=True, text=True, timeout=60)
+    assert pruned.returncode == 0, pruned.stderr
+    assert pruned.stdout.splitlines() == [f"deleted {names[0]}.mp4", f"deleted {names[1]}.mp4",
+                                          "2 clip(s) and 1 partial file(s) deleted"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"{names[2]}.json", f"{names[2]}.mp4", "20261205T120000Z-cat-busy.mp4.part"]
+
+
 def test_writer_output_is_invisible_until_complete(tmp_path):
     packets = encoded(20)
     w = ClipWriter(tmp_path, "20261201T120000Z-cat-abc", 1000.0, 320, 240)

@@ -16,6 +16,7 @@ from .. import __version__
 from .. import config as cfg
 from ..errors import EdgecamError
 from ..logs import print_error
+from .clips import clips_group
 from .doctor import doctor_command
 from .listen import listen_command
 from .models import models_group
@@ -82,6 +83,6 @@ def config_reference():
 
 # The subcommands, one module each. Each module builds its command whole, so registering
 # them depends on no import order.
-COMMANDS = (run_command, probe_command, models_group, doctor_command, listen_command)
+COMMANDS = (run_command, probe_command, models_group, doctor_command, listen_command, clips_group)
 for _command in COMMANDS:
     main.add_command(_command)

@@ -129,11 +129,15 @@ def prune(folder: Path, max_mb: float, max_days: float, now: Optional[float] = N
     return deleted
 
 
-def remove_partials(folder: Path) -> List[str]:
-    """Delete what an interrupted run left (`*.part`): never served, never complete."""
-    removed = []
+def remove_partials(folder: Path, min_age: float = 0.0) -> List[str]:
+    """Delete what an interrupted run left (`*.part`): never served, never complete.
+    `min_age`: only files unchanged for this many seconds (a running recorder's clip is
+    written every few seconds, so `edgecam clips prune` beside the service leaves it)."""
+    removed: List[str] = []
+    now = time.time()
     try:
-        leftovers = [p for p in folder.iterdir() if p.name.endswith(PARTIAL_SUFFIX)]
+        leftovers = [p for p in folder.iterdir() if p.name.endswith(PARTIAL_SUFFIX)
+                     and now - p.stat().st_mtime >= min_age]
     except OSError:
         return removed
     for path in leftovers:
