@@ -291,3 +291,19 @@ def test_bad_clips_setting_is_one_line(tmp_path, edgecam_cmd, cli_env):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "edgecam: error: config [clips] pre_roll = -1.0: must be between 0.0 and 30.0"
+
+
+def test_probe_clips_measures_each_encoder(edgecam_cmd, cli_env):
+    env = dict(cli_env, EDGECAM_SOURCE__WIDTH="320", EDGECAM_SOURCE__HEIGHT="240",
+               EDGECAM_SOURCE__FPS="10")
+    proc = subprocess.run([*edgecam_cmd, "probe", "--clips", "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {(r["encoder"], r["preset"]): r for r in json.loads(proc.stdout)}
+    for preset in ("ultrafast", "veryfast"):
+        r = rows[("libx264", preset)]
+        assert (r["width"], r["height"], r["fps"]) == (320, 240, 10.0)
+        assert 0 < r["cpu_per_video_s"] < 5 and r["kbit_s"] > 10
+    v4l2 = rows[("h264_v4l2m2m", None)]
+    if not os.path.exists("/dev/video11"):
+        assert v4l2["cpu_per_video_s"] is None and "Pi 5 has no hardware" in v4l2["note"]

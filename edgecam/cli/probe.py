@@ -38,9 +38,24 @@ log = logging.getLogger(__name__)
 @click.option("--mqtt", "mqtt_broker", default=None, metavar="HOST[:PORT]",
               help="Publish each frame's JSON for real, and the results retained on <prefix>/probe.")
 @click.option("--mqtt-prefix", default=None, help="Topic prefix (default: edgecam/<hostname>).")
+@click.option("--clips", "clips", is_flag=True,
+              help="Measure what recording event clips costs instead: H.264 encoder CPU per "
+              "second of video at the configured size and fps (x264 ultrafast/veryfast, "
+              "h264_v4l2m2m where present).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="With --clips: the config whose [source] width/height/fps and [clips] bitrate to use.")
 def probe_command(models, labels, threads_text, runs, warmup, source, as_json, plot, budget_ms,
-                  delegate, detector, mqtt_broker, mqtt_prefix):
+                  delegate, detector, mqtt_broker, mqtt_prefix, clips, config_path):
     """Measure each model's latency on this device: per stage p50/p95/p99/max, fps, CPU, RSS."""
+    if clips:
+        from .. import config as cfg
+        from ..probe.clips import format_clip_costs, probe_clip_encoders
+        config = cfg.resolve(config_path, {})
+        s = config.source
+        rows = probe_clip_encoders(s.width, s.height, s.fps, bitrate_kbps=config.clips.bitrate,
+                                   progress=None if as_json else (lambda m: click.echo(m, err=True)))
+        click.echo(json.dumps([r.to_json() for r in rows]) if as_json else format_clip_costs(rows))
+        return
     if detector == "imx500":
         from ..backends.imx500 import Imx500Backend
         from ..probe.sensor import format_sensor_report, probe_imx500
