@@ -47,7 +47,8 @@ def test_hailo_takes_the_pi_cameras_lores_stream_as_is(standin, hef, cpu):
                                      model_input_size=backend.input_size))
     main, lores, *_ = cam.read()
     cam.release()
-    assert cam.cam.config["lores"] == {"size": (640, 640), "format": "YUV420"}
+    lores_stream = cam.cam.camera_config["lores"]
+    assert (lores_stream["size"], lores_stream["format"]) == ((640, 640), "YUV420")
     frame = Frame(0, time.time(), time.monotonic(), main, "picamera", lores)
     tensor, transform = backend.prepare(frame)
     found = backend.postprocess(backend.invoke(tensor), transform)

@@ -37,8 +37,8 @@ def test_imx500_detections_match_the_cpu_on_the_main_stream(standin, network, cp
                 imx500={"intrinsics": intrinsics(order, normalized), "input_size": [320, 320]})
         backend = Imx500Backend.load(str(network), None, DetectOptions(threshold=0.5))
         cam, frame = capture_once(backend)
-        assert cam.cam.config["controls"]["FrameRate"] == 30.0
-        assert cam.cam.config["lores"] is None, "no CPU inference: no low-resolution stream"
+        assert cam.cam.camera_config["controls"]["FrameRate"] == 30.0
+        assert cam.cam.camera_config["lores"] is None, "no CPU inference: no low-resolution stream"
         found = imx500_detections(backend, frame)
         expected = cpu.detect(frame).detections
         assert found, photo
