@@ -139,7 +139,7 @@ class MqttConfig:
 
     host: Optional[str] = field(default=None, metadata=_opt(str, help="broker host; unset: MQTT off"))
     port: int = field(default=1883, metadata=_opt(int, _between(1, 65535), "broker port"))
-    device_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: the hostname, sanitised"))
+    device_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: the hostname, sanitised; on a Pi still named raspberrypi, rpi-<board serial>"))
     client_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: edgecam-<device_id>"))
     user: Optional[str] = field(default=None, metadata=_opt(str, help="username"))
     password_file: Optional[str] = field(default=None, metadata=_opt(str, help="file holding the password (or env EDGECAM_MQTT_PASSWORD)"))

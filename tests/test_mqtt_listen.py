@@ -41,7 +41,7 @@ def test_listen_pretty_and_clear_errors(mqtt_broker, edgecam_cmd, cli_env, tmp_p
                           tmp_path / "state", "ssd")
     try:
         out = subprocess.run([*edgecam_cmd, "listen", "--mqtt", f"{mqtt_broker.host}:{mqtt_broker.port}",
-                              "--all", "--count", "1", "--timeout", "5"],
+                              "--count", "1", "--timeout", "5"],
                              capture_output=True, text=True, env=cli_env, timeout=30)
         assert out.returncode == 0 and "edgecam/cam1/" in out.stdout
     finally:

@@ -13,6 +13,9 @@ import click
 
 from ..errors import EdgecamError
 from ..files import make_dir
+from .fleet import CLEAR, FleetTable
+
+REDRAW = 0.5  # seconds between redrawings of the fleet table
 
 
 def describe(topic: str, payload: bytes) -> dict:
@@ -54,11 +57,34 @@ def _save_snapshot(directory: Path, topic: str, payload: bytes) -> Path:
     return path
 
 
+def _draw_fleet(fleet: FleetTable, lock: threading.Lock, dirty: list, done: threading.Event,
+                timeout) -> None:
+    """Redraw the table twice a second while it changes (in place on a terminal, appended
+    otherwise) until `done` or `timeout`; a last drawing at the end."""
+    tty = sys.stdout.isatty()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        finished = done.wait(REDRAW if left is None else max(0.0, min(REDRAW, left)))
+        finished = finished or (left is not None and left <= REDRAW)
+        with lock:
+            changed, dirty[0] = dirty[0], False
+            if changed or finished or tty:  # on a terminal the "s ago" column moves on
+                text = fleet.render()
+        if changed or finished or tty:
+            click.echo((CLEAR + text) if tty else text + "\n", nl=True)
+            sys.stdout.flush()
+        if finished:
+            return
+
+
 @click.command("listen")
 @click.option("--mqtt", "broker", default="localhost", show_default=True, metavar="HOST[:PORT]",
               help="Broker to listen on.")
 @click.option("--device", "device", default=None, metavar="ID", help="Only this device.")
-@click.option("--all", "all_devices", is_flag=True, help="Every device under edgecam/ (default).")
+@click.option("--all", "all_devices", is_flag=True,
+              help="The fleet view: a table of every device under edgecam/ (online, fps, inference, "
+                   "temperature, spool, last event), redrawn in place; JSON lines of its rows with --json.")
 @click.option("--prefix", default=None, help="Listen under this topic prefix instead (e.g. a custom [mqtt] prefix).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--save-snapshots", type=click.Path(file_okay=False), default=None,
@@ -81,17 +107,24 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
     if device and all_devices:
         raise EdgecamError("listen: give --device ID or --all, not both")
     host, port = parse_host_port(broker)
-    if prefix:
+    fleet = FleetTable(TOPIC_ROOT) if all_devices else None
+    if fleet is not None:
+        topics = [f"{TOPIC_ROOT}/+/{name}" for name in ("availability", "stats", "events")]
+    elif prefix:
         topic = Topics(prefix.rstrip("/")).everything
     elif device:
         topic = Topics(topic_prefix(None, resolve_device_id(device))).everything
     else:
         topic = Topics(TOPIC_ROOT).everything
+    if fleet is None:
+        topics = [topic]
     snap_dir = Path(save_snapshots) if save_snapshots else None
     if snap_dir:
         make_dir(snap_dir)
 
     done = threading.Event()
+    lock = threading.Lock()
+    dirty = [False]
     seen = [0]
     problem: list = []
 
@@ -100,17 +133,25 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
             problem.append(f"broker {host}:{port} refused the connection: {reason_code}")
             done.set()
         else:
-            client.subscribe(topic, qos=1)
+            client.subscribe([(t, 1) for t in topics])
 
     def on_message(_c, _u, msg):
+        seen[0] += 1
+        if count is not None and seen[0] >= count:
+            done.set()
+        if fleet is not None:
+            with lock:
+                row = fleet.update(msg.topic, msg.payload)
+                if row is not None and as_json:
+                    click.echo(json.dumps(row.to_json()))
+                    sys.stdout.flush()
+                dirty[0] = dirty[0] or row is not None
+            return
         record = describe(msg.topic, msg.payload)
         if snap_dir and record.get("kind") == "snapshot" and msg.payload:
             record["saved"] = str(_save_snapshot(snap_dir, msg.topic, msg.payload))
         click.echo(json.dumps(record) if as_json else pretty(record))
         sys.stdout.flush()
-        seen[0] += 1
-        if count is not None and seen[0] >= count:
-            done.set()
 
     client = paho_client(BrokerLogin(
         f"edgecam-listen-{os.getpid()}", username=mqtt_user,
@@ -123,9 +164,12 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
         raise EdgecamError(f"cannot reach MQTT broker {host}:{port}: {exc}") from None
     client.loop_start()
     if not as_json:
-        click.echo(f"listening on {host}:{port} {topic} (Ctrl-C to stop)", err=True)
+        click.echo(f"listening on {host}:{port} {' '.join(topics)} (Ctrl-C to stop)", err=True)
     try:
-        done.wait(timeout)
+        if fleet is not None and not as_json:
+            _draw_fleet(fleet, lock, dirty, done, timeout)
+        else:
+            done.wait(timeout)
     except KeyboardInterrupt:
         pass
     finally:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
+from pathlib import Path
 from typing import Mapping, Optional, Tuple
 
 from ..errors import EdgecamError
@@ -13,6 +15,11 @@ from ..labels import slug
 PASSWORD_ENV = "EDGECAM_MQTT_PASSWORD"
 TOPIC_ROOT = "edgecam"  # the default prefix is <root>/<device id>
 _FORBIDDEN = re.compile(r"[+#/\s]")
+STOCK_HOSTNAME = "raspberrypi"  # what Raspberry Pi OS images are called until renamed
+# Where the board serial is exposed (the same device-tree node, two paths).
+SERIAL_FILES = ("proc/device-tree/serial-number", "sys/firmware/devicetree/base/serial-number")
+
+log = logging.getLogger("edgecam.mqtt")
 
 
 def sanitise_device_id(name: str) -> str:
@@ -20,18 +27,44 @@ def sanitise_device_id(name: str) -> str:
     return slug(name.split(".")[0].lower(), sep="-", empty="edgecam")
 
 
-def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None) -> str:
-    """The explicit id, checked, else the sanitised hostname.
+def board_serial(root: Path = Path("/")) -> Optional[str]:
+    """The board serial from the device tree under `root` (lower case, without the NUL and
+    the leading zeros), None where there is none (not a Pi, no device tree)."""
+    for name in SERIAL_FILES:
+        try:
+            raw = (root / name).read_bytes()
+        except OSError:
+            continue
+        serial = re.sub(r"[^0-9a-z]", "", raw.decode("ascii", "replace").lower()).lstrip("0")
+        if serial:
+            return serial
+    return None
+
+
+def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None,
+                      root: Path = Path("/")) -> str:
+    """The explicit id, checked, else the sanitised hostname, else for a Pi still called
+    `raspberrypi` (every fresh image is) `rpi-<board serial>`, unique and stable per board.
 
     An explicit id containing an MQTT wildcard, '/' or whitespace is refused rather than
     silently rewritten, because other tools address the device by exactly that id.
+    `root`: where /proc and /sys are (tests).
     """
     if explicit is not None:
         if not explicit or _FORBIDDEN.search(explicit):
             raise EdgecamError(f"device id {explicit!r} is not usable in MQTT topics: "
                                "use letters, digits, '-' or '_' (no + # / or spaces)")
         return explicit
-    return sanitise_device_id(hostname if hostname is not None else socket.gethostname())
+    name = sanitise_device_id(hostname if hostname is not None else socket.gethostname())
+    if name != STOCK_HOSTNAME:
+        return name
+    serial = board_serial(root)
+    if serial is None:
+        log.warning("mqtt: the hostname is the stock %r and no board serial was found: two such "
+                    "devices on one broker would share a device id; set [mqtt] device_id",
+                    STOCK_HOSTNAME)
+        return name
+    return f"rpi-{serial}"
 
 
 def topic_prefix(explicit: Optional[str], device_id: str) -> str:

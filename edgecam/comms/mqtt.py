@@ -11,6 +11,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections import OrderedDict
 import dataclasses
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ log = logging.getLogger("edgecam.mqtt")
 
 ONLINE = "online"
 OFFLINE = "offline"
+SESSION_TAKEN_OVER = 142  # MQTT 5 reason code: another client connected with our client id
+TAKEOVER_WINDOW = 3.0  # s: connections closed this soon after they were made look like takeovers
 PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 
 
@@ -150,6 +153,9 @@ class MqttCommunicator(Communicator):
         self._ack_listeners: List[AckListener] = []
         self._acks = AckFilter()
         self._connected = False
+        self._connected_at = 0.0
+        self._short_drops = 0
+        self._client_id = client_id
         self._ever_connected = False
         self._reported: Optional[str] = None  # last state logged, so each is logged once
         self._stopping = False
@@ -265,6 +271,7 @@ class MqttCommunicator(Communicator):
             # Under the lock with the copy: a retained publish sees either connected (and
             # sends it itself) or not (and it is in this copy), never neither.
             self._connected = True
+            self._connected_at = time.monotonic()
             subs = list(self._subs)
             retained = list(self._retained.items())
         for topic in dict.fromkeys(t for t, _ in subs):
@@ -286,10 +293,27 @@ class MqttCommunicator(Communicator):
         was = self._connected
         self._connected = False
         if was:
-            if not self._stopping:
+            if not self._stopping and self._taken_over(reason_code):
+                self._report("takeover", "mqtt: broker %s:%s dropped this client for another one "
+                             "with the same client id %r: two processes share a device id; give "
+                             "each its own [mqtt] device_id (retrying every %s s)", self.host,
+                             self.port, self._client_id, self._backoff[1], level=logging.ERROR)
+                # Two such processes would otherwise kick each other off every second.
+                self._client.reconnect_delay_set(self._backoff[1], self._backoff[1])
+            elif not self._stopping:
                 self._report("lost", "mqtt: lost connection to broker %s:%s (%s); reconnecting "
                              "with backoff", self.host, self.port, reason_code, level=logging.WARNING)
             self._notify(False)
+
+    def _taken_over(self, reason_code) -> bool:
+        if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
+            return True
+        # Mosquitto 2.0 just closes the socket of the client it replaces (no reason code, in
+        # MQTT 5 too): two connections in a row closed right after they were made (one alone
+        # could be a broker restart).
+        short = time.monotonic() - self._connected_at < TAKEOVER_WINDOW
+        self._short_drops = self._short_drops + 1 if short else 0
+        return self._short_drops >= 2
 
     def _on_message(self, _client, _userdata, msg) -> None:
         with self._lock:
