@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterator, Optional, Tuple
+from typing import Callable, Iterator, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -125,17 +125,19 @@ class LiveSource(Source):
     """A camera or stream that is reopened with backoff when it fails or stalls.
 
     Loss and recovery are logged once each; the run never ends because of a transient loss.
-    `on_status(online: bool)` is told when frames stop or start arriving.
+    `on_status(online: bool)` is told when frames stop or start arriving. `backoff` is the wait
+    before each reopening attempt, in seconds, the last one repeated (tests make it short).
     """
 
     live = True
     BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
     def __init__(self, name: str, open_device: Callable[[], CaptureDevice], stall_timeout: float = 5.0,
-                 on_status: Optional[Callable[[bool], None]] = None):
+                 on_status: Optional[Callable[[bool], None]] = None,
+                 backoff: Sequence[float] = BACKOFF):
         super().__init__()
         self.name, self._open_device, self.stall_timeout = name, open_device, stall_timeout
-        self.on_status = on_status
+        self.on_status, self.backoff = on_status, tuple(backoff)
         self._device: Optional[CaptureDevice] = None
         self.losses = 0
         self.reconnecting = False
@@ -179,7 +181,7 @@ class LiveSource(Source):
                 self.reconnecting = True
                 self._tell(False)
             self._drop_device()
-            delay = self.BACKOFF[min(attempt, len(self.BACKOFF) - 1)]
+            delay = self.backoff[min(attempt, len(self.backoff) - 1)]
             attempt += 1
             self._closed.wait(delay)
 
