@@ -117,18 +117,6 @@ def test_annotated_video_jpegs_and_snapshots(edgecam_cmd, cli_env, pan_video, tm
     assert len(shots) == 1 and "dog" in shots[0].name
 
 
-def test_config_file_and_cli_override(edgecam_cmd, cli_env, tmp_path):
-    conf = tmp_path / "c.toml"
-    conf.write_text(f'[model]\npath = "{SSD_MODEL}"\nlabels = "{COCO_LABELS}"\n'
-                    f'[detect]\nclasses = ["car"]\n[source]\nuri = "{IMAGES}"\n')
-    out = run(edgecam_cmd, cli_env, "--config", str(conf), "--json")
-    assert out.returncode == 0, out.stderr
-    labels = {d["label"] for f in json_lines(out.stdout) for d in f["detections"]}
-    assert labels == {"car"}
-    out = run(edgecam_cmd, cli_env, "--config", str(conf), "--classes", "dog", "--json")
-    assert {d["label"] for f in json_lines(out.stdout) for d in f["detections"]} == {"dog"}
-
-
 def test_version_names_the_runtime(edgecam_cmd, cli_env):
     out = subprocess.run([*edgecam_cmd, "--version"], env=cli_env, capture_output=True, text=True)
     assert out.returncode == 0
@@ -182,37 +170,6 @@ def test_bad_input_is_one_line_without_traceback(edgecam_cmd, cli_env, tmp_path,
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("edgecam: error: ") and message in lines[0]
     assert out.stdout == ""
-
-
-def test_config_check(edgecam_cmd, cli_env, tmp_path):
-    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
-    good.write_text('[detect]\nthreshold = 0.4\nwatch = ["person", "car"]\n[mqtt]\nhost = "broker"\n')
-    bad.write_text('[detect]\nthreshhold = 0.4\n')
-    ok = subprocess.run([*edgecam_cmd, "config", "check", str(good)], env=cli_env, capture_output=True, text=True)
-    assert ok.returncode == 0, ok.stderr
-    no = subprocess.run([*edgecam_cmd, "config", "check", str(bad)], env=cli_env, capture_output=True, text=True)
-    assert no.returncode == 2 and "unknown key [detect] threshhold" in no.stderr
-
-
-@pytest.mark.parametrize("detector", ["hailo", "cpu", "auto"])
-def test_a_delegate_contradicting_the_detector_is_refused_by_check_run_and_doctor(
-        edgecam_cmd, cli_env, tmp_path, detector):
-    path = tmp_path / "contradiction.toml"
-    path.write_text(f'[model]\ndelegate = "edgetpu"\ndetector = "{detector}"\n')
-    checked = subprocess.run([*edgecam_cmd, "config", "check", str(path)], env=cli_env,
-                             capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 2 and checked.stdout == "", checked.stdout + checked.stderr
-    lines = checked.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgecam: error: "), checked.stderr
-    message = lines[0][len("edgecam: error: "):]
-    assert "[model] delegate" in message and repr(detector) in message and "remove" in message
-    ran = run(edgecam_cmd, cli_env, "--config", str(path), *MODEL_ARGS, "--source", str(IMAGES))
-    assert ran.returncode == 2 and ran.stderr.strip() == lines[0], ran.stderr
-    doctor = subprocess.run([*edgecam_cmd, "doctor", "--config", str(path)], env=cli_env,
-                            capture_output=True, text=True, timeout=120)
-    rows = [row for row in doctor.stdout.splitlines() if row.split()[1:2] == ["config"]]
-    assert doctor.returncode == 1 and len(rows) == 1, doctor.stdout + doctor.stderr
-    assert rows[0].startswith("FAIL") and message in rows[0], doctor.stdout
 
 
 def test_tracks_still_open_at_the_end_get_their_end_event(edgecam_cmd, cli_env):
