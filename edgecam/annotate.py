@@ -21,7 +21,7 @@ Annotate = Callable[[FrameResult], np.ndarray]
 def colour_for(class_id: int) -> Tuple[int, int, int]:
     """A stable, well-separated BGR colour per class id."""
     hue = (class_id * 47) % 180
-    hsv = np.uint8([[[hue, 200, 255]]])
+    hsv = np.array([[[hue, 200, 255]]], dtype=np.uint8)
     b, g, r = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
     return int(b), int(g), int(r)
 

@@ -8,7 +8,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, cast
 
 from . import backends
 from .errors import EdgecamError
@@ -251,7 +251,8 @@ class Config:
     clips: ClipsConfig = field(default_factory=ClipsConfig)
 
 
-SECTIONS = {f.name: f.default_factory for f in dataclasses.fields(Config)}  # type: ignore[misc]
+SECTIONS: Dict[str, Callable[[], Any]] = {f.name: cast(Callable[[], Any], f.default_factory)
+                                          for f in dataclasses.fields(Config)}
 
 
 def _coerce(section: str, key: str, value: Any, meta: Mapping[str, Any]) -> Any:

@@ -82,7 +82,7 @@ class OutputMap:
     count: int
 
 
-def identify_outputs(details: Sequence[Mapping]) -> Tuple[int, int, int, Tuple[int, int]]:
+def identify_outputs(details: Sequence[Mapping]) -> Tuple[int, int, Tuple[int, int]]:
     """(boxes, count, (a, b)) output positions from shapes: boxes [1,N,4], count [1],
     and the two [1,N] tensors whose roles (classes, scores) are decided from their values."""
     boxes = [i for i, d in enumerate(details) if len(d["shape"]) == 3 and d["shape"][-1] == 4]

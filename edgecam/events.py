@@ -22,7 +22,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
 from .datatypes import BBox, Event, FrameResult, Snapshot, ZoneChange
 from .errors import EdgecamError
@@ -31,6 +31,9 @@ from .files import write_atomic
 from .stages import Processor
 from .tracker import Track, Tracker, centre
 from .zones import Polygon, Zone, apply_masks, zone_counts, zones_of
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class EventOptions:
 @dataclass
 class _Best:
     score: float
-    image: object
+    image: np.ndarray
     box: BBox
     seq: int
 
@@ -165,7 +168,7 @@ class EventStage(Processor):
     def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> List[Union[Event, ZoneChange]]:
         """End every started track now (e.g. at shutdown); returns their end events, and for a
         pause (reason `paused`) the zone counts going to 0."""
-        events = []
+        events: List[Union[Event, ZoneChange]] = []
         for t in self.tracker.end_all():
             st = self._state.pop(t.id, _TrackState())
             if st.started:

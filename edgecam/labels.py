@@ -34,8 +34,9 @@ def parse_labels(text: str) -> Dict[int, str]:
         lines.pop()
     if not lines:
         return {}
-    pairs = [_PAIR.match(ln) for ln in lines if ln]
-    if all(pairs):
+    candidates = [ln for ln in lines if ln]
+    pairs = [m for m in map(_PAIR.match, candidates) if m is not None]
+    if len(pairs) == len(candidates):
         return {int(m.group(1)): m.group(2) for m in pairs if not _placeholder(m.group(2))}
     offset = 1 if lines[0].lower() in _PLACEHOLDERS else 0
     return {i - offset: name for i, name in enumerate(lines)

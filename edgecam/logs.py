@@ -98,7 +98,8 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         return
     where = args.thread.name if args.thread is not None else "a thread"
     logging.getLogger("edgecam").critical("uncaught exception in %s", where,
-                                          exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+                                          exc_info=(args.exc_type, args.exc_value,  # type: ignore[arg-type]
+                                                    args.exc_traceback))
 
 
 def parse_level(level: Union[str, int]) -> int:
@@ -130,7 +131,7 @@ def setup_logging(level: Union[str, int] = "info", env: Optional[Mapping[str, st
         threading.excepthook = _log_uncaught_in_thread
     else:
         handler.setFormatter(logging.Formatter(TERMINAL_FORMAT))
-    handler._edgecam = True  # type: ignore[attr-defined] - marks the handler we own
+    handler._edgecam = True  # type: ignore[attr-defined]  # marks the handler we own
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_edgecam", False)]:
         root.removeHandler(old)

@@ -127,7 +127,7 @@ def _outputs(graph: Graph, ssd: Optional[SsdOptions]) -> Tuple[TensorInfo, ...]:
     op = graph.custom_op(DETECTION_POSTPROCESS_OP)
     roles: Dict[int, str] = {}
     if op is not None:
-        roles = {t: r for t, r in zip(op.outputs, _SSD_OUTPUT_ROLES)}
+        roles = dict(zip(op.outputs, _SSD_OUTPUT_ROLES))
     out = []
     for i in graph.outputs:
         t = graph.tensors[i]

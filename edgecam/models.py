@@ -113,7 +113,7 @@ def manifest_path(env: Optional[Mapping[str, str]] = None) -> Path:
 
 
 def _entry(raw: Mapping[str, object], where: str) -> ModelEntry:
-    known = {f for f in ModelEntry.__dataclass_fields__}
+    known = set(ModelEntry.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
         raise EdgecamError(f"{where}: unknown key(s) {', '.join(unknown)}")
@@ -267,15 +267,17 @@ class _Source:
         return blob, art.url
 
     def _local(self, entry: ModelEntry, art: Artifact) -> Tuple[bytes, str]:
+        from_dir = self.from_dir
+        assert from_dir is not None  # asked only when a folder was given
         names = [art.file, *art.local_names]
         for name in names:
-            path = self.from_dir / name
+            path = from_dir / name
             if path.is_file():
                 return path.read_bytes(), str(path)
         # The downloaded archive itself may have been copied over.
         archive = art.url.rsplit("/", 1)[-1] if art.url else ""
-        if archive and _is_archive(archive) and (self.from_dir / archive).is_file():
-            path = self.from_dir / archive
+        if archive and _is_archive(archive) and (from_dir / archive).is_file():
+            path = from_dir / archive
             return _extract(path.read_bytes(), str(path), art.member or art.file), f"{path}!{art.member}"
         raise EdgecamError(f"{self.from_dir} has no {art.what} file for {entry.name} (looked for "
                            f"{', '.join(names + ([archive] if archive else []))})")

@@ -175,12 +175,13 @@ class WatchdogPinger:
 
     def progress(self) -> bool:
         """Record that the loop processed a frame; returns True when a ping was sent."""
-        if not self.enabled:
+        notifier, spacing = self.notifier, self.spacing
+        if notifier is None or self.interval is None or spacing is None:  # not enabled
             return False
         now = self._clock()
-        if self._last is not None and now - self._last < self.spacing:
+        if self._last is not None and now - self._last < spacing:
             return False
         self._last = now
-        sent = self.notifier.watchdog()
+        sent = notifier.watchdog()
         self.pings += sent
         return sent

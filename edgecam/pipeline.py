@@ -16,12 +16,11 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
-
-from .datatypes import Frame, FrameResult
-from .detector import Detector, Transform, timed_detect
+from .backends import Backend
+from .datatypes import Event, Frame, FrameResult, ZoneChange
+from .detector import timed_detect
 from .errors import EdgecamError
 from .queues import BoundedQueue, Closed, LatestSlot
 from .settings import LiveSettings
@@ -40,7 +39,7 @@ class _EndTracks:
 class _Job:
     order: int
     frame: Frame
-    prepared: Optional[Tuple[np.ndarray, Transform]] = None
+    prepared: Optional[Tuple[Any, Any]] = None
 
 
 def yield_cpu_to_inference() -> None:
@@ -76,7 +75,7 @@ class Pipeline:
     (overlay, MQTT, preview) share them; a fresh one otherwise.
     """
 
-    def __init__(self, source, detectors: Sequence[Detector], sinks: Sequence[Sink], *,
+    def __init__(self, source, detectors: Sequence[Backend], sinks: Sequence[Sink], *,
                  drop: bool, processors: Sequence[Processor] = (), settings: Optional[LiveSettings] = None,
                  gate: Optional[Callable[[Frame], bool]] = None, max_frames: Optional[int] = None,
                  sink_queue: int = 8, stats: Optional[PipelineStats] = None,
@@ -94,11 +93,12 @@ class Pipeline:
         self._order = 0
         self._order_lock = threading.Lock()
         self._emit_lock = threading.Lock()
-        self._pending: List[Tuple[int, FrameResult]] = []
+        self._pending: List[Tuple[int, int, FrameResult]] = []
         self._next_order = 0
         self._emitted = 0
         self._last: Optional[FrameResult] = None
         self.error: Optional[BaseException] = None
+        self._inbox: Union[LatestSlot, BoundedQueue]
         if drop:
             self._inbox = LatestSlot(self._count_drop)
         else:
@@ -147,7 +147,7 @@ class Pipeline:
         finally:
             self._inbox.close()
 
-    def _infer(self, detector: Detector) -> None:
+    def _infer(self, detector: Backend) -> None:
         try:
             while True:
                 try:
@@ -167,7 +167,7 @@ class Pipeline:
                 if self._workers_left == 0:  # the last worker out: nothing more will be ordered
                     self._ordered.close()
 
-    def _run_detector(self, detector: Detector, job: _Job) -> FrameResult:
+    def _run_detector(self, detector: Backend, job: _Job) -> FrameResult:
         frame = job.frame
         self.stats.frame_age_ms.add((time.monotonic() - frame.mono) * 1e3)
         settings = self.settings.current()
@@ -319,7 +319,7 @@ class Pipeline:
         # that want them, on the last frame, marked so no frame is reported twice.
         if self._last is None:
             return
-        events = []
+        events: List[Union[Event, ZoneChange]] = []
         for process in self.processors:
             events += process.finish(self._last.frame.seq, reason)
         if not events:

@@ -37,7 +37,7 @@ def find_coral_usb(root: Path = Path("/")) -> List[CoralUsb]:
     found = []
     for dev in sorted((root / "sys/bus/usb/devices").glob("*")):
         vendor, product = _read(dev / "idVendor"), _read(dev / "idProduct")
-        if (vendor, product) in CORAL_USB_IDS:
+        if vendor is not None and product is not None and (vendor, product) in CORAL_USB_IDS:
             speed = _read(dev / "speed")
             try:
                 mbps = float(speed) if speed else None

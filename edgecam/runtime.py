@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import EdgecamError
 
@@ -120,7 +120,7 @@ def load_interpreter(model_path: str, threads: Optional[int] = None,
         delegates.append(load_edgetpu_delegate(runtime))
     elif delegate not in (None, "", "cpu"):
         raise EdgecamError(f"unknown delegate {delegate!r}: use `cpu` or `edgetpu`")
-    kwargs = {"model_path": model_path, "experimental_delegates": delegates or None}
+    kwargs: Dict[str, Any] = {"model_path": model_path, "experimental_delegates": delegates or None}
     if threads:
         kwargs["num_threads"] = int(threads)
     try:

@@ -12,7 +12,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Optional, Sequence, TextIO
+from typing import Callable, Optional, Sequence, TextIO, Tuple
 
 import cv2
 import numpy as np
@@ -69,8 +69,8 @@ class VideoFileSink(Sink):
 
     def __init__(self, path: Path, fps: float, annotate: Annotate):
         self.path, self.fps, self.annotate = path, fps, annotate
-        self.writer = None
-        self.size = None
+        self.writer: Optional[cv2.VideoWriter] = None
+        self.size: Optional[Tuple[int, int]] = None
         # The writer can only be opened once the first frame gives its size, after the other
         # sinks have printed that frame: what can be checked without it is checked here, so a
         # bad --output ends the run before anything is written.
@@ -88,7 +88,7 @@ class VideoFileSink(Sink):
         throwaway file so the named one is not touched."""
         with tempfile.TemporaryDirectory(prefix="edgecam-") as tmp:
             probe = cv2.VideoWriter(os.path.join(tmp, f"probe{suffix}"),
-                                    cv2.VideoWriter_fourcc(*cls.FOURCC), fps, (16, 16))
+                                    cv2.VideoWriter.fourcc(*cls.FOURCC), fps, (16, 16))
             try:
                 return probe.isOpened()
             finally:
@@ -102,10 +102,11 @@ class VideoFileSink(Sink):
         image = self.annotate(result)
         if self.writer is None:
             self.size = (image.shape[1], image.shape[0])
-            fourcc = cv2.VideoWriter_fourcc(*self.FOURCC)
+            fourcc = cv2.VideoWriter.fourcc(*self.FOURCC)
             self.writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, self.size)
             if not self.writer.isOpened():
                 raise EdgecamError(self._unwritable())
+        assert self.size is not None  # set with the writer
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size)
         self.writer.write(image)

@@ -5,9 +5,9 @@ preview)."""
 from __future__ import annotations
 
 import abc
-from typing import List, Optional
+from typing import Optional, Sequence, Union
 
-from .datatypes import FrameResult
+from .datatypes import Event, FrameResult, ZoneChange
 
 
 class Processor(abc.ABC):
@@ -18,7 +18,7 @@ class Processor(abc.ABC):
     def __call__(self, result: FrameResult) -> FrameResult:
         """The result passed on to the sinks (the same one, or a copy with more in it)."""
 
-    def finish(self, seq: Optional[int], reason: str) -> List[dict]:
+    def finish(self, seq: Optional[int], reason: str) -> Sequence[Union[Event, ZoneChange]]:
         """Close what the stage holds open (tracks) at the end of a run or a camera loss, and
         return the final events; a stateless stage has none."""
         return []
@@ -39,5 +39,5 @@ class Sink(abc.ABC):
     def handle(self, result: FrameResult) -> None:
         """Consume one processed frame."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract
         """Flush and release; called once after the last result. Nothing to do by default."""

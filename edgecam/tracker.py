@@ -201,7 +201,7 @@ class Tracker:
         t.top_score = max(t.top_score, float(d.score))
         t.votes[d.label] = t.votes.get(d.label, 0.0) + float(d.score)
         if not t.confirmed:  # the label is settled by score-weighted vote until the track starts
-            t.label = max(t.votes, key=t.votes.get)
+            t.label = max(t.votes, key=t.votes.__getitem__)
         t.hits += 1
         t.missed = 0
 

@@ -45,12 +45,12 @@ def import_hailo():
     picamera2 exports `Hailo` only when HailoRT's Python package (hailo_platform) imports.
     """
     try:
-        from picamera2.devices import Hailo  # type: ignore
+        from picamera2.devices import Hailo
     except ImportError as exc:
         raise EdgecamError(f"the hailo detector needs HailoRT and picamera2's Hailo support "
                            f"({exc}): `sudo apt install {PACKAGES}`, then reboot") from None
     try:
-        from picamera2.devices import hailo_architecture  # type: ignore
+        from picamera2.devices import hailo_architecture
     except ImportError:  # older picamera2: only one architecture family had models
         hailo_architecture = None
     return Hailo, hailo_architecture

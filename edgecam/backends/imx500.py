@@ -105,8 +105,8 @@ def progress_readable(device) -> bool:
 def import_imx500():
     """(IMX500, NetworkIntrinsics) from picamera2, or an EdgecamError naming the package."""
     try:
-        from picamera2.devices import IMX500  # type: ignore
-        from picamera2.devices.imx500 import NetworkIntrinsics  # type: ignore
+        from picamera2.devices import IMX500
+        from picamera2.devices.imx500 import NetworkIntrinsics
     except ImportError as exc:
         raise EdgecamError(f"the imx500 detector needs picamera2's IMX500 support ({exc}): "
                            f"`sudo apt install {PACKAGE}`, then reboot") from None
@@ -278,7 +278,8 @@ class Imx500Backend:
             self._set_loading("uploading firmware to the IMX500 (progress not readable)")
             return
         start = last_change = self._clock()
-        last, logged = (None, -1), (None, -1)
+        last: Tuple[Optional[str], int] = (None, -1)
+        logged: Tuple[Optional[str], int] = (None, -1)
         try:
             while True:
                 stage, current, total = self.upload_progress()
@@ -310,7 +311,7 @@ class Imx500Backend:
         """The frame's SensorDetections, or None when its metadata has no outputs yet."""
         outputs = self.device.get_outputs(metadata, add_batch=True)
         if self._blind_since is not None:
-            self._blind_wait(outputs is not None)
+            self._blind_wait(self._blind_since, outputs is not None)
         if outputs is None:
             return None
         boxes = decode_boxes(outputs[0][0], self.intrinsics.bbox_order,
@@ -333,10 +334,11 @@ class Imx500Backend:
         dnn, dsp = kpi if kpi else (None, None)
         return SensorDetections(tuple(found), dnn, dsp)
 
-    def _blind_wait(self, has_outputs: bool) -> None:
-        """End the wait without upload progress on the first outputs, or after BLIND_UPLOAD_S
-        (frames without outputs then starve the watchdog, as after a stalled upload)."""
-        waited = self._clock() - self._blind_since
+    def _blind_wait(self, since: float, has_outputs: bool) -> None:
+        """End the wait without upload progress (begun at `since`) on the first outputs, or
+        after BLIND_UPLOAD_S (frames without outputs then starve the watchdog, as after a
+        stalled upload)."""
+        waited = self._clock() - since
         if has_outputs:
             log.info("imx500: the network runs, %.1f s after the camera started", waited)
         elif waited < BLIND_UPLOAD_S:

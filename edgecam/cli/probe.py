@@ -60,9 +60,9 @@ def probe_command(models, labels, threads_text, runs, warmup, source, as_json, p
         from ..backends.imx500 import Imx500Backend
         from ..probe.sensor import format_sensor_report, probe_imx500
         backend = Imx500Backend.load(models[0] if models else None, labels)
-        report = probe_imx500(backend, runs, progress=None if as_json else
-                              (lambda msg: click.echo(msg, err=True)))
-        click.echo(json.dumps(report) if as_json else format_sensor_report(report))
+        sensor_report = probe_imx500(backend, runs, progress=None if as_json else
+                                     (lambda msg: click.echo(msg, err=True)))
+        click.echo(json.dumps(sensor_report) if as_json else format_sensor_report(sensor_report))
         return
     if not models:
         raise click.UsageError("give --model (or --detector imx500)")

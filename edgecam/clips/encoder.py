@@ -12,12 +12,15 @@ from __future__ import annotations
 import fractions
 import logging
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, cast
 
 import numpy as np
 
 from ..errors import EdgecamError
 from .packets import EncodedPacket
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class FrameEncoder:
         self.width, self.height, self.codec = width - width % 2, height - height % 2, codec
         self._av = av
         try:
-            ctx = av.CodecContext.create(codec, "w")
+            ctx = cast("av.VideoCodecContext", av.CodecContext.create(codec, "w"))
         except (av.FFmpegError, ValueError) as exc:
             raise EdgecamError(f"[clips] encoder {codec!r} is not available in this PyAV build "
                                f"({exc}): use libx264") from None

@@ -124,7 +124,7 @@ class ClipSink(Sink):
                 return
             self._cursor = packet.seq
             boxes = self._boxes.pop(packet.seq, ())
-            self._guard(lambda w: w.add(packet, boxes))
+            self._guard(lambda w: w.add(packet, boxes))  # noqa: B023 - called at once
 
     def _apply(self, note: ClipNote) -> None:
         if note.boxes and self.writer is not None:

@@ -33,7 +33,7 @@ class ReliablePublisher:
         self._q: "queue.SimpleQueue" = queue.SimpleQueue()
         self._held: Dict[int, int] = {}  # transport mid -> spool row (worker thread only)
         self._last_handed = 0
-        self._resend_since = None  # monotonic time we started waiting for re-sends
+        self._resend_since: Optional[float] = None  # monotonic time we started waiting for re-sends
         self._thread = threading.Thread(target=self._run, name="edgecam-mqtt-spool", daemon=True)
         comm.add_ack_listener(lambda mid, _ok: self._q.put(("ack", mid)))
         comm.add_connection_listener(lambda up: self._q.put(("conn", up)))

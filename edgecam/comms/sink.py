@@ -256,7 +256,7 @@ class MqttSink(Sink):
             # A reference only: encoding happens when a snapshot is due.
             self._latest = result
             if tops and now - self._last_snapshot >= self._cfg.snapshot_interval:
-                self._publish_snapshot(now)
+                self._publish_snapshot(result, now)
             # Timed work (stats, occupancy turning off, requested snapshots) is left to the
             # housekeeping thread, not repeated for every frame.
 
@@ -312,7 +312,7 @@ class MqttSink(Sink):
         for label in self._watch:
             self._update_occupancy(label, False, now)
         if self._snapshot_requested and self._latest is not None:
-            self._publish_snapshot(now)
+            self._publish_snapshot(self._latest, now)
         if now - self._last_stats >= self._cfg.stats_interval:
             self._last_stats = now
             try:
@@ -376,10 +376,10 @@ class MqttSink(Sink):
             if tracker.active:
                 self._events.debounced(tracker.finish(time.time(), reason), None)
 
-    def _publish_snapshot(self, now: float) -> None:
+    def _publish_snapshot(self, result: FrameResult, now: float) -> None:
         self._snapshot_requested = False
         self._last_snapshot = now
-        data = snapshot_jpeg(self._annotate(self._latest))
+        data = snapshot_jpeg(self._annotate(result))
         if data:
             publish_jpeg(self._comm, self.topics.snapshot, data)
 

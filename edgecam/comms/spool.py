@@ -16,7 +16,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, cast
 
 from ..errors import EdgecamError
 
@@ -82,7 +82,7 @@ class Spool:
             try:
                 cur = self._db.execute("INSERT INTO spool (topic, payload) VALUES (?, ?)",
                                        (topic, payload))
-                row = int(cur.lastrowid)
+                row = int(cast(int, cur.lastrowid))  # an INSERT always sets it
                 if opens is not None:
                     self._db.execute("INSERT OR REPLACE INTO open_events VALUES (?, ?, ?, ?)",
                                      (opens, topic, payload, time.time()))

@@ -176,6 +176,7 @@ def _mqtt_login(m: cfg.MqttConfig, login, timeout: float) -> Tuple[bool, str]:
 
     client.on_connect = on_connect
     try:
+        assert m.host  # check_mqtt stops before without a host
         client.connect(m.host, m.port, keepalive=max(5, int(timeout) + 5))
         client.loop_start()
         if not done.wait(timeout):

@@ -28,7 +28,7 @@ EDGETPU_NOTE = ("Coral's own pycoral/libedgetpu packages are unmaintained (no Py
 def picamera_cameras() -> Optional[list]:
     """Picamera2.global_camera_info(), or None when picamera2 is not installed."""
     try:
-        from picamera2 import Picamera2  # type: ignore
+        from picamera2 import Picamera2
     except ImportError:
         return None
     try:
@@ -42,7 +42,7 @@ def imx500_progress_fix() -> Optional[bool]:
     is unreadable (None: no picamera2 IMX500 support). Told by the feature, not a version
     number: the releases with the fix (0.3.35 on) have `IMX500.FwProgressType`."""
     try:
-        from picamera2.devices.imx500 import IMX500  # type: ignore
+        from picamera2.devices.imx500 import IMX500
     except ImportError:
         return None
     return hasattr(IMX500, "FwProgressType")
@@ -51,7 +51,7 @@ def imx500_progress_fix() -> Optional[bool]:
 def hailo_arch() -> Optional[str]:
     """picamera2's hailo_architecture(), or None (no HailoRT, no device)."""
     try:
-        from picamera2.devices import hailo_architecture  # type: ignore
+        from picamera2.devices import hailo_architecture
     except ImportError:
         return None
     try:
@@ -63,7 +63,7 @@ def hailo_arch() -> Optional[str]:
 def hailort_version() -> Optional[str]:
     """The HailoRT library's version: hailo_platform's, else `hailortcli --version`'s."""
     try:
-        import hailo_platform  # type: ignore
+        import hailo_platform
         version = getattr(hailo_platform, "__version__", None)
         if version:
             return str(version)

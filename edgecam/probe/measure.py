@@ -25,7 +25,7 @@ import os
 import platform
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import EdgecamError
 from ..modelinfo import ModelInfo, model_info
@@ -113,7 +113,7 @@ class ProbeResult:
 
     def to_dict(self) -> dict:
         """JSON form (one entry of the `--json` "results" list)."""
-        d = {"model": self.model, "name": os.path.basename(self.model), "kind": self.kind,
+        d: Dict[str, Any] = {"model": self.model, "name": os.path.basename(self.model), "kind": self.kind,
              "threads": self.threads, "delegate": self.delegate, "runs": self.runs,
              "warmup": self.warmup, "raw_invoke_fps": round(self.raw_invoke_fps, 2),
              "pipeline_fps": None if self.pipeline_fps is None else round(self.pipeline_fps, 2),
@@ -155,7 +155,7 @@ class ProbeReport:
                            "threads": best["threads"] if best else None}
         return d
 
-    def budget_pick(self) -> Optional[dict]:
+    def budget_pick(self) -> Optional[Mapping]:
         """The result `--budget-ms` names, in its JSON form (see `select_within_budget`): the
         one place the pick is made, for the JSON document and the text report alike. None
         without a budget or when nothing fits."""
@@ -220,7 +220,7 @@ def _stage_pass(detector, images: Sequence[np.ndarray], runs: int, warmup: int,
             for name in STAGES:
                 samples[name].append(stage_ms[name])
             found += len(result.detections)
-            elapsed = clock() - start
+            elapsed = clock() - start if start is not None else 0.0  # set at i == warmup
             fps = (i - warmup + 1) / elapsed if elapsed > 0 else 0.0
     wall = clock() - start if start is not None else 0.0
     return samples, (runs / wall if wall > 0 else 0.0), found
@@ -256,7 +256,8 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
         samples, pipeline_fps, found = _stage_pass(detector, frames.images, runs, warmup,
                                                    publish, topic)
         stages = {name: summarize(v) for name, v in samples.items()}
-        skipped, reason = (), ""
+        skipped: Tuple[str, ...] = ()
+        reason = ""
     else:
         stages, pipeline_fps, found = {"invoke": raw_summary}, None, 0
         skipped = DETECTION_ONLY_STAGES

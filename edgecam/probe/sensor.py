@@ -5,7 +5,7 @@ filtering them). Frames without outputs are counted, not timed."""
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from ..sources import PicameraCapture, SourceSpec
 from ..stats import summarize
@@ -23,7 +23,9 @@ def probe_imx500(backend, runs: int = 50, spec: SourceSpec = SourceSpec(uri="pic
     """Capture frames until `runs` carried outputs (or `max_frames`, default 20 x runs, were
     read) and report the sensor's and the CPU's times in ms."""
     cam = PicameraCapture(spec, sensor=backend)
-    dnn, dsp, cpu = [], [], []
+    dnn: List[float] = []
+    dsp: List[float] = []
+    cpu: List[float] = []
     frames = empty = 0
     limit = max_frames or 20 * runs
     try:

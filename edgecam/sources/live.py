@@ -73,7 +73,7 @@ class DeadlineReader:
     def __init__(self, device: CaptureDevice):
         self.device = device
         self._asked, self._answered = threading.Event(), threading.Event()
-        self._result = None
+        self._result: Optional[Captured] = None
         self._abandoned = False
         self._thread = threading.Thread(target=self._serve, daemon=True,
                                         name=f"read-{device.name}")
@@ -138,7 +138,7 @@ class LiveSource(Source):
         super().__init__()
         self.name, self._open_device, self.stall_timeout = name, open_device, stall_timeout
         self.on_status, self.backoff = on_status, tuple(backoff)
-        self._device: Optional[CaptureDevice] = None
+        self._device: Optional[DeadlineReader] = None
         self.losses = 0
         self.reconnecting = False
 
@@ -162,7 +162,7 @@ class LiveSource(Source):
         while not self.closed:
             if self._device is None:
                 device = self._try_open()
-                self._device = device and DeadlineReader(device)
+                self._device = DeadlineReader(device) if device is not None else None
             got = self._device.read(self.stall_timeout) if self._device else None
             if got is not None:
                 if online is not True:

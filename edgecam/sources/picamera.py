@@ -8,6 +8,7 @@ import io
 import logging
 import os
 import sys
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -45,17 +46,18 @@ class PicameraCapture(CaptureDevice):
             self.cam.configure(config)
             self.cam.start()
             # libcamera may have changed the size asked for; the buffers have the size it chose.
-            self.lores_size = tuple(self.cam.stream_configuration("lores")["size"]) \
-                if "lores" in streams else None
+            self.lores_size: Optional[Tuple[int, ...]] = tuple(
+                self.cam.stream_configuration("lores")["size"]) if "lores" in streams else None
             if sensor is not None:
                 sensor.started(self.cam)
         except BaseException:
             self.cam.close()  # a camera left open is "busy" for every retry after this one
             raise
-        self.model_input_size = tuple(spec.model_input_size) if spec.model_input_size else None
-        if self.lores_size and self.lores_size != self.model_input_size:
+        model_size = tuple(spec.model_input_size) if spec.model_input_size else None
+        self.model_input_size: Optional[Tuple[int, ...]] = model_size
+        if self.lores_size and model_size and self.lores_size != model_size:
             log.info("libcamera made the low-resolution stream %dx%d instead of %dx%d: "
-                     "resizing it to the model's input", *self.lores_size, *self.model_input_size)
+                     "resizing it to the model's input", *self.lores_size, *model_size)
 
     def read(self) -> Captured:
         names = ["main", "lores"] if self.lores_size else ["main"]
@@ -65,9 +67,11 @@ class PicameraCapture(CaptureDevice):
         return arrays[0][:, :, :3], lores, detected
 
     def _model_input(self, yuv: np.ndarray) -> np.ndarray:
-        lores = yuv420_to_bgr(yuv, self.lores_size[0])
-        if self.lores_size != self.model_input_size:
-            lores = cv2.resize(lores, self.model_input_size, interpolation=cv2.INTER_AREA)
+        lores_size, model_size = self.lores_size, self.model_input_size
+        assert lores_size is not None and model_size is not None  # read() asks only with a lores stream
+        lores = yuv420_to_bgr(yuv, lores_size[0])
+        if lores_size != model_size:
+            lores = cv2.resize(lores, model_size, interpolation=cv2.INTER_AREA)
         return lores
 
     def release(self):
@@ -103,7 +107,7 @@ def import_picamera2():
     # the error raised here says it in one line, so that text stays out of the log.
     with contextlib.redirect_stderr(io.StringIO()) as noise:
         try:
-            from picamera2 import Picamera2  # type: ignore
+            from picamera2 import Picamera2
         except ModuleNotFoundError as exc:
             if exc.name == "picamera2":
                 raise Picamera2Unavailable(

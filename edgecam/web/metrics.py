@@ -7,10 +7,10 @@ by the web sink with every result it handles. MQTT gauges exist only when MQTT i
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, List, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from ..datatypes import FrameResult
@@ -31,7 +31,7 @@ class _PipelineCollector(Collector):
         stats = self._stats()
         if stats is None:
             return []
-        out = []
+        out: List[Metric] = []
         for name, attr, doc in (("frames_captured", "captured", "Frames read from the source."),
                                 ("frames_processed", "processed", "Frames that went through inference (or were skipped) and reached the sinks."),
                                 ("frames_dropped", "dropped", "Frames dropped because inference was busy (live sources)."),

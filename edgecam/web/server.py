@@ -25,7 +25,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, cast
 from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__
@@ -127,7 +127,7 @@ class PreviewServer(HTTPServer):
     @property
     def url(self) -> str:
         """http://host:port/ of the bound socket (the real port when 0 was asked)."""
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), self.server_address[1]  # an IP socket's: str
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
     def start(self) -> "PreviewServer":
@@ -176,7 +176,7 @@ class PreviewServer(HTTPServer):
                     if key.data == "listen":
                         self._accept(sel, idle)
                     elif key.data == "conn":
-                        conn = key.fileobj
+                        conn = cast(socket.socket, key.fileobj)
                         sel.unregister(conn)
                         addr, _since = idle.pop(conn)
                         self._dispatch(conn, addr)
@@ -255,7 +255,7 @@ class PreviewHandler(BaseHTTPRequestHandler):
         return self.server_version
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
-        log.debug("preview %s: " + format, self.client_address[0], *args)
+        log.debug("preview %s: " + format, self.client_address[0], *args)  # noqa: G003 - its format
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         url = urlsplit(self.path)

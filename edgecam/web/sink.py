@@ -39,7 +39,7 @@ class WebSink(Sink):
 
     def __init__(self, listen: str, annotate: Annotate, *, token: Optional[str] = None,
                  max_fps: float = 10.0, max_streams: int = 4, quality: int = 80,
-                 stats: Callable[[], object] = lambda: None,
+                 stats: Callable[[], Optional[PipelineStats]] = lambda: None,
                  mqtt_connected: Optional[Callable[[], bool]] = None,
                  spool_depth: Optional[Callable[[], int]] = None, **server_options):
         host, port = parse_listen(listen)
