@@ -95,14 +95,11 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-@pytest.fixture
-def mqtt_tls_broker(tmp_path):
-    """mosquitto with TLS only; a CA and server cert (CN/SAN 127.0.0.1) made with openssl.
-
-    The Broker gets `.ca` (the CA file a client must trust) and `.other_ca` (an unrelated CA).
-    """
-    certs = tmp_path / "certs"
-    certs.mkdir()
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory):
+    """A CA, a server certificate it signed (CN/SAN 127.0.0.1) and an unrelated CA, made with
+    openssl once per session (RSA key generation is the slow part): the folder."""
+    certs = tmp_path_factory.mktemp("certs")
     for ca in ("ca", "other_ca"):
         _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                  "-keyout", f"{ca}.key", "-out", f"{ca}.crt", "-subj", f"/CN=edgecam test {ca}",
@@ -113,6 +110,16 @@ def mqtt_tls_broker(tmp_path):
     _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
              "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext",
              cwd=certs)
+    return certs
+
+
+@pytest.fixture
+def mqtt_tls_broker(tmp_path, tls_certs):
+    """mosquitto with TLS only, serving `tls_certs`' server certificate.
+
+    The Broker gets `.ca` (the CA file a client must trust) and `.other_ca` (an unrelated CA).
+    """
+    certs = tls_certs
     broker = _make_broker(tmp_path, "tls_broker",
                           f"cafile {certs / 'ca.crt'}\ncertfile {certs / 'server.crt'}\n"
                           f"keyfile {certs / 'server.key'}\n")

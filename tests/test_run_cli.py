@@ -313,7 +313,7 @@ def test_a_looping_folder_logs_a_summary_not_a_line_per_frame(edgecam_cmd, cli_e
     for name, photo in (("a.jpg", "pets.jpg"), ("c.bmp", "traffic.bmp")):
         shutil.copy(IMAGES / photo, tmp_path / name)
     (tmp_path / "b.jpg").write_bytes(b"not a jpeg at all")
-    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--loop", "--duration", "4")
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--loop", "--max-frames", "12")
     assert out.returncode == 0, out.stderr
     summary = out.stdout.splitlines()[-1]
     processed = int(summary.split()[1])
