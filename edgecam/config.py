@@ -31,6 +31,7 @@ def _between(lo, hi):
 def _one_of(*choices):
     def check(v):
         return v in choices or f"must be one of {', '.join(map(str, choices))}"
+    check.choices = choices  # type: ignore[attr-defined]  # the command line offers them
     return check
 
 
@@ -42,8 +43,15 @@ def _non_negative(v):
     return v >= 0 or "must be >= 0"
 
 
-def _opt(kind, check=None, help="", parse=None):  # noqa: A002 - mirrors click's naming
-    return {"kind": kind, "check": check, "help": help, "parse": parse}
+def _opt(kind, check=None, help="", parse=None, cli=None):  # noqa: A002 - mirrors click's naming
+    """A key's metadata: its type, check, help and parser; `cli` names its `edgecam run`
+    option (`--cli`), generated from this metadata by edgecam.cli.run."""
+    return {"kind": kind, "check": check, "help": help, "parse": parse, "cli": cli}
+
+
+def _snapshot_interval():
+    """[output] and [mqtt] snapshot_interval: one definition for the two keys."""
+    return field(default=5.0, metadata=_opt(float, _non_negative, "at most one snapshot per this many seconds"))
 
 
 def _parse_label_overrides(where, value):
@@ -79,11 +87,11 @@ def _parse_masks(where, value):
 class ModelConfig:
     """Which model runs and how: path, labels, CPU threads, detector backend."""
 
-    path: Optional[str] = field(default=None, metadata=_opt(str, help="model file (.tflite); default: the cached default model"))
-    labels: Optional[str] = field(default=None, metadata=_opt(str, help="label file; default: the one installed with the model"))
-    threads: Optional[int] = field(default=None, metadata=_opt(int, _between(1, 64), "interpreter threads; default: number of cores"))
-    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral); an alias of detector: edgetpu with any other detector (auto too) is an error"))
-    detector: Optional[str] = field(default=None, metadata=_opt(str, _one_of(*backends.CHOICES), f"detector backend: {backends.choices_help()}; default: the delegate"))
+    path: Optional[str] = field(default=None, metadata=_opt(str, help="model file (.tflite); default: the cached default model", cli='model'))
+    labels: Optional[str] = field(default=None, metadata=_opt(str, help="label file; default: the one installed with the model", cli='labels'))
+    threads: Optional[int] = field(default=None, metadata=_opt(int, _between(1, 64), "interpreter threads; default: number of cores", cli='threads'))
+    delegate: str = field(default="cpu", metadata=_opt(str, _one_of("cpu", "edgetpu"), "cpu or edgetpu (Coral); an alias of detector: edgetpu with any other detector (auto too) is an error", cli='delegate'))
+    detector: Optional[str] = field(default=None, metadata=_opt(str, _one_of(*backends.CHOICES), f"detector backend: {backends.choices_help()}; default: the delegate", cli='detector'))
 
     def __post_init__(self):
         # Checked on every build (file, environment, options), so `config check`, `run` and
@@ -103,34 +111,34 @@ class ModelConfig:
 class DetectConfig:
     """What counts as a detection and which labels are watched."""
 
-    threshold: float = field(default=0.5, metadata=_opt(float, _between(0.0, 1.0), "minimum score"))
-    classes: Tuple[str, ...] = field(default=(), metadata=_opt(list, help="only report these labels (empty: all)"))
-    max_detections: int = field(default=20, metadata=_opt(int, _between(1, 1000), "at most this many per frame"))
-    min_area: float = field(default=0.0, metadata=_opt(float, _between(0.0, 1.0), "ignore boxes smaller than this fraction of the frame"))
-    resize: str = field(default="stretch", metadata=_opt(str, _one_of("stretch", "letterbox"), "how frames are fitted to the model input"))
-    watch: Tuple[str, ...] = field(default=("person",), metadata=_opt(list, help="labels that make events, counts and snapshots"))
+    threshold: float = field(default=0.5, metadata=_opt(float, _between(0.0, 1.0), "minimum score", cli='threshold'))
+    classes: Tuple[str, ...] = field(default=(), metadata=_opt(list, help="only report these labels (empty: all)", cli='classes'))
+    max_detections: int = field(default=20, metadata=_opt(int, _between(1, 1000), "at most this many per frame", cli='max-detections'))
+    min_area: float = field(default=0.0, metadata=_opt(float, _between(0.0, 1.0), "ignore boxes smaller than this fraction of the frame", cli='min-area'))
+    resize: str = field(default="stretch", metadata=_opt(str, _one_of("stretch", "letterbox"), "how frames are fitted to the model input", cli='resize'))
+    watch: Tuple[str, ...] = field(default=("person",), metadata=_opt(list, help="labels that make events, counts and snapshots", cli='watch'))
 
 
 @dataclass(frozen=True)
 class SourceConfig:
     """Where frames come from and at what size."""
 
-    uri: str = field(default="auto", metadata=_opt(str, help="auto, picamera, a camera index or /dev/videoN, rtsp://..., a video file, an image or a folder"))
-    width: int = field(default=1280, metadata=_opt(int, _between(16, 8192), "capture width (cameras)"))
-    height: int = field(default=720, metadata=_opt(int, _between(16, 8192), "capture height (cameras)"))
-    fps: float = field(default=30.0, metadata=_opt(float, _between(0.1, 240.0), "capture frame rate (cameras)"))
-    loop: bool = field(default=False, metadata=_opt(bool, help="repeat file sources"))
+    uri: str = field(default="auto", metadata=_opt(str, help="auto, picamera, a camera index or /dev/videoN, rtsp://..., a video file, an image or a folder", cli='source'))
+    width: int = field(default=1280, metadata=_opt(int, _between(16, 8192), "capture width (cameras)", cli='width'))
+    height: int = field(default=720, metadata=_opt(int, _between(16, 8192), "capture height (cameras)", cli='height'))
+    fps: float = field(default=30.0, metadata=_opt(float, _between(0.1, 240.0), "capture frame rate (cameras)", cli='fps'))
+    loop: bool = field(default=False, metadata=_opt(bool, help="repeat file sources", cli='loop'))
     stall_timeout: float = field(default=5.0, metadata=_opt(float, _positive, "seconds without a frame before a live source is reopened"))
-    realtime: bool = field(default=False, metadata=_opt(bool, help="pace a video file at its own fps, like a live camera"))
+    realtime: bool = field(default=False, metadata=_opt(bool, help="pace a video file at its own fps, like a live camera", cli='realtime'))
 
 
 @dataclass(frozen=True)
 class OutputConfig:
     """Local outputs: annotated video or JPEGs, snapshots of watched labels."""
 
-    path: Optional[str] = field(default=None, metadata=_opt(str, help="FILE.mp4 for annotated video, or DIR/ for annotated JPEGs"))
-    snapshot_dir: Optional[str] = field(default=None, metadata=_opt(str, help="write a JPEG when a watched label is seen"))
-    snapshot_interval: float = field(default=5.0, metadata=_opt(float, _non_negative, "at most one snapshot per this many seconds"))
+    path: Optional[str] = field(default=None, metadata=_opt(str, help="FILE.mp4 for annotated video, or DIR/ for annotated JPEGs", cli='output'))
+    snapshot_dir: Optional[str] = field(default=None, metadata=_opt(str, help="write a JPEG when a watched label is seen", cli='snapshot-dir'))
+    snapshot_interval: float = _snapshot_interval()
 
 
 @dataclass(frozen=True)
@@ -139,11 +147,11 @@ class MqttConfig:
 
     host: Optional[str] = field(default=None, metadata=_opt(str, help="broker host; unset: MQTT off"))
     port: int = field(default=1883, metadata=_opt(int, _between(1, 65535), "broker port"))
-    device_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: the hostname, sanitised; on a Pi still named raspberrypi, rpi-<board serial>"))
+    device_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: the hostname, sanitised; on a Pi still named raspberrypi, rpi-<board serial>", cli='device-id'))
     client_id: Optional[str] = field(default=None, metadata=_opt(str, help="default: edgecam-<device_id>"))
-    user: Optional[str] = field(default=None, metadata=_opt(str, help="username"))
-    password_file: Optional[str] = field(default=None, metadata=_opt(str, help="file holding the password (or env EDGECAM_MQTT_PASSWORD)"))
-    tls_ca: Optional[str] = field(default=None, metadata=_opt(str, help="CA file: turns TLS on"))
+    user: Optional[str] = field(default=None, metadata=_opt(str, help="username", cli='mqtt-user'))
+    password_file: Optional[str] = field(default=None, metadata=_opt(str, help="file holding the password (or env EDGECAM_MQTT_PASSWORD)", cli='mqtt-password-file'))
+    tls_ca: Optional[str] = field(default=None, metadata=_opt(str, help="CA file: turns TLS on", cli='mqtt-tls-ca'))
     tls_cert: Optional[str] = field(default=None, metadata=_opt(str, help="client certificate"))
     tls_key: Optional[str] = field(default=None, metadata=_opt(str, help="client key"))
     tls_insecure: bool = field(default=False, metadata=_opt(bool, help="skip server certificate checks (never in production)"))
@@ -154,7 +162,7 @@ class MqttConfig:
     discovery_prefix: str = field(default="homeassistant", metadata=_opt(str, help="Home Assistant discovery prefix"))
     detections_interval: float = field(default=0.0, metadata=_opt(float, _non_negative, "at most one detections message per this many seconds (0: every frame)"))
     stats_interval: float = field(default=10.0, metadata=_opt(float, _positive, "seconds between stats messages"))
-    snapshot_interval: float = field(default=5.0, metadata=_opt(float, _non_negative, "at most one snapshot per this many seconds"))
+    snapshot_interval: float = _snapshot_interval()
     event_start_frames: int = field(default=2, metadata=_opt(int, _between(1, 1000), "frames a watched label must be seen to start an event"))
     event_end_frames: int = field(default=10, metadata=_opt(int, _between(1, 100000), "frames it must be absent to end it"))
     occupancy_off_delay: float = field(default=5.0, metadata=_opt(float, _non_negative, "seconds an occupancy stays on after the last sighting"))
@@ -166,19 +174,19 @@ class MqttConfig:
 class PipelineConfig:
     """How the stages run: inference workers and whether frames may be dropped."""
 
-    workers: int = field(default=0, metadata=_opt(int, _between(0, 16), "interpreters working on consecutive frames (throughput mode); 1: latency mode; 0: 1 for cameras, streams, the Edge TPU and motion gating, one per core (up to 4) for files"))
-    drop: Optional[bool] = field(default=None, metadata=_opt(bool, help="drop frames when inference is busy; default: yes for live sources, no for files"))
-    max_frames: Optional[int] = field(default=None, metadata=_opt(int, _positive, "stop after this many processed frames"))
-    duration: Optional[float] = field(default=None, metadata=_opt(float, _positive, "stop after this many seconds"))
+    workers: int = field(default=0, metadata=_opt(int, _between(0, 16), "interpreters working on consecutive frames (throughput mode); 1: latency mode; 0: 1 for cameras, streams, the Edge TPU and motion gating, one per core (up to 4) for files", cli='workers'))
+    drop: Optional[bool] = field(default=None, metadata=_opt(bool, help="drop frames when inference is busy; default: yes for live sources, no for files", cli='drop'))
+    max_frames: Optional[int] = field(default=None, metadata=_opt(int, _positive, "stop after this many processed frames", cli='max-frames'))
+    duration: Optional[float] = field(default=None, metadata=_opt(float, _positive, "stop after this many seconds", cli='duration'))
 
 
 @dataclass(frozen=True)
 class ServiceConfig:
     """Process-level settings: state directory, logging, web preview."""
 
-    state_dir: Optional[str] = field(default=None, metadata=_opt(str, help="default $STATE_DIRECTORY, else ~/.local/state/edgecam"))
-    log_level: str = field(default="info", metadata=_opt(str, _one_of("debug", "info", "warning", "error"), "log level"))
-    web: Optional[str] = field(default=None, metadata=_opt(str, help="HOST:PORT of the preview server (off when unset)"))
+    state_dir: Optional[str] = field(default=None, metadata=_opt(str, help="default $STATE_DIRECTORY, else ~/.local/state/edgecam", cli='state-dir'))
+    log_level: str = field(default="info", metadata=_opt(str, _one_of("debug", "info", "warning", "error"), "log level", cli='log-level'))
+    web: Optional[str] = field(default=None, metadata=_opt(str, help="HOST:PORT of the preview server (off when unset)", cli='web'))
     web_token: Optional[str] = field(default=None, metadata=_opt(str, help="token for the preview server (or env EDGECAM_WEB_TOKEN)"))
     web_fps: float = field(default=10.0, metadata=_opt(float, _between(0.1, 60.0), "at most this many preview JPEGs per second (encoded once for all viewers)"))
     web_max_streams: int = field(default=4, metadata=_opt(int, _between(1, 64), "concurrent /stream.mjpg viewers; more get 503"))
@@ -188,7 +196,7 @@ class ServiceConfig:
 class TrackConfig:
     """Tracked objects and their start/update/end events; zones and masks (see README: Events)."""
 
-    enabled: bool = field(default=False, metadata=_opt(bool, help="track watched labels and emit start/update/end events"))
+    enabled: bool = field(default=False, metadata=_opt(bool, help="track watched labels and emit start/update/end events", cli='track'))
     min_hits: int = field(default=3, metadata=_opt(int, _between(1, 1000), "frames an object must be matched before its track starts"))
     max_missed: int = field(default=10, metadata=_opt(int, _between(0, 100000), "inferred frames without it before its track ends"))
     iou: float = field(default=0.3, metadata=_opt(float, _between(0.0, 1.0), "minimum IoU with the predicted box to match"))
@@ -205,10 +213,10 @@ class TrackConfig:
 class MotionConfig:
     """Motion gating: infer only on motion, while objects are tracked, or every keepalive seconds."""
 
-    enabled: bool = field(default=False, metadata=_opt(bool, help="skip inference on frames without motion"))
+    enabled: bool = field(default=False, metadata=_opt(bool, help="skip inference on frames without motion", cli='motion'))
     threshold: int = field(default=25, metadata=_opt(int, _between(1, 255), "grey-level change that counts as motion"))
     min_area: float = field(default=0.002, metadata=_opt(float, _between(0.0, 1.0), "moving fraction of the frame that triggers inference"))
-    keepalive: float = field(default=10.0, metadata=_opt(float, _positive, "seconds between inferences when nothing moves"))
+    keepalive: float = field(default=10.0, metadata=_opt(float, _positive, "seconds between inferences when nothing moves", cli='keepalive'))
     width: int = field(default=160, metadata=_opt(int, _between(16, 1920), "width of the grey frame motion is measured on"))
 
 
@@ -405,6 +413,12 @@ def _parse_scalar(raw: str) -> Any:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         return raw
+
+
+def command_line_keys() -> List[Tuple[str, str, Mapping[str, Any]]]:
+    """(section, key, metadata) of every key with an `edgecam run` option, in table order."""
+    return [(section, f.name, f.metadata) for section, factory in SECTIONS.items()
+            for f in dataclasses.fields(factory()) if f.metadata.get("cli")]
 
 
 def reference() -> List[Tuple[str, str, str, str]]:

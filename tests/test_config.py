@@ -195,3 +195,29 @@ def test_example_config_is_accepted(edgecam_cmd, cli_env):
     text = EXAMPLE.read_text()
     # It is what install.sh writes to /etc/edgecam/config.toml: no secrets inline.
     assert "password =" not in text and "web_token =" not in text
+
+
+def test_run_options_are_generated_from_the_config_keys():
+    # Every key with a `cli` name has its option, with the key's own help; a value given on
+    # the command line lands on that key, and an option not given leaves the key alone.
+    import click
+
+    from edgecam.cli.run import config_overrides, run_command
+    from edgecam.config import command_line_keys
+
+    keys = command_line_keys()
+    options = {p.opts[0]: p for p in run_command.params if isinstance(p, click.Option)}
+    for section, key, meta in keys:
+        option = options[f"--{meta['cli']}"]
+        assert meta["help"] in option.help and f"[{section}] {key}" in option.help
+    assert list(options["--resize"].type.choices) == ["stretch", "letterbox"]
+    args = ["--threshold", "0.7", "--watch", "dog, cat", "--no-loop", "--source", "x.mp4",
+            "--max-frames", "3", "--track", "--log-level", "debug"]
+    params = run_command.make_context("run", args).params
+    config = resolve(None, config_overrides(params))
+    assert (config.detect.threshold, config.detect.watch, config.source.loop) == (0.7, ("dog", "cat"), False)
+    assert (config.source.uri, config.pipeline.max_frames, config.track.enabled) == ("x.mp4", 3, True)
+    assert config.service.log_level == "debug"
+    assert config.detect.max_detections == 20 and config.source.realtime is False  # defaults
+    with pytest.raises(click.BadParameter):
+        run_command.make_context("run", ["--resize", "crop"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import Any, Callable, Dict, Mapping
 
 import click
 
-from .. import backends
 from .. import config as cfg
 
 log = logging.getLogger("edgecam")
@@ -23,74 +23,58 @@ def _split_host_port(value):
     return host, port or None
 
 
+def _config_option(section: str, key: str, meta: Mapping[str, Any]) -> Callable:
+    """The click option of one config key, from its metadata: the type, the choices and the
+    help are the key's own, so `--help` and the config reference say the same."""
+    name = meta["cli"]
+    kind = meta["kind"]
+    where = f" ([{section}] {key})."
+    dest = f"{section}__{key}"
+    if kind is bool:
+        return click.option(f"--{name}/--no-{name}", dest, default=None, help=meta["help"] + where)
+    choices = getattr(meta["check"], "choices", None)
+    if choices is not None:
+        return click.option(f"--{name}", dest, type=click.Choice(list(choices)), help=meta["help"] + where)
+    if kind is list:  # the config reads a comma-separated string as a list
+        return click.option(f"--{name}", dest, type=str, help=meta["help"] + ", comma-separated" + where)
+    return click.option(f"--{name}", dest, type=kind, help=meta["help"] + where)
+
+
+def config_options(command: Callable) -> Callable:
+    """Add an option for every config key whose metadata names one (config: `cli=`)."""
+    for section, key, meta in reversed(cfg.command_line_keys()):
+        command = _config_option(section, key, meta)(command)
+    return command
+
+
+def config_overrides(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """{section: {key: value}} of the generated options (None where not given)."""
+    overrides: Dict[str, Dict[str, Any]] = {}
+    for section, key, _meta in cfg.command_line_keys():
+        overrides.setdefault(section, {})[key] = opts[f"{section}__{key}"]
+    return overrides
+
+
 @click.command("run")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file (default /etc/edgecam/config.toml when present).")
-@click.option("--model", help="Detection model (.tflite). Default: the installed default model.")
-@click.option("--labels", help="Label file for the model.")
-@click.option("--threads", type=int, help="Interpreter threads (default: number of cores / workers).")
-@click.option("--detector", type=click.Choice(backends.CHOICES), help=f"Detector backend: {backends.choices_help()} (README: Accelerators).")
-@click.option("--delegate", type=click.Choice(["cpu", "edgetpu"]), help="Alias of --detector cpu|edgetpu.")
-@click.option("--threshold", type=float, help="Minimum score (0..1).")
-@click.option("--classes", help="Only report these labels, comma-separated.")
-@click.option("--max-detections", type=int, help="At most this many detections per frame.")
-@click.option("--min-area", type=float, help="Ignore boxes smaller than this fraction of the frame.")
-@click.option("--resize", type=click.Choice(["stretch", "letterbox"]), help="How frames are fitted to the model input.")
-@click.option("--watch", help="Labels that make events, counts and snapshots (default person).")
-@click.option("--source", help="auto, picamera, N, /dev/videoN, rtsp://..., http://..., a video file, an image or a folder.")
-@click.option("--width", type=int, help="Camera capture width.")
-@click.option("--height", type=int, help="Camera capture height.")
-@click.option("--fps", type=float, help="Camera frame rate.")
-@click.option("--loop/--no-loop", default=None, help="Repeat file sources.")
-@click.option("--realtime/--no-realtime", default=None, help="Pace a video file at its fps, like a camera.")
-@click.option("--drop/--no-drop", default=None, help="Drop frames when busy (default: live sources only).")
-@click.option("--workers", type=int, help="Interpreters on consecutive frames (throughput mode); 1: latency mode; default: 1 for cameras, one per core for files.")
-@click.option("--output", help="FILE.mp4 for annotated video, or DIR/ for annotated JPEGs.")
-@click.option("--snapshot-dir", help="Write a JPEG when a watched label is seen.")
-@click.option("--track/--no-track", default=None, help="Track watched objects: start/update/end events, zones, masks ([track]).")
-@click.option("--motion/--no-motion", default=None, help="Run the detector only on motion, while tracking, or every keep-alive ([motion]).")
-@click.option("--keepalive", type=float, help="Seconds between inferences when nothing moves (with --motion).")
+@config_options
 @click.option("--clips", "clips_dir", help="Record a clip of each tracked event into DIR ([clips]; needs --track).")
 @click.option("--json", "json_output", is_flag=True, help="One JSON object per frame on stdout.")
-@click.option("--max-frames", type=int, help="Stop after N processed frames.")
-@click.option("--duration", type=float, help="Stop after S seconds.")
-@click.option("--mqtt", help="MQTT broker HOST[:PORT].")
-@click.option("--device-id", help="Device id in topics (default: hostname).")
-@click.option("--mqtt-user", help="MQTT username.")
-@click.option("--mqtt-password-file", help="File with the MQTT password (or env EDGECAM_MQTT_PASSWORD).")
-@click.option("--mqtt-tls-ca", help="CA certificate: turns TLS on.")
-@click.option("--state-dir", help="Where the MQTT spool and state live.")
-@click.option("--web", help="Serve the live preview on HOST:PORT.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="Log level.")
-def run_command(config_path, **opts):
+@click.option("--mqtt", help="MQTT broker HOST[:PORT] ([mqtt] host, port).")
+def run_command(config_path, clips_dir, json_output, mqtt, **opts):
     """Detect objects in frames from a camera, stream or files, and report them."""
     from ..app import format_summary, install_signal_handlers, run
-    host, port = _split_host_port(opts["mqtt"])
-    listed = lambda v: None if v is None else tuple(x.strip() for x in v.split(",") if x.strip())  # noqa: E731
-    overrides = {
-        "model": {"path": opts["model"], "labels": opts["labels"], "threads": opts["threads"],
-                  "delegate": opts["delegate"], "detector": opts["detector"]},
-        "detect": {"threshold": opts["threshold"], "classes": listed(opts["classes"]),
-                   "max_detections": opts["max_detections"], "min_area": opts["min_area"],
-                   "resize": opts["resize"], "watch": listed(opts["watch"])},
-        "source": {"uri": opts["source"], "width": opts["width"], "height": opts["height"],
-                   "fps": opts["fps"], "loop": opts["loop"], "realtime": opts["realtime"]},
-        "pipeline": {"workers": opts["workers"], "drop": opts["drop"],
-                     "max_frames": opts["max_frames"], "duration": opts["duration"]},
-        "output": {"path": opts["output"], "snapshot_dir": opts["snapshot_dir"]},
-        "mqtt": {"host": host, "port": port, "device_id": opts["device_id"], "user": opts["mqtt_user"],
-                 "password_file": opts["mqtt_password_file"], "tls_ca": opts["mqtt_tls_ca"]},
-        "track": {"enabled": opts["track"]},
-        "motion": {"enabled": opts["motion"], "keepalive": opts["keepalive"]},
-        "clips": {"enabled": True if opts["clips_dir"] else None, "dir": opts["clips_dir"]},
-        "service": {"state_dir": opts["state_dir"], "web": opts["web"], "log_level": opts["log_level"]},
-    }
+    overrides = config_overrides(opts)
+    host, port = _split_host_port(mqtt)
+    overrides["mqtt"].update(host=host, port=port)
+    overrides.setdefault("clips", {}).update(enabled=True if clips_dir else None, dir=clips_dir)
     config = cfg.resolve(config_path, overrides)
     _setup_logging(config.service.log_level)
     stop = threading.Event()
     install_signal_handlers(stop)
-    summary = run(config, json_output=opts["json_output"], stop=stop)
+    summary = run(config, json_output=json_output, stop=stop)
     line = format_summary(summary)
-    if opts["json_output"]:
+    if json_output:
         log.info(line)
         _quiet_closed_stdout()
         return
