@@ -14,6 +14,9 @@ Measured in ONE run, on the same machine state:
 4. a simulated live source (frames on a 30 fps wall clock, drop mode): end-to-end latency
    (capture -> published) p50 against invoke p50, and the age of a frame when inference
    starts, p95, against one frame interval;
+6. (last in the report) clips on / off: the pipeline with tracking on, with and without
+   [clips] (every frame encoded by x264 ultrafast into the pre-roll ring, clips written),
+   alternated --clips-repeats times; the ratios and the clip sink's CPU per second of video;
 5. the CPU ceiling: cores x 1000 ms divided by the CPU ms one frame needs (invoke, plus the
    side work - decode, preprocess, JSON, drawing, MQTT - done once in one thread). No
    schedule of the same work on this machine can beat it.
@@ -21,7 +24,7 @@ Measured in ONE run, on the same machine state:
 MQTT: a mosquitto is started on a free local port when `mosquitto` is installed (or give
 --mqtt HOST:PORT); without one, publishing is JSON serialisation only, and the output says so.
 
-    python scripts/bench_pipeline.py [--model M] [--frames 600] [--json]
+    python scripts/bench_pipeline.py [--model M] [--frames 600] [--json] [--only-clips]
 """
 
 from __future__ import annotations
@@ -264,16 +267,20 @@ def sequential(model, labels, video: Path, publish, threads=2, jpeg=False) -> fl
 
 
 def run_pipeline(model, labels, source, *, workers, threads, drop, mqtt_port=None,
-                 state_dir=None, jpeg=False):
+                 state_dir=None, jpeg=False, stages=None):
     """(fps, pipeline stats, recorder sink) of one pipeline run wired like `edgecam run`:
     JSON lines, drawing every frame (and a JPEG per frame with `jpeg`), and the real MQTT
-    sink (detections, counts, events, snapshots) when a broker port is given."""
+    sink (detections, counts, events, snapshots) when a broker port is given.
+    `stages(annotate) -> (processors, sinks)` adds tracking and the like."""
     detectors = [Detector.load(model, labels, threads=threads) for _ in range(workers)]
     stats = PipelineStats()
     annotate = Annotator(stats.fps.rate)
     recorder = RecorderSink()
     sinks, close = _sinks(model, mqtt_port, state_dir, jpeg, annotate)
-    pipeline = Pipeline(source, detectors, sinks + [recorder], drop=drop, stats=stats)
+    processors, extra = stages(annotate) if stages is not None else ([], [])
+    sinks += extra
+    pipeline = Pipeline(source, detectors, sinks + [recorder], drop=drop, stats=stats,
+                        processors=processors)
     try:
         pipeline.start()
         pipeline.wait()
@@ -305,6 +312,85 @@ def _sinks(model, mqtt_port, state_dir, jpeg, annotate):
     return sinks, close
 
 
+class TimedClipSink:
+    """The clip sink with the CPU time of its thread counted (the encoder's cost)."""
+
+    def __init__(self, sink):
+        self.sink, self.cpu_s = sink, 0.0
+        self.name, self.takes_flush = sink.name, sink.takes_flush
+
+    def handle(self, result):
+        t0 = time.thread_time()
+        self.sink.handle(result)
+        self.cpu_s += time.thread_time() - t0
+
+    def close(self):
+        t0 = time.thread_time()
+        self.sink.close()
+        self.cpu_s += time.thread_time() - t0
+
+
+def clips_row(model, labels, video: Path, frames: int, fps: float, tmp: Path, repeats: int,
+              wiring: dict) -> dict:
+    """Pipeline fps with [clips] on / off (tracking on in both), alternated `repeats` times
+    in one run (x264 ultrafast at the video's 640x480); the process CPU per frame off / on;
+    and the clip sink's CPU per second of video (the video is `fps`)."""
+    from edgecam.app import clip_side, tracking_stages
+    from edgecam.config import ClipsConfig, Config, SourceConfig, TrackConfig
+
+    def stages_for(clips: bool, timed: list):
+        def stages(annotate):
+            config = Config(track=TrackConfig(enabled=True), source=SourceConfig(fps=fps),
+                            clips=ClipsConfig(enabled=clips, dir=str(tmp / "clips"),
+                                              encoder="libx264", preset="ultrafast"))
+            stage, _ = tracking_stages(config)
+            processor, sink = clip_side(config, stage, annotate)
+            if sink is None:
+                return [processor], []
+            timed.append(TimedClipSink(sink))
+            return [processor], [timed[-1]]
+        return stages
+
+    def timed_run(clips: bool, timed: list):
+        cpu0 = time.process_time()
+        fps_, _, _ = run_pipeline(model, labels, VideoSource(video), workers=1, threads=2,
+                                  drop=False, stages=stages_for(clips, timed), **wiring)
+        return fps_, (time.process_time() - cpu0) / frames
+
+    ratios, cpu_ratios, cpu_per_video_s, on_fps, off_fps = [], [], [], [], []
+    for i in range(repeats):
+        timed: list = []
+        # Alternate which goes first, so a drift of the machine's load favours neither.
+        order = (False, True) if i % 2 == 0 else (True, False)
+        runs = {clips: timed_run(clips, timed) for clips in order}
+        (off, off_cpu), (on, on_cpu) = runs[False], runs[True]
+        ratios.append(on / off)
+        cpu_ratios.append(off_cpu / on_cpu)
+        on_fps.append(on)
+        off_fps.append(off)
+        cpu_per_video_s.append(timed[0].cpu_s / (frames / fps))
+    clip_bytes = sum(p.stat().st_size for p in (tmp / "clips").glob("*.mp4"))
+    return {"clips_ratio": [round(r, 3) for r in ratios],
+            "clips_cpu_ratio": [round(r, 3) for r in cpu_ratios],
+            "clips_ratio_min": round(min(ratios), 3), "clips_ratio_max": round(max(ratios), 3),
+            "clips_on_fps": [round(v, 2) for v in on_fps], "clips_off_fps": [round(v, 2) for v in off_fps],
+            "clips_cpu_per_video_s": [round(v, 4) for v in cpu_per_video_s],
+            "clips_bytes_written": clip_bytes}
+
+
+def print_clips_row(row: dict, repeats: int) -> None:
+    """The clips-on row of the report."""
+    ok = "ok" if row["clips_ratio_min"] >= 0.90 else "MISSED"
+    print(f"clips on / off (tracking on, x264 ultrafast, {W}x{H}), {repeats} alternations: "
+          f"ratios {', '.join(f'{r:.3f}' for r in row['clips_ratio'])} "
+          f"(min {row['clips_ratio_min']:.3f}, max {row['clips_ratio_max']:.3f})   [goal >= 0.90: {ok}]")
+    print(f"  process CPU per frame, off / on (the fps ratio of a CPU-bound machine with nothing "
+          f"else on it): {', '.join(f'{r:.3f}' for r in row['clips_cpu_ratio'])}")
+    print(f"  clip sink CPU per second of video: "
+          f"{', '.join(f'{c:.3f}' for c in row['clips_cpu_per_video_s'])} s "
+          f"(fps on {', '.join(map(str, row['clips_on_fps']))}; off {', '.join(map(str, row['clips_off_fps']))})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -317,6 +403,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mqtt", default=None, help="HOST:PORT of a broker (default: start mosquitto)")
     ap.add_argument("--jpeg", action="store_true", help="also JPEG-encode every frame (like --output DIR/)")
     ap.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    ap.add_argument("--clips-repeats", type=int, default=3, help="clips off/on alternations for the clips row")
+    ap.add_argument("--only-clips", action="store_true", help="run only the clips-on row")
     args = ap.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="edgecam-bench-"))
@@ -345,6 +433,14 @@ def main(argv=None) -> int:
             # than the 2x1 workers pipeline, lifting that ratio from about 0.9 to 0.98.
             print(f"WARNING: the CPUs were {busy:.0%} busy before the run: other work on the machine "
                   "skews the ratios (a 2-thread invoke suffers most); run it on an idle machine")
+
+        if args.only_clips:
+            row = clips_row(args.model, args.labels, video, len(frames), 30.0, tmp,
+                            args.clips_repeats, dict(mqtt_port=port, state_dir=tmp))
+            print_clips_row(row, args.clips_repeats)
+            if args.json:
+                print(json.dumps(row))
+            return 0
 
         # Other load on the machine drifts the interpreter's speed during a run, so every
         # pipeline figure is divided by raw invoke fps measured right before and after it.
@@ -386,6 +482,8 @@ def main(argv=None) -> int:
         ceiling_latency = cores * 1000.0 / cap_raw / (cpu2 + side)
         ceiling_workers = cores * 1000.0 / cap_raw / (cpu1 + side)
         invoke = summarize(raw_samples)
+        clips = clips_row(args.model, args.labels, video, len(frames), 30.0, tmp,
+                          args.clips_repeats, wiring)
 
         live_inv = live_stats.inference_ms.summary()
         live_e2e = live_stats.end_to_end_ms.summary()  # every sink, the MQTT one included
@@ -410,6 +508,7 @@ def main(argv=None) -> int:
             "invoke_cpu_ms_2_threads": round(cpu2, 3), "invoke_cpu_ms_1_thread": round(cpu1, 3),
             "side_work_cpu_ms": round(side, 3), "ceiling_latency_ratio": round(ceiling_latency, 3),
             "ceiling_workers_ratio": round(ceiling_workers, 3),
+            **clips,
         }
         ok = lambda cond: "ok" if cond else "MISSED"  # noqa: E731
         print(f"raw invoke (1 interpreter, --threads 2): p50 {invoke.p50:.2f} ms over the run; "
@@ -435,6 +534,7 @@ def main(argv=None) -> int:
               f"at 2 threads, {cpu1:.2f} ms at 1")
         print(f"  latency mode <= {ceiling_latency:.2f} x raw, --workers 2 <= {ceiling_workers:.2f} x raw "
               f"(raw {cap_raw:.1f} fps); no schedule can beat these")
+        print_clips_row(clips, args.clips_repeats)
         if args.json:
             print(json.dumps(figures))
         return 0
