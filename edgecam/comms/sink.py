@@ -52,6 +52,21 @@ def tracked_event_payload(ev: TrackEvent, device_id: str) -> dict:
                "box": list(ev.box), "zones": list(ev.zones), "entered_zones": list(ev.entered_zones)}
     if ev.snapshot is not None:
         payload["snapshot"] = base64.b64encode(ev.snapshot.crop).decode("ascii")
+    if ev.clip is not None:  # [clips] on: the end names its clip
+        payload.update(clip=ev.clip, clip_seconds=ev.clip_seconds)
+        if ev.clip_url is not None:
+            payload["clip_url"] = ev.clip_url
+    return payload
+
+
+def clip_latest_payload(ev: TrackEvent) -> dict:
+    """JSON for the retained `<prefix>/clips/latest` (schema clip_latest.json): the newest
+    clip, named by the end event of the object it shows."""
+    payload = {"v": 1, "clip": ev.clip, "clip_seconds": ev.clip_seconds, "id": ev.id,
+               "label": ev.label, "start_ts": ev.first_seen, "end_ts": ev.last_seen,
+               "ts": round(time.time(), 3)}
+    if ev.clip_url is not None:
+        payload["clip_url"] = ev.clip_url
     return payload
 
 
@@ -141,6 +156,9 @@ class TrackedEvents(EventPublisher):
                 self._send(ev.kind, ev.id, ev.label, self._fit_crop(payload))
                 if ev.snapshot is not None:
                     publish_jpeg(self._comm, self._topics.label_snapshot(ev.label), ev.snapshot.full)
+                if ev.clip is not None:
+                    self._comm.publish(self._topics.clips_latest, json.dumps(clip_latest_payload(ev)),
+                                       retain=True, qos=1)
             elif isinstance(ev, ZoneChange):
                 payload = {"v": 1, "ts": ev.ts, "zone": ev.zone, "label": ev.label, "count": ev.count}
                 self._comm.publish(self._topics.zone_count(ev.zone, ev.label),

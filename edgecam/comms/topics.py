@@ -59,6 +59,11 @@ class Topics:
         return f"{self.prefix}/probe/frame"
 
     @property
+    def clips_latest(self) -> str:
+        """Retained JSON naming the newest event clip ([clips] on)."""
+        return f"{self.prefix}/clips/latest"
+
+    @property
     def everything(self) -> str:
         """The filter matching every topic of the device (`edgecam listen`)."""
         return f"{self.prefix}/#"
