@@ -72,13 +72,14 @@ AUTO_WORKERS_MAX = 4  # beyond this, more interpreters add memory, not frames
 
 def worker_count(config: Config, cores: int) -> int:
     """Interpreters to run: the configured number, or for 0 (auto) one for live sources, a
-    backend that is one device (the Edge TPU, the accelerators) and motion gating (latency
-    mode: the freshest frame; one device; frames mostly skipped), and for files one per core
-    (or per `threads` cores), up to AUTO_WORKERS_MAX (throughput mode: files have no
+    backend that is one device (the Edge TPU, the accelerators), motion gating and motion
+    regions (latency mode: the freshest frame; one device; frames mostly skipped; motion
+    measured frame after frame), and for files one per core (or per `threads` cores), up to AUTO_WORKERS_MAX (throughput mode: files have no
     deadline, and single-thread interpreters waste less CPU than one spread over the cores)."""
     if config.pipeline.workers:
         return config.pipeline.workers
     if not backends.info(config.model.backend).parallel or config.motion.enabled \
+            or config.detect.regions == "motion" \
             or is_live(config.source.uri, config.source.realtime):
         return 1
     return max(1, min(AUTO_WORKERS_MAX, cores // (config.model.threads or 1)))
@@ -115,6 +116,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         stop: Optional[threading.Event] = None) -> dict:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
     config = resolved_backend(config)
+    check_regions(config)
     # Loaded first: the IMX500 must exist before Picamera2 is created.
     request = load_request(config)
     detectors: Sequence[Backend] = backends.load(config.model.backend, request)
@@ -124,6 +126,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     source = None
     try:
         stage, gate = tracking_stages(config)
+        motion, plan = region_stages(config, stage, detectors[0].input_size)
         # Built in dependency order: the counters first, then what reads them, the pipeline last.
         stats = PipelineStats()
         annotate = Annotator(stats.fps.rate)
@@ -147,7 +150,8 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
         pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
                             max_frames=config.pipeline.max_frames,
-                            processors=[processor] if processor else [], gate=gate, stats=stats,
+                            processors=[processor] if processor else [], gate=gate, motion=motion,
+                            plan=plan, stats=stats,
                             pause_ends_tracks_after=config.mqtt.occupancy_off_delay)
         # A source reports its status only while its frames are read, i.e. once the pipeline
         # runs: the pipeline it tells about a lost camera exists by then.
@@ -298,6 +302,31 @@ def tracking_stages(config: Config):
         from .motion import gate_from_config
         gate = gate_from_config(config.motion, (lambda: stage.active) if stage else (lambda: False))
     return stage, gate
+
+
+def check_regions(config: Config) -> None:
+    """Refuse `[detect] regions` other than `full` on a backend that cannot run on crops: the
+    IMX500 runs its network on the sensor, over the whole frame, before edgecam sees it."""
+    if config.detect.regions != "full" and not backends.info(config.model.backend).crops:
+        raise EdgecamError(f"[detect] regions = {config.detect.regions} needs a detector that runs "
+                           "on edgecam's frames; the IMX500 runs its network on the sensor over "
+                           "the whole frame: use regions = full with --detector imx500")
+
+
+def region_stages(config: Config, stage, input_size):
+    """(motion detector or None, region plan or None) from [detect] regions and [motion]: one
+    MotionDetector measures each frame for the gate and the plan (README: Detection at a
+    distance); the plan looks again where `stage` tracks watched objects."""
+    from .motion import MotionDetector, MotionOptions
+    from .regions import RegionPlan
+    d, m = config.detect, config.motion
+    motion = None
+    if m.enabled or d.regions == "motion":
+        motion = MotionDetector(MotionOptions(m.threshold, m.min_area, m.keepalive, m.width))
+    if d.regions == "full":
+        return motion, None
+    tracked = stage.watched_boxes if stage is not None else (lambda: ())
+    return motion, RegionPlan(d.regions, tuple(input_size), d.max_regions, d.tile_size, tracked)
 
 
 # While a camera is busy starting (the IMX500 uploading firmware), start-up is extended by

@@ -117,6 +117,9 @@ class DetectConfig:
     min_area: float = field(default=0.0, metadata=_opt(float, _between(0.0, 1.0), "ignore boxes smaller than this fraction of the frame", cli='min-area'))
     resize: str = field(default="stretch", metadata=_opt(str, _one_of("stretch", "letterbox"), "how frames are fitted to the model input", cli='resize'))
     watch: Tuple[str, ...] = field(default=("person",), metadata=_opt(list, help="labels that make events, counts and snapshots", cli='watch'))
+    regions: str = field(default="full", metadata=_opt(str, _one_of("full", "motion", "tiles"), "where the model looks: full (the whole frame), motion (also crops around motion and tracked objects, for small, far objects), tiles (also a fixed grid of crops); see docs/events.md, Detection at a distance", cli='regions'))
+    max_regions: int = field(default=4, metadata=_opt(int, _between(1, 64), "at most this many crops per frame beside the whole frame (regions = motion)"))
+    tile_size: int = field(default=0, metadata=_opt(int, _between(0, 8192), "side of a tile in frame pixels (regions = tiles); 0: the model input's side"))
 
 
 @dataclass(frozen=True)

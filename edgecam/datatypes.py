@@ -263,6 +263,8 @@ class FrameResult:
     # True when the detector had nothing to say about the frame (an IMX500 frame whose
     # metadata has no outputs yet): not "nothing there", so it goes to no sink.
     no_information: bool = False
+    # How many times the model ran on this frame: 1, plus one per crop (edgecam.regions).
+    invokes: int = 0
 
     def to_json(self) -> dict:
         """The `--json` frame line (contract: see README)."""

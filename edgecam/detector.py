@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -15,6 +16,7 @@ from .errors import EdgecamError
 from .filtering import allowed_ids, keep
 from .labels import check_labels_fit, label_for, load_labels
 from .modelinfo import ssd_options
+from .regions import Region, from_region, suppress_duplicates
 from .runtime import (DETECTION_POSTPROCESS_OP, Runtime, find_runtime, input_converter, input_details,
                       input_size, load_interpreter, output_tensors, set_input)
 from .stats import Stopwatch
@@ -259,7 +261,7 @@ def load_edgetpu(request: LoadRequest) -> List[Detector]:
 
 
 def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
-                 prepared: Optional[tuple] = None) -> FrameResult:
+                 prepared: Optional[tuple] = None, regions: Sequence[Region] = ()) -> FrameResult:
     """Prepare, invoke and postprocess one frame on any backend (edgecam.backends: the
     interface), timing each stage in ms: the one place a frame is detected and timed (the
     pipeline, the probe, Detector.detect). Times the backend measured elsewhere (an IMX500's
@@ -268,6 +270,11 @@ def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
     `prepared` is this frame's `prepare()` done earlier (e.g. on the capture thread);
     `threshold` overrides the options' one. A frame the backend has nothing to say about
     (prepare gives None) comes back skipped, marked `no_information`.
+
+    `regions` are crops (edgecam.regions) run after the whole frame, each fitted to the model
+    input on its own; their boxes are mapped back to the frame and merged with the frame's
+    by `regions.suppress_duplicates`, which every frame's detections go through. The timings
+    then add up every pass, and the result's `invokes` counts them.
     """
     watch = Stopwatch()
     prepared = prepared or backend.prepare(frame)
@@ -279,7 +286,23 @@ def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
     invoke_ms = watch.lap("invoke")
     detections = backend.postprocess(raw, transform, threshold)
     watch.lap("postprocess")
-    return FrameResult(frame, detections, invoke_ms, {**watch.laps, **backend.timings(raw)})
+    timings = backend.timings(raw)
+    if regions:
+        found = list(detections)
+        for region in regions:
+            crop = dataclasses.replace(frame, image=region.crop(frame.image), model_input=None)
+            tensor, transform = backend.prepare(crop)
+            watch.lap("preprocess")
+            raw = backend.invoke(tensor)
+            invoke_ms += watch.lap("invoke")
+            found += from_region(region, backend.postprocess(raw, transform, threshold))
+            watch.lap("postprocess")
+        # The options' rules again, now on frame boxes: min_area, and the per-frame count.
+        detections = keep(found, backend.options, None, threshold)
+    detections = suppress_duplicates(detections)
+    watch.lap("postprocess")
+    return FrameResult(frame, detections, invoke_ms, {**watch.laps, **timings},
+                       invokes=1 + len(regions))
 
 
 def _check_is_detector(interpreter, model_path: str) -> Optional[int]:

@@ -109,6 +109,13 @@ class EventStage(Processor):
                 return True
         return False
 
+    def watched_boxes(self) -> Tuple[Tuple[BBox, bool], ...]:
+        """(predicted box, due) of every watched object being tracked, for `[detect] regions =
+        motion` (edgecam.regions.plan_motion): due while its track is tentative or the last
+        inferred frame missed it. Called from the inference thread."""
+        return tuple((t.predicted(), not t.confirmed or t.missed > 0)
+                     for t in list(self.tracker.tracks) if self._watched(t.label))
+
     def _watched(self, label: str) -> bool:
         return not self.options.labels or label in self.options.labels
 

@@ -22,7 +22,9 @@ from .backends import Backend
 from .datatypes import Event, Frame, FrameResult, ZoneChange
 from .detector import timed_detect
 from .errors import EdgecamError
+from .motion import Motion, MotionDetector
 from .queues import BoundedQueue, Closed, LatestSlot
+from .regions import RegionPlan
 from .settings import LiveSettings
 from .stages import Processor, Sink
 from .stats import PipelineStats
@@ -68,7 +70,11 @@ class Pipeline:
     (latest-frame slot, sinks drop when behind) or file behaviour (nothing dropped).
     `processors` run in frame order on their own thread between inference and the sinks
     (tracking, events).
-    `gate(frame) -> bool` may skip inference for a frame (motion gating).
+    `motion`: measures every frame's motion once, before the gate, for the gate and the region
+    plan; None: not measured.
+    `gate(frame, motion) -> bool` may skip inference for a frame (motion gating).
+    `plan(width, height, moving boxes)`: the crops inferred beside the whole frame
+    (edgecam.regions); None: the whole frame only.
     `pause_ends_tracks_after`: once detection has been switched off (settings) for this many
     seconds, the processors end what they hold open, reason `paused` (None: never).
     `stats`: the run's counters, made by the caller when readers built before the pipeline
@@ -77,11 +83,14 @@ class Pipeline:
 
     def __init__(self, source, detectors: Sequence[Backend], sinks: Sequence[Sink], *,
                  drop: bool, processors: Sequence[Processor] = (), settings: Optional[LiveSettings] = None,
-                 gate: Optional[Callable[[Frame], bool]] = None, max_frames: Optional[int] = None,
+                 gate: Optional[Callable[[Frame, Optional[Motion]], bool]] = None,
+                 motion: Optional[MotionDetector] = None, plan: Optional[RegionPlan] = None,
+                 max_frames: Optional[int] = None,
                  sink_queue: int = 8, stats: Optional[PipelineStats] = None,
                  pause_ends_tracks_after: Optional[float] = None):
         self.source, self.detectors, self.sinks = source, list(detectors), list(sinks)
         self.drop, self.processors, self.gate = drop, list(processors), gate
+        self.motion, self.plan = motion, plan
         self.settings = settings or LiveSettings(detectors[0].options.threshold)
         self.max_frames = max_frames
         self.stats = stats if stats is not None else PipelineStats()
@@ -171,14 +180,18 @@ class Pipeline:
         frame = job.frame
         self.stats.frame_age_ms.add((time.monotonic() - frame.mono) * 1e3)
         settings = self.settings.current()
-        if not settings.enabled or (self.gate is not None and not self.gate(frame)):
+        motion = self.motion.detect(frame.image) if self.motion is not None else None
+        if not settings.enabled or (self.gate is not None and not self.gate(frame, motion)):
             self.stats.skipped += 1
             return FrameResult(frame, (), 0.0, {}, skipped=True)
+        regions = self.plan(frame.width, frame.height, motion.boxes if motion else ()) \
+            if self.plan is not None else ()
         # Live frames are preprocessed only here, so dropped or gated-out ones cost nothing.
-        result = timed_detect(detector, frame, settings.threshold, job.prepared)
+        result = timed_detect(detector, frame, settings.threshold, job.prepared, regions)
         if result.no_information:
             self.stats.skipped += 1
         else:
+            self.stats.invokes += result.invokes
             self.stats.inference_ms.add(result.inference_ms)
         return result
 

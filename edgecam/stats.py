@@ -38,7 +38,8 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 class Stopwatch:
     """Milliseconds per stage of one pass: `lap(stage)` ends the stage that began at the
-    previous lap (or at creation) and records it in `laps`."""
+    previous lap (or at creation) and adds it to `laps` (a stage lapped again, as for each
+    crop of a frame, sums)."""
 
     __slots__ = ("_clock", "_last", "laps")
 
@@ -48,9 +49,10 @@ class Stopwatch:
         self.laps: Dict[str, float] = {}
 
     def lap(self, stage: str) -> float:
-        """Record and return the ms since the previous lap under `stage`."""
+        """Add the ms since the previous lap to `stage`; returns them."""
         now = self._clock()
-        ms = self.laps[stage] = (now - self._last) * 1e3
+        ms = (now - self._last) * 1e3
+        self.laps[stage] = self.laps.get(stage, 0.0) + ms
         self._last = now
         return ms
 
@@ -273,6 +275,7 @@ class PipelineStats:
     processed: int = 0
     skipped: int = 0
     dropped: int = 0
+    invokes: int = 0  # model runs: one per inferred frame, plus one per crop (edgecam.regions)
     sink_dropped: Dict[str, int] = field(default_factory=dict)
     inference_ms: LatencyWindow = field(default_factory=LatencyWindow)
     frame_age_ms: LatencyWindow = field(default_factory=LatencyWindow)
@@ -285,8 +288,8 @@ class PipelineStats:
         """A plain dict for logs, `--json` summaries and MQTT stats."""
         inference, e2e = self.inference_ms.summary(), self.end_to_end_ms.summary()
         return {"captured": self.captured, "processed": self.processed, "dropped": self.dropped,
-                "skipped": self.skipped, "sink_dropped": dict(self.sink_dropped),
-                "fps": round(self.fps.rate(), 2),
+                "skipped": self.skipped, "invokes": self.invokes,
+                "sink_dropped": dict(self.sink_dropped), "fps": round(self.fps.rate(), 2),
                 "inference_p50_ms": round(inference.p50, 2), "inference_p95_ms": round(inference.p95, 2),
                 "end_to_end_p50_ms": round(e2e.p50, 2),
                 "uptime_s": round(time.monotonic() - self.started, 1)}

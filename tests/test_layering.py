@@ -26,7 +26,7 @@ LAYERED: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
      ("edgecam.datatypes", "edgecam.settings", "edgecam.labels", "edgecam.zones", "edgecam.stats",
       "edgecam.tflite_graph", "edgecam.logs", "edgecam.notify", "edgecam.checks", "edgecam.files",
       "edgecam.backends", "edgecam.presence", "edgecam.filtering", "edgecam.queues",
-      "edgecam.stages")),
+      "edgecam.stages", "edgecam.regions")),
     ("configuration, the TFLite runtime, model files",
      ("edgecam.config", "edgecam.runtime", "edgecam.models", "edgecam.modelinfo")),
     ("the frame path: source -> detector -> (tracker/motion) ...",

@@ -130,7 +130,8 @@ class BackendInfo:
     whether the hardware is there (for `auto`; None: always usable); `auto_rank` orders the
     present ones for `auto` (lowest first); `tflite` says it runs a .tflite on this CPU or a
     Coral (the default model, the doctor's model check and remote probes apply); `parallel`
-    that several interpreters may run side by side on consecutive frames.
+    that several interpreters may run side by side on consecutive frames; `crops` that it runs
+    on the frames edgecam gives it, so also on crops of them (`[detect] regions`).
     """
 
     name: str
@@ -140,6 +141,7 @@ class BackendInfo:
     auto_rank: int = 0
     tflite: bool = False
     parallel: bool = False
+    crops: bool = True
 
     def load(self, request: LoadRequest) -> List[Backend]:
         """The loaded backends, one per worker (the loader's module is imported now)."""
@@ -159,7 +161,7 @@ REGISTRY: Mapping[str, BackendInfo] = _entries(
                 tflite=True),
     # The AI Camera first: no inference on the Pi at all.
     BackendInfo("imx500", "edgecam.backends.imx500:load_backends", "AI Camera",
-                lambda root: bool(imx500_subdevs(root)), auto_rank=1),
+                lambda root: bool(imx500_subdevs(root)), auto_rank=1, crops=False),
     BackendInfo("hailo", "edgecam.backends.hailo:load_backends", "AI Kit / AI HAT+",
                 lambda root: bool(hailo_devices(root)), auto_rank=2),
 )
