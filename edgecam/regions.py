@@ -239,7 +239,7 @@ def suppress_duplicates(detections: Sequence[Detection], iou: float = DUPLICATE_
 def cv2_nms(xywh: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float):
     """Indices kept by OpenCV's class-aware NMS (boxes as x, y, w, h)."""
     import cv2
-    return cv2.dnn.NMSBoxesBatched(xywh, scores, classes, 0.0, iou)
+    return cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(), 0.0, iou)
 
 
 def _drop_contained(xywh: np.ndarray, classes: np.ndarray, order: np.ndarray,
