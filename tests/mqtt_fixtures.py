@@ -35,7 +35,8 @@ def free_port() -> int:
 class Broker:
     """One mosquitto process that can be SIGKILLed and started again on the same port."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "", anonymous: bool = True):
+    def __init__(self, workdir: Path, extra_conf: str = "", anonymous: bool = True,
+                 persistent: bool = False):
         self.host, self.port = "127.0.0.1", free_port()
         self.workdir = workdir
         self.conf = workdir / "mosquitto.conf"
@@ -44,7 +45,8 @@ class Broker:
         self.conf.write_text(
             f"{user}listener {self.port} 127.0.0.1\n"
             f"allow_anonymous {'true' if anonymous else 'false'}\n"
-            "persistence false\n"
+            + (f"persistence true\npersistence_location {workdir}/\n" if persistent
+               else "persistence false\n") +
             f"log_dest file {self.log}\nlog_type all\n{extra_conf}")
         self.proc: Optional[subprocess.Popen] = None
 
@@ -69,6 +71,12 @@ class Broker:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(5)
+
+    def stop(self) -> None:
+        """SIGTERM the broker, as a service restart does (a persistent one saves its sessions)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(10)
 
 
 def _make_broker(tmp_path: Path, name: str, extra: str = "", anonymous: bool = True):

@@ -80,3 +80,28 @@ def test_two_processes_with_one_device_id_are_reported(edgecam_cmd, cli_env, mqt
             if proc is not None:
                 proc.terminate()
                 proc.wait(15)
+
+
+def test_quick_broker_restarts_are_not_taken_for_a_second_process(mqtt_broker, caplog):
+    """Two restarts within seconds drop two short connections in a row: no takeover error
+    (it used to be reported, and the reconnect delay went to 60 s)."""
+    from edgecam.comms.mqtt import MqttCommunicator
+
+    caplog.set_level(logging.INFO, "edgecam.mqtt")
+    comm = MqttCommunicator(mqtt_broker.host, mqtt_broker.port, client_id="edgecam-solo",
+                            availability_topic="edgecam/solo/availability")
+    ups = []
+    comm.add_connection_listener(lambda up: ups.append(up))
+    comm.start()
+    try:
+        for restarts in range(3):
+            deadline = time.monotonic() + 15
+            while ups.count(True) <= restarts and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ups.count(True) == restarts + 1, caplog.text
+            if restarts < 2:
+                mqtt_broker.kill()
+                mqtt_broker.start()
+        assert "same client id" not in caplog.text
+    finally:
+        comm.stop()

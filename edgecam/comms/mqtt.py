@@ -32,6 +32,7 @@ ONLINE = "online"
 OFFLINE = "offline"
 SESSION_TAKEN_OVER = 142  # MQTT 5 reason code: another client connected with our client id
 TAKEOVER_WINDOW = 3.0  # s: connections closed this soon after they were made look like takeovers
+TAKEOVER_DROPS = 3  # ...when this many come in a row
 PROTOCOLS = {"5": paho.MQTTv5, "3.1.1": paho.MQTTv311}
 
 
@@ -284,6 +285,7 @@ class MqttCommunicator(Communicator):
         self._notify(True)
 
     def _on_connect_fail(self, _client, _userdata) -> None:
+        self._short_drops = 0  # the broker is away, nobody took our place
         self._report("unreachable", "mqtt: cannot reach broker %s:%s (check host and port%s); "
                      "edgecam keeps running and retries in the background (backoff %s..%s s)",
                      self.host, self.port, ", TLS CA and certificates" if self._tls else "",
@@ -309,11 +311,14 @@ class MqttCommunicator(Communicator):
         if getattr(reason_code, "value", None) == SESSION_TAKEN_OVER:
             return True
         # Mosquitto 2.0 just closes the socket of the client it replaces (no reason code, in
-        # MQTT 5 too): two connections in a row closed right after they were made (one alone
-        # could be a broker restart).
+        # MQTT 5 too). Two processes with one id kick each other off at every reconnect, and
+        # each reconnect succeeds at once: TAKEOVER_DROPS connections in a row closed right
+        # after they were made, with no failed connect between them. A broker restart fails
+        # connects (resetting the count) unless it is back within the backoff, and is never
+        # three times in a row within seconds.
         short = time.monotonic() - self._connected_at < TAKEOVER_WINDOW
         self._short_drops = self._short_drops + 1 if short else 0
-        return self._short_drops >= 2
+        return self._short_drops >= TAKEOVER_DROPS
 
     def _on_message(self, _client, _userdata, msg) -> None:
         with self._lock:
