@@ -326,8 +326,9 @@ def kill_one(fleet: Fleet, camera: Camera, timeout: float = 60.0) -> dict:
                             for t, d, p in ledger.availability), KEEPALIVE * 3)
     will = [t for t, d, p in ledger.availability if d == camera.name and p == b"offline" and t >= killed]
     will_s = will[0] - killed if will else None
-    started = {ev["id"] for _, ev in ledger.events if ev["device"] == camera.name and ev["type"] == "start"}
-    ended = {ev["id"] for _, ev in ledger.events if ev["device"] == camera.name and ev["type"] == "end"}
+    # What it left open: the starts it made (its own event lines) without an end.
+    started = {ev["id"] for ev in camera.events if ev["event"] == "start"}
+    ended = {ev["id"] for ev in camera.events if ev["event"] == "end"}
     orphans = started - ended
     camera.start()
 
