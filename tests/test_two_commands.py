@@ -86,3 +86,10 @@ def test_the_test_commands_output_is_the_test_runners(in_order):
     assert tested.stderr == "", tested.stderr[-3000:]
     assert re.match(r"[.sxXEF]+ +\[100%\]\n", tested.stdout), tested.stdout[-3000:]
 
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the tests switch to another user only as root")
+def test_tests_that_run_edgecam_as_another_user_pass_after_scripts_run(in_order):
+    ran, tested = in_order
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert tested.returncode == 0, tested.stdout[-3000:]
+    assert re.search(r"^6 passed", tested.stdout, re.M), tested.stdout[-3000:]
