@@ -17,7 +17,7 @@ from .annotate import Annotate, Annotator
 from . import backends
 from .backends import Backend, LoadRequest, resolve_backend, with_backend
 from .config import Config, state_dir
-from .datatypes import DetectOptions
+from .datatypes import DetectOptions, EndReason
 from .errors import EdgecamError
 from .logs import stderr_is_journal
 from .models import resolve_model
@@ -196,7 +196,7 @@ def camera_status(online: bool, mqtt_sink, pipeline: Optional[Pipeline]) -> None
     if mqtt_sink is not None:
         mqtt_sink.camera_status(online)
     if not online and pipeline is not None:
-        pipeline.end_tracks("camera_offline")
+        pipeline.end_tracks(EndReason.CAMERA_OFFLINE)
 
 
 def mqtt_side(config: Config, model: str, labels: Optional[str], annotate: Annotate,

@@ -9,6 +9,7 @@ they carry are not written to after capture (drawing works on a copy).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, Optional, Tuple, Union
@@ -176,6 +177,20 @@ class _ReadsAsJson(Mapping):
         return len(self.to_json())
 
 
+class EndReason(str, enum.Enum):
+    """Why an event ended: the `reason` of an `end` event, which the payloads carry as the
+    value ("shutdown", ...). A str, so it compares, hashes and serialises as that value."""
+
+    ABSENT = "absent"  # not seen for the configured frames or time
+    SHUTDOWN = "shutdown"  # the run ended
+    CAMERA_OFFLINE = "camera_offline"  # the live source was lost
+    PAUSED = "paused"  # detection stayed switched off past the off delay
+    RESTART = "restart"  # found open in the spool when the service started again
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Event(_ReadsAsJson):
     """One step of a tracked object's life: `start`, `update` (it entered a zone, or its top
@@ -242,6 +257,22 @@ class ZoneChange(_ReadsAsJson):
                 "ts": self.ts}
 
 
+class FrameState(enum.Enum):
+    """What a FrameResult says about its frame: one state, so no two flags can disagree."""
+
+    # The detector ran on the frame: `detections` is what it found.
+    INFERRED = "inferred"
+    # Not inferred (detection switched off, motion gating): the sinks get it with no
+    # detections, and nothing about the scene is concluded from it.
+    SKIPPED = "skipped"
+    # The detector had nothing to say (an IMX500 frame whose metadata has no outputs yet):
+    # not "nothing there", so it goes to no processor and no sink.
+    NO_INFORMATION = "no_information"
+    # Carries only the events that closing produced (tracks ended at shutdown or on a camera
+    # loss), to the sinks that take them; its frame was already delivered.
+    FLUSH = "flush"
+
+
 @dataclass
 class FrameResult:
     """A frame with what the detector found in it and how long each stage took (ms).
@@ -255,16 +286,15 @@ class FrameResult:
     inference_ms: float
     timings: Dict[str, float] = field(default_factory=dict)
     annotated: Optional[np.ndarray] = None
-    skipped: bool = False
+    state: FrameState = FrameState.INFERRED
     events: Tuple[Union[Event, ZoneChange], ...] = ()
-    # True for the last message of a run: it only carries the events that closing produced
-    # (e.g. tracks ended at shutdown); its frame was already delivered.
-    flush_only: bool = False
-    # True when the detector had nothing to say about the frame (an IMX500 frame whose
-    # metadata has no outputs yet): not "nothing there", so it goes to no sink.
-    no_information: bool = False
     # How many times the model ran on this frame: 1, plus one per crop (edgecam.regions).
     invokes: int = 0
+
+    @property
+    def skipped(self) -> bool:
+        """True when the detector did not run on the frame (any state but INFERRED)."""
+        return self.state is not FrameState.INFERRED
 
     def to_json(self) -> dict:
         """The `--json` frame line (contract: see README)."""

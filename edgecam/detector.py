@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from .backends import LoadRequest
-from .datatypes import BBox, DetectOptions, Detection, Frame, FrameResult
+from .datatypes import BBox, DetectOptions, Detection, Frame, FrameResult, FrameState
 from .errors import EdgecamError
 from .filtering import allowed_ids, keep
 from .labels import check_labels_fit, label_for, load_labels
@@ -269,7 +269,7 @@ def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
 
     `prepared` is this frame's `prepare()` done earlier (e.g. on the capture thread);
     `threshold` overrides the options' one. A frame the backend has nothing to say about
-    (prepare gives None) comes back skipped, marked `no_information`.
+    (prepare gives None) comes back in state NO_INFORMATION.
 
     `regions` are crops (edgecam.regions) run after the whole frame, each fitted to the model
     input on its own; their boxes are mapped back to the frame and merged with the frame's
@@ -279,7 +279,7 @@ def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
     watch = Stopwatch()
     prepared = prepared or backend.prepare(frame)
     if prepared is None:  # e.g. an IMX500 frame without outputs: no information
-        return FrameResult(frame, (), 0.0, {}, skipped=True, no_information=True)
+        return FrameResult(frame, (), 0.0, {}, state=FrameState.NO_INFORMATION)
     tensor, transform = prepared
     watch.lap("preprocess")
     raw = backend.invoke(tensor)

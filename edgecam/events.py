@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
 
-from .datatypes import BBox, Event, FrameResult, Snapshot, ZoneChange
+from .datatypes import BBox, EndReason, Event, FrameResult, Snapshot, ZoneChange
 from .errors import EdgecamError
 from .labels import slug
 from .files import write_atomic
@@ -166,13 +166,14 @@ class EventStage(Processor):
             st = self._state.pop(t.id, _TrackState())
             if st.started:
                 self.ended += 1
-                events.append(self._end(t, st, frame.seq, "absent"))
+                events.append(self._end(t, st, frame.seq, EndReason.ABSENT))
         for gone in set(self._state) - {t.id for t in update.alive}:
             del self._state[gone]  # tentative tracks that vanished
         events += self._zone_changes(update.alive, frame.ts)
         return events
 
-    def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> List[Union[Event, ZoneChange]]:
+    def finish(self, seq: Optional[int] = None,
+               reason: EndReason = EndReason.SHUTDOWN) -> List[Union[Event, ZoneChange]]:
         """End every started track now (e.g. at shutdown); returns their end events, and for a
         pause (reason `paused`) the zone counts going to 0."""
         events: List[Union[Event, ZoneChange]] = []
@@ -182,7 +183,7 @@ class EventStage(Processor):
                 self.ended += 1
                 events.append(self._end(t, st, seq, reason))
         self._state.clear()
-        if reason == "paused":
+        if reason is EndReason.PAUSED:
             # As every per-label count reads 0 during a long pause (README: Paused), so do the
             # zones; at other ends the last counts stay, like the per-label ones.
             events += self._zone_changes((), time.time())
@@ -197,7 +198,7 @@ class EventStage(Processor):
                      duration=round(t.last_seen - t.first_seen, 3), box=tuple(t.box.as_list()),
                      zones=tuple(st.zones), entered_zones=tuple(st.entered), reason=reason, seq=seq)
 
-    def _end(self, t: Track, st: _TrackState, seq: Optional[int], reason: str) -> Event:
+    def _end(self, t: Track, st: _TrackState, seq: Optional[int], reason: EndReason) -> Event:
         ev = self._event("end", t, st, seq, reason)
         if st.best is None or not (self.options.snapshots or self.options.snapshot_dir):
             return ev

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from .backends import Backend
-from .datatypes import Event, Frame, FrameResult, ZoneChange
+from .datatypes import EndReason, Event, Frame, FrameResult, FrameState, ZoneChange
 from .detector import timed_detect
 from .errors import EdgecamError
 from .motion import Motion, MotionDetector
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class _EndTracks:
-    reason: str
+    reason: EndReason
 
 
 @dataclass
@@ -183,12 +183,12 @@ class Pipeline:
         motion = self.motion.detect(frame.image) if self.motion is not None else None
         if not settings.enabled or (self.gate is not None and not self.gate(frame, motion)):
             self.stats.skipped += 1
-            return FrameResult(frame, (), 0.0, {}, skipped=True)
+            return FrameResult(frame, (), 0.0, {}, state=FrameState.SKIPPED)
         regions = self.plan(frame.width, frame.height, motion.boxes if motion else ()) \
             if self.plan is not None else ()
         # Live frames are preprocessed only here, so dropped or gated-out ones cost nothing.
         result = timed_detect(detector, frame, settings.threshold, job.prepared, regions)
-        if result.no_information:
+        if result.state is FrameState.NO_INFORMATION:
             self.stats.skipped += 1
         else:
             self.stats.invokes += result.invokes
@@ -220,7 +220,7 @@ class Pipeline:
                     continue
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     continue
-                if ready.no_information:
+                if ready.state is FrameState.NO_INFORMATION:
                     # Nothing was seen or missed: trackers, events and outputs must not take
                     # it for an empty frame.
                     continue
@@ -236,7 +236,7 @@ class Pipeline:
                     q.put(ready)
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     self.stop()
-            self._finish_processors("shutdown")
+            self._finish_processors(EndReason.SHUTDOWN)
         except BaseException as exc:  # surfaced by run()
             self.error = self.error or exc
             self.stop()
@@ -306,7 +306,7 @@ class Pipeline:
             return True
         return joined([self._capture_thread, *self._workers, self._dispatcher, *self._sink_threads])
 
-    def end_tracks(self, reason: str) -> None:
+    def end_tracks(self, reason: EndReason) -> None:
         """Close what stateful stages hold open (tracks), e.g. when the camera went offline;
         their final events reach the sinks in order with the frames (thread-safe)."""
         self._ordered.put(_EndTracks(reason))
@@ -325,9 +325,9 @@ class Pipeline:
             self._paused_since = now
         if not self._pause_ended and now - self._paused_since >= self._pause_ends_after:
             self._pause_ended = True
-            self._finish_processors("paused")
+            self._finish_processors(EndReason.PAUSED)
 
-    def _finish_processors(self, reason: str) -> None:
+    def _finish_processors(self, reason: EndReason) -> None:
         # Stages that hold state (open tracks) close it; their final events go to the sinks
         # that want them, on the last frame, marked so no frame is reported twice.
         if self._last is None:
@@ -337,8 +337,8 @@ class Pipeline:
             events += process.finish(self._last.frame.seq, reason)
         if not events:
             return
-        carrier = FrameResult(self._last.frame, (), 0.0, {}, skipped=True,
-                              events=tuple(events), flush_only=True)
+        carrier = FrameResult(self._last.frame, (), 0.0, {}, state=FrameState.FLUSH,
+                              events=tuple(events))
         for sink, q in zip(self.sinks, self._sink_queues):
             if sink.takes_flush:
                 q.put(carrier)

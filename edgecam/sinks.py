@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .annotate import Annotate, encode_jpeg
-from .datatypes import FrameResult
+from .datatypes import FrameResult, FrameState
 from .errors import EdgecamError
 from .files import make_dir, write_atomic
 from .stages import Sink
@@ -36,7 +36,7 @@ class JsonLinesSink(Sink):
         self.stream = stream
 
     def handle(self, result: FrameResult) -> None:
-        lines = [] if result.flush_only else [json.dumps(result.to_json(), separators=(",", ":"))]
+        lines = [] if result.state is FrameState.FLUSH else [json.dumps(result.to_json(), separators=(",", ":"))]
         lines += [json.dumps(e.to_json(), separators=(",", ":")) for e in result.events]
         if not lines:
             return

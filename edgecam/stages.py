@@ -7,7 +7,7 @@ from __future__ import annotations
 import abc
 from typing import Optional, Sequence, Union
 
-from .datatypes import Event, FrameResult, ZoneChange
+from .datatypes import EndReason, Event, FrameResult, ZoneChange
 
 
 class Processor(abc.ABC):
@@ -18,7 +18,7 @@ class Processor(abc.ABC):
     def __call__(self, result: FrameResult) -> FrameResult:
         """The result passed on to the sinks (the same one, or a copy with more in it)."""
 
-    def finish(self, seq: Optional[int], reason: str) -> Sequence[Union[Event, ZoneChange]]:
+    def finish(self, seq: Optional[int], reason: EndReason) -> Sequence[Union[Event, ZoneChange]]:
         """Close what the stage holds open (tracks) at the end of a run or a camera loss, and
         return the final events; a stateless stage has none."""
         return []
@@ -28,7 +28,7 @@ class Sink(abc.ABC):
     """The sink interface the pipeline calls: `handle` each result in order, then `close`.
 
     `name` labels the sink's thread, drop counter and log lines. `takes_flush`: the sink also
-    gets the final events of a run or of a camera loss (a FrameResult with flush_only=True
+    gets the final events of a run or of a camera loss (a FrameResult in state FLUSH
     carrying only events); the others never see such results.
     """
 

@@ -10,6 +10,7 @@ import numpy as np
 import cv2
 
 from edgecam.comms import build_mqtt
+from edgecam.datatypes import FrameState
 from mqtt_helpers import PERSON, TIE, detect_config, frame_result, mqtt_config, validate
 
 PREFIX = "edgecam/cam1"
@@ -17,7 +18,8 @@ PREFIX = "edgecam/cam1"
 
 def skipped(result):
     """The frame as the pipeline passes it on when detection is paused (not inferred)."""
-    return dataclasses.replace(result, detections=(), inference_ms=0.0, annotated=None, skipped=True)
+    return dataclasses.replace(result, detections=(), inference_ms=0.0, annotated=None,
+                               state=FrameState.SKIPPED)
 
 
 def _start(broker, tmp_path, subscriber_factory, watch=("person",), **cfg):

@@ -15,7 +15,7 @@ import scenes as tv
 from conftest import COCO_LABELS, SSD_MODEL
 from edgecam.app import run
 from edgecam.config import from_mapping
-from edgecam.datatypes import BBox, Detection, Frame, FrameResult
+from edgecam.datatypes import BBox, Detection, Frame, FrameResult, FrameState
 from edgecam.detector import Detector
 from edgecam.errors import EdgecamError
 from edgecam.events import EventOptions, EventStage
@@ -161,7 +161,8 @@ def det(label, x1, y1, x2, y2, score=0.8):
 
 def result(seq, dets, skipped=False):
     frame = Frame(seq, float(seq), float(seq), np.zeros((36, 64, 3), np.uint8), "t")
-    return FrameResult(frame, tuple(dets), 0.0 if skipped else 1.0, skipped=skipped)
+    return FrameResult(frame, tuple(dets), 0.0 if skipped else 1.0,
+                       state=FrameState.SKIPPED if skipped else FrameState.INFERRED)
 
 
 def test_point_in_polygon_and_masks_use_the_bottom_centre():

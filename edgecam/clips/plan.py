@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Set, Tuple, Union
 
-from ..datatypes import Event, FrameResult
+from ..datatypes import EndReason, Event, FrameResult
 from ..stages import Processor
 from .store import clip_name
 
@@ -158,7 +158,7 @@ class ClipStage(Processor):
         self._post(result, actions)
         return dataclasses.replace(result, events=events) if changed else result
 
-    def finish(self, seq: Optional[int] = None, reason: str = "shutdown") -> list:
+    def finish(self, seq: Optional[int] = None, reason: EndReason = EndReason.SHUTDOWN) -> list:
         """The event stage's final events, with their clip; the open clip ends with them
         (at shutdown; after a camera loss it ends when frames come back past its end)."""
         final = list(self.events.finish(seq, reason))
@@ -166,7 +166,7 @@ class ClipStage(Processor):
         actions: List[Union[CloseClip, OpenClip]] = []
         events, _ = self._plan_events(final, t, actions)
         clip = self._clip
-        if clip is not None and reason == "shutdown":
+        if clip is not None and reason is EndReason.SHUTDOWN:
             actions.append(self._close(clip, t))
         if actions:
             self.notes.post(ClipNote(seq if seq is not None else -1, tuple(actions)))

@@ -15,7 +15,7 @@ from typing import Callable, Dict, Optional, Tuple
 import av
 import numpy as np
 
-from ..datatypes import Event, FrameResult
+from ..datatypes import Event, FrameResult, FrameState
 from ..files import make_dir, write_atomic
 from ..stages import Sink
 from .encoder import FrameEncoder
@@ -83,7 +83,7 @@ class ClipSink(Sink):
         for note in self.notes.take(result.frame.seq):
             self._apply(note)
         self._thumbnails(result)
-        if result.flush_only:
+        if result.state is FrameState.FLUSH:
             return
         image = self._image(result)
         encoder = self._encoder_for(image)
