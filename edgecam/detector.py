@@ -20,7 +20,7 @@ from .regions import Region, from_region, suppress_duplicates
 from .runtime import (DETECTION_POSTPROCESS_OP, Runtime, find_runtime, input_converter, input_details,
                       input_size, load_interpreter, output_tensors, set_input)
 from .stats import Stopwatch
-from .tflite_graph import read_graph
+from .tflite_graph import Graph, read_graph
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,8 @@ def fit_image(image: np.ndarray, t: Transform) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OutputMap:
-    """Which output tensor (by details index) holds boxes, classes, scores and the count."""
+    """Which output (by position in the output details) holds boxes, classes, scores and the
+    count: decided once, when the model loads (see `output_roles`)."""
 
     boxes: int
     classes: int
@@ -84,24 +85,30 @@ class OutputMap:
     count: int
 
 
-def identify_outputs(details: Sequence[Mapping]) -> Tuple[int, int, Tuple[int, int]]:
-    """(boxes, count, (a, b)) output positions from shapes: boxes [1,N,4], count [1],
-    and the two [1,N] tensors whose roles (classes, scores) are decided from their values."""
+def output_roles(details: Sequence[Mapping], graph: Optional[Graph] = None) -> OutputMap:
+    """The OutputMap of an SSD model's outputs, or a ValueError when they are not boxes
+    [1,N,4], two [1,N] tensors and a count [1].
+
+    Boxes and the count are told by their shapes; which of the two [1,N] tensors holds the
+    classes and which the scores, by the graph's SSD post-process op, whose outputs are
+    boxes, classes, scores, count in that order whatever order the model lists its outputs in
+    (TF2 exports list scores first). Without the graph (or the op), the TF1 order: classes
+    before scores.
+    """
     boxes = [i for i, d in enumerate(details) if len(d["shape"]) == 3 and d["shape"][-1] == 4]
     count = [i for i, d in enumerate(details) if int(np.prod(d["shape"])) == 1]
     pair = [i for i, d in enumerate(details) if len(d["shape"]) == 2 and i not in boxes]
     if len(details) != 4 or len(boxes) != 1 or len(count) != 1 or len(pair) != 2:
         shapes = [list(map(int, d["shape"])) for d in details]
         raise ValueError(f"outputs {shapes} are not boxes/classes/scores/count")
-    return boxes[0], count[0], (pair[0], pair[1])
-
-
-def _looks_like_classes(values: np.ndarray) -> bool:
-    return bool(np.all(values == np.round(values)))
-
-
-def _looks_like_scores(values: np.ndarray) -> bool:
-    return bool(np.all((values >= 0) & (values <= 1)) and np.all(np.diff(values) <= 1e-6))
+    classes, scores = pair
+    op = graph.custom_op(DETECTION_POSTPROCESS_OP) if graph is not None else None
+    if op is not None and len(op.outputs) == 4:
+        op_classes, op_scores = op.outputs[1], op.outputs[2]
+        tensor = [d.get("index") for d in details]
+        if tensor[scores] == op_classes and tensor[classes] == op_scores:
+            classes, scores = scores, classes
+    return OutputMap(boxes[0], classes, scores, count[0])
 
 
 def image_to_input(image: np.ndarray, input_wh: Tuple[int, int],
@@ -132,7 +139,8 @@ class Detector:
     """
 
     def __init__(self, interpreter, labels: Mapping[int, str], options: DetectOptions,
-                 runtime: Runtime, model_path: str, threads: Optional[int], delegate: Optional[str]):
+                 runtime: Runtime, model_path: str, threads: Optional[int], delegate: Optional[str],
+                 outputs: Optional[OutputMap] = None):
         self.interpreter = interpreter
         self.labels = dict(labels)
         self.options = options
@@ -146,10 +154,9 @@ class Detector:
         self.input_dtype = np.dtype(inp["dtype"])
         self.input_size = input_size(interpreter)
         self._outputs = interpreter.get_output_details()
-        boxes, count, pair = identify_outputs(self._outputs)
-        self._boxes, self._count, self._pair = boxes, count, pair
-        # Until values say otherwise, assume the TF1 order (classes before scores).
-        self._classes_first = True
+        # `outputs` comes from the model's graph (Detector.load); given none, the shapes and
+        # the TF1 order decide.
+        self.output_map = outputs if outputs is not None else output_roles(self._outputs)
         self._allowed = allowed_ids(self.labels, options.classes)
 
     @classmethod
@@ -159,13 +166,14 @@ class Detector:
         """Load and check a model and its labels; a warm-up invoke runs before returning."""
         runtime = runtime or find_runtime()
         interpreter = load_interpreter(model_path, threads=threads, delegate=delegate, runtime=runtime)
-        num_classes = _check_is_detector(interpreter, model_path)
+        graph = _read_graph(model_path)
+        outputs, num_classes = _check_is_detector(interpreter, model_path, graph)
         labels = {}
         if labels_path:
             labels = load_labels(labels_path)
             if num_classes:
                 check_labels_fit(labels, num_classes, labels_path)
-        detector = cls(interpreter, labels, options, runtime, model_path, threads, delegate)
+        detector = cls(interpreter, labels, options, runtime, model_path, threads, delegate, outputs)
         detector.invoke(np.zeros((1, detector.input_size[1], detector.input_size[0], 3),
                                  detector.input_dtype))
         return detector
@@ -204,18 +212,11 @@ class Detector:
         return output_tensors(self.interpreter, self._outputs)
 
     def split_outputs(self, raw: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """(boxes [N,4], classes [N], scores [N], count) from raw outputs, roles told by values."""
-        a, b = raw[self._pair[0]][0], raw[self._pair[1]][0]
-        count = int(raw[self._count].reshape(-1)[0])
-        n = max(0, min(count, len(a)))
-        if n:
-            a_cls, b_cls = _looks_like_classes(a[:n]), _looks_like_classes(b[:n])
-            if a_cls != b_cls:
-                self._classes_first = a_cls
-            elif _looks_like_scores(a[:n]) != _looks_like_scores(b[:n]):
-                self._classes_first = not _looks_like_scores(a[:n])
-        classes, scores = (a, b) if self._classes_first else (b, a)
-        return raw[self._boxes][0], classes, scores, n
+        """(boxes [N,4], classes [N], scores [N], count) from raw outputs, by the output map."""
+        m = self.output_map
+        classes, scores = raw[m.classes][0], raw[m.scores][0]
+        count = int(raw[m.count].reshape(-1)[0])
+        return raw[m.boxes][0], classes, scores, max(0, min(count, len(classes)))
 
     def postprocess(self, raw: Sequence[np.ndarray], transform: Transform,
                     threshold: Optional[float] = None) -> Tuple[Detection, ...]:
@@ -305,19 +306,24 @@ def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
                        invokes=1 + len(regions))
 
 
-def _check_is_detector(interpreter, model_path: str) -> Optional[int]:
-    """num_classes of the model's SSD post-process, or an EdgecamError for a non-detector."""
-    outputs = interpreter.get_output_details()
+def _read_graph(model_path: str) -> Optional[Graph]:
+    """The model's graph, or None when the file cannot be read as one."""
     try:
-        identify_outputs(outputs)
+        with open(model_path, "rb") as fh:
+            return read_graph(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _check_is_detector(interpreter, model_path: str,
+                       graph: Optional[Graph]) -> Tuple[OutputMap, Optional[int]]:
+    """(the output map, num_classes of the SSD post-process), or an EdgecamError for a
+    model that is no detector."""
+    try:
+        outputs = output_roles(interpreter.get_output_details(), graph)
     except ValueError as exc:
         raise EdgecamError(f"{model_path} is not an SSD detection model ({exc}; no "
                            f"{DETECTION_POSTPROCESS_OP}): give a detection model such as "
                            "ssd_mobilenet_v1_coco, or use `edgecam probe` for classifiers") from None
-    try:
-        with open(model_path, "rb") as fh:
-            graph = read_graph(fh.read())
-    except (OSError, ValueError):
-        return None
-    ssd = ssd_options(graph)
-    return (ssd.num_classes or None) if ssd is not None else None
+    ssd = ssd_options(graph) if graph is not None else None
+    return outputs, (ssd.num_classes or None) if ssd is not None else None

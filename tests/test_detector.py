@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from edgecam.datatypes import BBox, Frame
-from edgecam.detector import (DetectOptions, Detector, fit_image,
-                              fit_transform, identify_outputs)
+from edgecam.detector import (DetectOptions, Detector, OutputMap, fit_image, fit_transform,
+                              output_roles)
 from edgecam.errors import EdgecamError
 from edgecam.runtime import find_runtime
 from edgecam.runtime import input_converter as _input_converter
+from edgecam.tflite_graph import read_graph
 
 from conftest import CLASSIFIER_025, COCO_LABELS, COCO_LABELS_90, EDGETPU_MODEL, IMAGES, SSD_MODEL
 
@@ -45,20 +46,30 @@ def test_outputs_equal_the_raw_interpreter_for_the_same_input(detector):
     assert n == int(theirs[3][0])
 
 
-def test_output_roles_are_found_by_value_when_the_order_differs(detector):
+def test_output_roles_are_read_from_the_graph_once_whatever_the_order(detector):
+    # The graph's post-process op says which tensor holds the classes and which the scores;
+    # a TF2-style order (scores, boxes, count, classes) is mapped at load, not guessed from
+    # each frame's values.
     tensor, _ = detector.preprocess(cv2.imread(str(IMAGES / "pets.jpg")))
     boxes, classes, scores, count = detector.invoke(tensor)
-    # A TF2-style order: scores, boxes, count, classes.
-    details = [{"shape": np.array(x.shape)} for x in (scores, boxes, count, classes)]
-    b, c, pair = identify_outputs(details)
-    assert (b, c) == (1, 2)
+    tf1_details = detector.interpreter.get_output_details()
+    graph = read_graph(SSD_MODEL.read_bytes())
+    assert detector.output_map == output_roles(tf1_details, graph) == OutputMap(0, 1, 2, 3)
+    order = (2, 0, 3, 1)
+    tf2_details = [tf1_details[i] for i in order]
+    roles = output_roles(tf2_details, graph)
+    assert roles == OutputMap(boxes=1, classes=3, scores=0, count=2)
     tf2 = Detector(detector.interpreter, detector.labels, detector.options, detector.runtime,
-                   "x", 2, None)
-    tf2._boxes, tf2._count, tf2._pair = b, c, pair
+                   "x", 2, None, outputs=roles)
     got_boxes, got_classes, got_scores, n = tf2.split_outputs((scores, boxes, count, classes))
+    np.testing.assert_array_equal(got_boxes, boxes[0])
     np.testing.assert_array_equal(got_classes, classes[0])
     np.testing.assert_array_equal(got_scores, scores[0])
     assert n == int(count[0]) == 10
+    # Without the graph the shapes find boxes and count, and the pair is taken in TF1 order.
+    assert output_roles(tf2_details) == OutputMap(boxes=1, classes=0, scores=3, count=2)
+    with pytest.raises(ValueError, match="not boxes/classes/scores/count"):
+        output_roles(tf1_details[:3], graph)
 
 
 @pytest.mark.parametrize("name,expected", [
