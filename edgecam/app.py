@@ -135,8 +135,10 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         if mqtt_sink is not None:
             sinks.append(mqtt_sink)
         s = config.source
+        tap = picamera_tap(config)
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
-                                        s.realtime, detectors[0].input_size), sensor=sensor)
+                                        s.realtime, detectors[0].input_size), sensor=sensor,
+                             recorder=tap)
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
         elif not (source.live or s.loop or stderr_is_journal(os.environ, stdout)):
@@ -144,7 +146,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             # file or the service would flood the journal (the periodic summary says enough).
             sinks.insert(0, SummarySink(stdout))
         sinks += local_sinks(config, annotate, stats, mqtt_reads)
-        processor, clip_sink = clip_side(config, stage, annotate)
+        processor, clip_sink = clip_side(config, stage, annotate, tap)
         if clip_sink is not None:
             sinks.append(clip_sink)
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
@@ -254,9 +256,20 @@ def clips_url(config: Config) -> Optional[str]:
     return f"http://[{host}]:{port}/clips/" if ":" in host else f"http://{host}:{port}/clips/"
 
 
-def clip_side(config: Config, stage, annotate: Annotate):
+def picamera_tap(config: Config):
+    """With [clips] on, what runs picamera2's own encoder on the Pi camera's main stream
+    (edgecam.clips.picamera; other sources never start it), else None. With annotate = true
+    the frames are drawn in Python, so edgecam encodes them itself."""
+    c = config.clips
+    if not c.enabled or c.annotate:
+        return None
+    from .clips.picamera import PicameraClipTap
+    return PicameraClipTap(config.source.fps, c.bitrate, c.keyframe_interval)
+
+
+def clip_side(config: Config, stage, annotate: Annotate, tap=None):
     """(processor, clip sink): with [clips] on, the event stage wrapped by the clip plan and
-    the sink that records; else (stage, None)."""
+    the sink that records (from `tap`'s packets while picamera2 encodes); else (stage, None)."""
     c = config.clips
     if not c.enabled:
         return stage, None
@@ -273,7 +286,7 @@ def clip_side(config: Config, stage, annotate: Annotate):
     settings = ClipSettings(folder, c.pre_roll, c.max_mb, c.max_days, pick_encoder(c.encoder),
                             c.preset, c.bitrate, c.keyframe_interval, config.source.fps)
     image = annotate if c.annotate else (lambda result: result.frame.image)
-    return processor, ClipSink(settings, notes, image)
+    return processor, ClipSink(settings, notes, image, tap)
 
 
 def check_writable(folder: Path) -> None:

@@ -7,10 +7,11 @@ and the next one is tried again (logged again only once one has been written).
 
 from __future__ import annotations
 
+import collections
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Deque, Dict, Optional, Tuple
 
 import av
 import numpy as np
@@ -55,15 +56,18 @@ class ClipSink(Sink):
     """Pipeline sink writing the clips of `notes` (from plan.ClipStage) into `settings.folder`.
 
     `image(result)` is the picture recorded: the raw frame, or the annotated one
-    (`annotate = true`).
+    (`annotate = true`). `tap` (clips.picamera.PicameraClipTap): while picamera2's encoder
+    runs for it, its packets are recorded instead and no frame is encoded here.
     """
 
     name = "clips"
     takes_flush = True
 
     def __init__(self, settings: ClipSettings, notes: ClipNotes,
-                 image: Callable[[FrameResult], np.ndarray] = lambda r: r.frame.image):
-        self.settings, self.notes, self._image = settings, notes, image
+                 image: Callable[[FrameResult], np.ndarray] = lambda r: r.frame.image,
+                 tap=None):
+        self.settings, self.notes, self._image, self.tap = settings, notes, image, tap
+        self._recent: Deque[Tuple[float, int]] = collections.deque(maxlen=256)  # (ts, seq)
         make_dir(settings.folder)
         remove_partials(settings.folder)
         prune(settings.folder, settings.max_mb, settings.max_days)
@@ -85,10 +89,16 @@ class ClipSink(Sink):
         self._thumbnails(result)
         if result.state is FrameState.FLUSH:
             return
-        image = self._image(result)
-        encoder = self._encoder_for(image)
-        packets = encoder.encode(image, result.frame.ts, result.frame.seq, key=self._force_key)
-        self._force_key = False
+        if self._tapped:
+            # picamera2 encoded the main stream itself: its packets carry their own numbers,
+            # matched to frames (for the sidecar's boxes) by time.
+            self._recent.append((result.frame.ts, result.frame.seq))
+            packets = self.tap.drain()
+        else:
+            image = self._image(result)
+            encoder = self._encoder_for(image)
+            packets = encoder.encode(image, result.frame.ts, result.frame.seq, key=self._force_key)
+            self._force_key = False
         for packet in packets:
             self.ring.add(packet)
         self._feed(result.frame.ts - WRITE_LAG_S)
@@ -96,6 +106,9 @@ class ClipSink(Sink):
     def close(self) -> None:
         if self.encoder is not None:
             for packet in self.encoder.flush():
+                self.ring.add(packet)
+        if self._tapped:  # what picamera2's encoder gave before the camera was released
+            for packet in self.tap.drain():
                 self.ring.add(packet)
         for note in self.notes.take_all():
             self._apply(note)
@@ -117,14 +130,37 @@ class ClipSink(Sink):
                                         keyframe_interval=s.keyframe_interval)
         return self.encoder
 
+    @property
+    def _tapped(self) -> bool:
+        # Once picamera2's encoder has run, it is the one source of packets (the camera is
+        # away between a loss and its reopening: no frames come then).
+        return self.tap is not None and self.tap.encoder_name is not None
+
+    def _size(self) -> Optional[Tuple[int, int]]:
+        if self._tapped:
+            return self.tap.size
+        return self.encoder.size if self.encoder is not None else None
+
+    def _frame_seq(self, t: float) -> Optional[int]:
+        # The frame the pipeline saw nearest to a picamera2 packet's time.
+        if not self._recent:
+            return None
+        ts, seq = min(self._recent, key=lambda r: abs(r[0] - t))
+        return seq if abs(ts - t) < 0.5 else None
+
     def _feed(self, until: float) -> None:
         # Give the writer the ring's packets after the last it got, up to `until`.
         for packet in self.ring.after(self._cursor, until):
             if self.writer is None:
                 return
             self._cursor = packet.seq
-            boxes = self._boxes.pop(packet.seq, ())
-            self._guard(lambda w: w.add(packet, boxes))  # noqa: B023 - called at once
+            if self._tapped:
+                seq = self._frame_seq(packet.t)
+                boxes = self._boxes.get(seq, ()) if seq is not None else ()
+                self._guard(lambda w: w.add(packet, boxes, seq=seq))
+            else:
+                boxes = self._boxes.pop(packet.seq, ())
+                self._guard(lambda w: w.add(packet, boxes))  # noqa: B023 - called at once
 
     def _apply(self, note: ClipNote) -> None:
         if note.boxes and self.writer is not None:
@@ -139,15 +175,16 @@ class ClipSink(Sink):
     def _open(self, action: OpenClip) -> None:
         if self.writer is not None:  # never two at once: the plan closes before it opens
             self._finish(self.writer, (), float("inf"))
-        if self.encoder is None:
+        size = self._size()
+        if size is None:
             return  # no frame yet: nothing to record
-        width, height = self.encoder.size
+        width, height = size
         try:
             self.writer = ClipWriter(self.settings.folder, action.name, action.start, width, height)
         except DISK_ERRORS as exc:
             self._disk_failed(exc)
             return
-        if action.fresh:
+        if action.fresh and not self._tapped:
             # A split: the next frame is made a keyframe and starts the clip (what the ring
             # holds before it belongs to the clip that just ended).
             self._force_key = True
@@ -161,8 +198,10 @@ class ClipSink(Sink):
         self._feed(end)  # what it is still owed, up to its end
         self.writer = None
         self._boxes.clear()
+        encoder = self.tap.encoder_name if self._tapped else \
+            f"{self.settings.codec} {self.settings.preset}" if self.settings.codec == "libx264" else self.settings.codec
         try:
-            path = writer.close(events)
+            path = writer.close(events, {"encoder": encoder})
         except DISK_ERRORS as exc:
             writer.abort()
             self._disk_failed(exc)

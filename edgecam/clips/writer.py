@@ -47,9 +47,9 @@ class ClipWriter:
         self.frames: List[dict] = []
         self.packets = 0
 
-    def add(self, packet: EncodedPacket, boxes: Sequence[dict] = ()) -> None:
+    def add(self, packet: EncodedPacket, boxes: Sequence[dict] = (), seq: Optional[int] = None) -> None:
         """Mux one packet (the first must be a keyframe; earlier ones are skipped) and note
-        the frame's boxes for the sidecar."""
+        the frame's boxes and number (`seq`, default the packet's) for the sidecar."""
         if self._last_pts is None and not packet.key:
             return
         pts = round((packet.t - self.start) * 1000)
@@ -71,7 +71,8 @@ class ClipWriter:
             if self.first_t is None:
                 self.first_t = packet.t
             self.last_t = packet.t
-            self.frames.append({"t": round(packet.t - self.start, 3), "seq": packet.seq,
+            self.frames.append({"t": round(packet.t - self.start, 3),
+                                "seq": packet.seq if seq is None else seq,
                                 "boxes": list(boxes)})
 
     @property

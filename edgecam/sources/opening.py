@@ -71,10 +71,12 @@ def quiet_video_libraries() -> None:
 
 
 def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None,
-                sensor=None) -> Source:
+                sensor=None, recorder=None) -> Source:
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits.
 
     `sensor` (a camera that detects on its sensor, see PicameraCapture) needs the Pi camera.
+    `recorder` records the Pi camera's main stream with picamera2's encoder (see
+    PicameraCapture); other sources ignore it.
     """
     quiet_video_libraries()
     uri = spec.uri.strip()
@@ -84,10 +86,10 @@ def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = 
                                f"--source picamera (not {uri}): use --detector cpu or hailo for "
                                "other sources")
         picamera2_class = import_picamera2()
-        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, sensor),
+        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, sensor, recorder),
                           spec.stall_timeout, on_status)
     if _names_camera(uri):  # the same test is_live() uses
-        return _open_camera(uri, spec, on_status)
+        return _open_camera(uri, spec, on_status, recorder)
     path = Path(uri).expanduser()
     if stat.S_ISDIR(_readable_stat(uri, path).st_mode) or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path, spec.loop)
@@ -125,7 +127,8 @@ def _permission_denied(path: Path) -> str:
     return f"{line}: let {user} read it and search every folder above it (chmod/chgrp)"
 
 
-def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]]) -> Source:
+def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]],
+                 recorder=None) -> Source:
     if uri == "auto":
         if picamera_available():
             uri = "picamera"
@@ -136,7 +139,7 @@ def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool]
                                "--source picamera | N | /dev/videoN | rtsp://... | FILE | DIR")
     if uri == "picamera":
         picamera2_class = import_picamera2()
-        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class),
+        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, recorder=recorder),
                           spec.stall_timeout, on_status)
     if not uri.startswith(STREAM_SCHEMES) and not uri.isdigit() and not os.path.exists(uri):
         raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "

@@ -27,13 +27,15 @@ class PicameraCapture(CaptureDevice):
     `sensor` is a camera that detects on its own sensor (edgecam.backends.imx500): it names the
     camera (`camera_num`), adds `controls()`, is told once the camera `started(cam)`, and
     `read(metadata, cam)` turns each frame's metadata into its SensorDetections (or None).
+    `recorder` (edgecam.clips.picamera.PicameraClipTap) is told the camera `started(cam)` and
+    is `stopping(cam)` before it stops: it runs picamera2's H.264 encoder on the main stream.
     """
 
     name = "picamera"
 
-    def __init__(self, spec: SourceSpec, picamera2_class=None, sensor=None):
+    def __init__(self, spec: SourceSpec, picamera2_class=None, sensor=None, recorder=None):
         cls = picamera2_class or import_picamera2()
-        self.sensor = sensor
+        self.sensor, self.recorder = sensor, recorder
         self.cam = cls() if sensor is None else cls(sensor.camera_num)
         # "RGB888" in libcamera is B,G,R in memory: exactly OpenCV's BGR.
         streams = {"main": {"size": (spec.width, spec.height), "format": "RGB888"}}
@@ -50,6 +52,8 @@ class PicameraCapture(CaptureDevice):
                 self.cam.stream_configuration("lores")["size"]) if "lores" in streams else None
             if sensor is not None:
                 sensor.started(self.cam)
+            if recorder is not None:
+                recorder.started(self.cam)
         except BaseException:
             self.cam.close()  # a camera left open is "busy" for every retry after this one
             raise
@@ -76,6 +80,8 @@ class PicameraCapture(CaptureDevice):
 
     def release(self):
         try:
+            if self.recorder is not None:
+                self.recorder.stopping(self.cam)
             self.cam.stop()
         finally:
             self.cam.close()

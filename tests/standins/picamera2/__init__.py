@@ -16,6 +16,11 @@ When an IMX500 is described, each frame's metadata is as libcamera reports it: S
 full-sensor pixels, CnnOutputTensor as one flat float list with each tensor in column-major
 order, CnnOutputTensorInfo as the packed C struct, CnnKpiInfo as (DNN, DSP) microseconds.
 Frames captured while the network is not running yet carry none of the Cnn* keys.
+Encoders (picamera2.encoders, real libx264 through PyAV) started with start_encoder() on a
+stream encode that stream's buffer of every frame the camera makes, with the frame's
+SensorTimestamp (nanoseconds of CLOCK_BOOTTIME, as libcamera's), and frames then come at the
+configured FrameRate, as a real camera's do; stop() leaves them running (picamera2's
+stop_recording() is stop() then stop_encoder()).
 """
 
 from __future__ import annotations
@@ -59,6 +64,24 @@ def isp_buffer(bgr: np.ndarray, stream: dict) -> np.ndarray:
     return np.ascontiguousarray(buffer.reshape(h, stride)[:, :row]).reshape(h, w, -1)
 
 
+class _Request:
+    """A completed request as an encoder sees it: the stream buffers and the metadata,
+    held (acquire) until the encoder releases it."""
+
+    def __init__(self, buffers, metadata):
+        self._buffers, self.metadata, self.held = buffers, metadata, 0
+        self.request = self  # picamera2's CompletedRequest wraps libcamera's as .request
+
+    def make_array(self, name):
+        return self._buffers[name]
+
+    def acquire(self):
+        self.held += 1
+
+    def release(self):
+        self.held -= 1
+
+
 class Picamera2:
     """The camera: configuration calls recorded, frames made from the scene photo."""
 
@@ -75,6 +98,8 @@ class Picamera2:
         self.camera_config = None
         self.started = self.closed = False
         self.frames = 0
+        self._encoders = set()
+        self.encode_stream_name = "main"
         Picamera2.opened.append(self)
 
     @staticmethod
@@ -98,7 +123,7 @@ class Picamera2:
             w, h = stream["size"]
             stream["size"] = (w - w % 2, h - h % 2)  # picamera2 keeps sizes even
         return {"use_case": "video", "main": main, "lores": lores, "raw": {"size": raw},
-                "buffer_count": buffer_count, "controls": dict(controls or {})}
+                "buffer_count": buffer_count, "controls": dict(controls or {}), "encode": "main"}
 
     def configure(self, camera_config):
         if self.started:
@@ -144,12 +169,61 @@ class Picamera2:
         from picamera2.devices.imx500.imx500 import sensor_metadata
         crop = tuple(self.hw.get("imx500", {}).get("scaler_crop", (0, 0, 4056, 3040)))
         view = self._view(crop)
-        arrays = [isp_buffer(view, self.camera_config[name]) for name in names]
+        if self._encoders:
+            self._pace()
+        buffers = {name: isp_buffer(view, self.camera_config[name])
+                   for name in set(names) | {e.name for e in self._encoders}}
         self.frames += 1
-        metadata = {"ScalerCrop": crop, "SensorTimestamp": time.monotonic_ns()}
+        metadata = {"ScalerCrop": crop, "SensorTimestamp": time.clock_gettime_ns(time.CLOCK_BOOTTIME)}
         if "imx500" in self.hw:
             metadata.update(sensor_metadata(self.hw, self.frames))
-        return arrays, metadata
+        for encoder in list(self._encoders):  # picamera2 encodes each completed request
+            encoder.encode(encoder.name, _Request(buffers, metadata))
+        return [buffers[name] for name in names], metadata
+
+    def _pace(self):
+        # A real camera delivers frames at its FrameRate, whoever asks; the stand-in makes one
+        # when asked, so with an encoder running (which must see the camera's frame rate) it
+        # waits for the next frame time.
+        interval = 1.0 / float(self.camera_config["controls"].get("FrameRate", 30.0))
+        now = time.monotonic()
+        due = getattr(self, "_next_frame", now)
+        if due > now:
+            time.sleep(due - now)
+        self._next_frame = max(due, now) + interval
+
+    def start_encoder(self, encoder=None, output=None, pts=None, quality=None, name=None):
+        """As picamera2's: the encoder gets the stream's size, format and stride, a frame rate
+        (the configured one, at most 30) and its output, and starts."""
+        if encoder is None:
+            if len(self._encoders) != 1:
+                raise RuntimeError("No encoder specified")
+            encoder = next(iter(self._encoders))
+        if output is not None:
+            encoder.output = output
+        name = name or self.encode_stream_name
+        stream = (self.camera_config or {}).get(name)
+        if stream is None:
+            raise RuntimeError(f"Encode stream {name} was not defined")
+        encoder.name = name
+        encoder.width, encoder.height = stream["size"]
+        encoder.format, encoder.stride = stream["format"], stream["stride"]
+        if getattr(encoder, "framerate", None) is None:
+            encoder.framerate = min(30.0, float(self.camera_config["controls"].get("FrameRate", 30.0)))
+        encoder.start(quality=quality)
+        self._encoders.add(encoder)
+
+    def stop_encoder(self, encoders=None):
+        """Stop the given encoder(s), by default every running one."""
+        chosen = list(self._encoders) if encoders is None else (
+            [encoders] if not isinstance(encoders, (list, set)) else list(encoders))
+        for encoder in chosen:
+            encoder.stop()
+            self._encoders.discard(encoder)
+
+    @property
+    def encoders(self):
+        return self._encoders
 
     def stop(self):
         self.started = False
