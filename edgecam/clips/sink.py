@@ -20,7 +20,7 @@ from ..datatypes import Event, FrameResult, FrameState
 from ..files import make_dir, write_atomic
 from ..stages import Sink
 from .encoder import FrameEncoder
-from .packets import PacketRing
+from .packets import EncodedPacket, PacketRing
 from .plan import ClipNote, ClipNotes, CloseClip, OpenClip
 from .store import prune, remove_partials
 from .writer import ClipWriter
@@ -156,11 +156,9 @@ class ClipSink(Sink):
             self._cursor = packet.seq
             if self._tapped:
                 seq = self._frame_seq(packet.t)
-                boxes = self._boxes.get(seq, ()) if seq is not None else ()
-                self._guard(lambda w: w.add(packet, boxes, seq=seq))
+                self._write(packet, self._boxes.get(seq, ()) if seq is not None else (), seq)
             else:
-                boxes = self._boxes.pop(packet.seq, ())
-                self._guard(lambda w: w.add(packet, boxes))  # noqa: B023 - called at once
+                self._write(packet, self._boxes.pop(packet.seq, ()), None)  # noqa: B023 - called at once
 
     def _apply(self, note: ClipNote) -> None:
         if note.boxes and self.writer is not None:
@@ -215,12 +213,12 @@ class ClipSink(Sink):
         log.info("clip %s: %.1f s, %d kB", path.name, writer.seconds, path.stat().st_size // 1024)
         prune(self.settings.folder, self.settings.max_mb, self.settings.max_days)
 
-    def _guard(self, step: Callable[[ClipWriter], None]) -> None:
+    def _write(self, packet: EncodedPacket, boxes, seq: Optional[int]) -> None:
         writer = self.writer
         if writer is None:
             return
         try:
-            step(writer)
+            writer.add(packet, boxes, seq=seq)
         except DISK_ERRORS as exc:
             self.writer = None
             writer.abort()
