@@ -25,7 +25,7 @@ from .pipeline import Pipeline
 from .settings import THRESHOLD_MIN
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
 from .sources import SourceSpec, is_live, open_source
-from .stats import PipelineStats
+from .stats import ClipCounts, EventCounts, PipelineStats, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def make_state_dir(config: Config) -> Path:
 
 
 def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
-        stop: Optional[threading.Event] = None) -> dict:
+        stop: Optional[threading.Event] = None) -> RunSummary:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
     config = resolved_backend(config)
     check_regions(config)
@@ -173,13 +173,10 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
                             starting=(lambda: sensor.loading) if sensor is not None else None)
     finally:  # supervise has closed the sinks by now
         close_backends(detectors)
-    if gate is not None:
-        summary["motion"] = gate.stats.summary()
-    if stage is not None:
-        summary["events"] = {"started": stage.started, "ended": stage.ended}
-    if clip_sink is not None:
-        summary["clips"] = {"written": clip_sink.written, "failed": clip_sink.failed}
-    return summary
+    return dataclasses.replace(
+        summary, motion=dataclasses.replace(gate.stats) if gate is not None else None,
+        events=EventCounts(stage.started, stage.ended) if stage is not None else None,
+        clips=ClipCounts(clip_sink.written, clip_sink.failed) if clip_sink is not None else None)
 
 
 def close_backends(detectors) -> None:
@@ -349,7 +346,7 @@ STARTING_EVERY_S = 5.0
 
 
 def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float],
-              env=None, starting: Optional[Callable[[], Optional[str]]] = None) -> dict:
+              env=None, starting: Optional[Callable[[], Optional[str]]] = None) -> RunSummary:
     """Start the pipeline, tell systemd how it goes, stop it on `stop`/duration, drain and
     close it; returns the run summary.
 
@@ -383,10 +380,10 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
             now = time.monotonic()
             if notifier and now - last_status >= 5:
                 last_status = now
-                notifier.status(format_summary(stats.summary()))
+                notifier.status(stats.summary().line())
             if now - last_log >= LOG_EVERY_S:
                 last_log = now
-                log.info("running: %s", format_summary(stats.summary()))
+                log.info("running: %s", stats.summary().line())
     finally:
         if notifier:
             notifier.stopping(status="stopping")
@@ -414,8 +411,3 @@ def install_signal_handlers(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
 
-
-def format_summary(summary: dict) -> str:
-    """A one-line human summary of a run."""
-    return (f"processed {summary['processed']} frame(s), dropped {summary['dropped']}, "
-            f"inference p50 {summary['inference_p50_ms']} ms, {summary['fps']} fps")

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .datatypes import BBox, Frame
+from .stats import GateStats
 
 
 @dataclass(frozen=True)
@@ -91,22 +92,6 @@ def _tight_boxes(moved: np.ndarray, blobs: np.ndarray, w: int, h: int) -> Tuple[
             boxes.append(BBox(float(bx.min()) / w, float(by.min()) / h,
                               float(bx.max() + 1) / w, float(by.max() + 1) / h))
     return tuple(boxes)
-
-
-@dataclass
-class GateStats:
-    """What the gate decided so far."""
-
-    frames: int = 0
-    inferred: int = 0
-    skipped: int = 0
-    motion: int = 0
-    tracking: int = 0
-    keepalive: int = 0
-
-    def summary(self) -> dict:
-        """A plain dict for logs and the run summary."""
-        return dict(vars(self))
 
 
 class MotionGate:

@@ -230,7 +230,6 @@ class Pipeline:
                 self._emitted += 1
                 self.stats.processed += 1
                 self.stats.fps.tick()
-                self.stats.last_progress = time.monotonic()
                 self._last = ready
                 for q in self._sink_queues:
                     q.put(ready)

@@ -282,14 +282,68 @@ class PipelineStats:
     end_to_end_ms: LatencyWindow = field(default_factory=LatencyWindow)
     fps: RateMeter = field(default_factory=RateMeter)
     started: float = field(default_factory=time.monotonic)
-    last_progress: float = field(default_factory=time.monotonic)
 
-    def summary(self) -> dict:
-        """A plain dict for logs, `--json` summaries and MQTT stats."""
+    def summary(self) -> "RunSummary":
+        """The counters and latencies now (for the log, systemd's status, the preview)."""
         inference, e2e = self.inference_ms.summary(), self.end_to_end_ms.summary()
-        return {"captured": self.captured, "processed": self.processed, "dropped": self.dropped,
-                "skipped": self.skipped, "invokes": self.invokes,
-                "sink_dropped": dict(self.sink_dropped), "fps": round(self.fps.rate(), 2),
-                "inference_p50_ms": round(inference.p50, 2), "inference_p95_ms": round(inference.p95, 2),
-                "end_to_end_p50_ms": round(e2e.p50, 2),
-                "uptime_s": round(time.monotonic() - self.started, 1)}
+        return RunSummary(captured=self.captured, processed=self.processed, dropped=self.dropped,
+                          skipped=self.skipped, invokes=self.invokes,
+                          sink_dropped=dict(self.sink_dropped), fps=round(self.fps.rate(), 2),
+                          inference_p50_ms=round(inference.p50, 2),
+                          inference_p95_ms=round(inference.p95, 2),
+                          end_to_end_p50_ms=round(e2e.p50, 2),
+                          uptime_s=round(time.monotonic() - self.started, 1))
+
+
+@dataclass
+class GateStats:
+    """What the motion gate decided so far (edgecam.motion)."""
+
+    frames: int = 0
+    inferred: int = 0
+    skipped: int = 0
+    motion: int = 0
+    tracking: int = 0
+    keepalive: int = 0
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    """Tracks the event stage started and ended in a run."""
+
+    started: int
+    ended: int
+
+
+@dataclass(frozen=True)
+class ClipCounts:
+    """Event clips written and failed in a run (edgecam.clips)."""
+
+    written: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did: PipelineStats' counters and latencies at one moment and, at the end of
+    `app.run`, what the motion gate decided and how many events the event stage made."""
+
+    captured: int
+    processed: int
+    dropped: int
+    skipped: int
+    invokes: int
+    sink_dropped: Dict[str, int]
+    fps: float
+    inference_p50_ms: float
+    inference_p95_ms: float
+    end_to_end_p50_ms: float
+    uptime_s: float
+    motion: Optional[GateStats] = None
+    events: Optional[EventCounts] = None
+    clips: Optional[ClipCounts] = None
+
+    def line(self) -> str:
+        """The one-line human summary (`edgecam run`'s last line, the periodic log line)."""
+        return (f"processed {self.processed} frame(s), dropped {self.dropped}, "
+                f"inference p50 {self.inference_p50_ms} ms, {self.fps} fps")

@@ -13,6 +13,7 @@ gated run adds [motion]. CPU time is os.times() user+system of this process (all
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -50,9 +51,10 @@ def one_run(video: Path, gated: bool, keepalive: float, realtime: bool, threads:
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     events = [x for x in lines if x["type"] == "event"]
     return {"gated": gated, "cpu_s": round((t1.user - t0.user) + (t1.system - t0.system), 2),
-            "wall_s": round(w1 - w0, 2), "frames": summary["processed"],
-            "inferred": summary["processed"] - summary["skipped"], "skipped": summary["skipped"],
-            "motion": summary.get("motion"), "events": events}
+            "wall_s": round(w1 - w0, 2), "frames": summary.processed,
+            "inferred": summary.processed - summary.skipped, "skipped": summary.skipped,
+            "motion": dataclasses.asdict(summary.motion) if summary.motion else None,
+            "events": events}
 
 
 def main(argv=None) -> int:

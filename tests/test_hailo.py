@@ -98,7 +98,7 @@ def test_a_run_releases_the_hailo_device_once_whether_it_ends_or_fails_to_start(
     out = io.StringIO()
     summary = run(from_mapping({"model": model, "source": {"uri": str(IMAGES / "pets.jpg")}}),
                   json_output=True, stdout=out)
-    assert summary["processed"] == 1 and json.loads(out.getvalue().splitlines()[0])["detections"]
+    assert summary.processed == 1 and json.loads(out.getvalue().splitlines()[0])["detections"]
     assert (Hailo.TARGET, Hailo.TARGET_REF_COUNT) == (None, 0), "released once after the run"
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")

@@ -20,6 +20,7 @@ from edgecam.detector import Detector
 from edgecam.errors import EdgecamError
 from edgecam.events import EventOptions, EventStage
 from edgecam.motion import MotionGate, MotionOptions
+from edgecam.stats import EventCounts
 from edgecam.tracker import Tracker, TrackerOptions, match
 from edgecam.zones import Zone, apply_masks, parse_zones, point_in_polygon
 
@@ -80,7 +81,7 @@ def test_cat_crossing_makes_one_track_with_zone_entry(videos, tmp_path):
     # the end event comes after the cat's last sighting, once it was missed long enough
     assert end["seq"] > max(seen)
     assert [z["count"] for z in of_type(lines, "zone")] == [1, 0]
-    assert summary["events"] == {"started": 1, "ended": 1}
+    assert summary.events == EventCounts(started=1, ended=1)
 
     # the best snapshot: a full frame and a crop in which the detector still finds the cat
     full, crop = cv2.imread(end["snapshot"]), cv2.imread(end["snapshot_crop"])
@@ -113,15 +114,15 @@ def test_masked_area_never_starts_an_event(videos):
     cats = [d for f in of_type(lines, "frame") for d in f["detections"] if d["label"] == "cat"]
     assert len(cats) >= 25 and all(d["box"][3] > 0.5 for d in cats)  # seen, but in the mask
     assert of_type(lines, "event") == [] and of_type(lines, "zone") == []
-    assert summary["events"] == {"started": 0, "ended": 0}
+    assert summary.events == EventCounts(started=0, ended=0)
 
 
 def test_static_video_skips_the_detector_after_the_keepalive(videos):
     lines, summary = run_json(videos["static"], motion={"enabled": True, "keepalive": 3600.0})
     frames = of_type(lines, "frame")
     assert len(frames) == 30
-    assert summary["skipped"] == 29 and summary["motion"]["skipped"] == 29
-    assert summary["motion"]["keepalive"] == 1 and summary["motion"]["inferred"] == 1
+    assert summary.skipped == 29 and summary.motion.skipped == 29
+    assert summary.motion.keepalive == 1 and summary.motion.inferred == 1
     assert frames[0]["inference_ms"] > 0 and all(f["inference_ms"] == 0 for f in frames[1:])
 
 
@@ -133,7 +134,7 @@ def test_motion_gating_keeps_the_cat_event(videos):
     assert [e["event"] for e in events] == ["start", "update", "end"]
     assert len({e["id"] for e in events}) == 1
     # the still frames before the cat and after its track ended were not inferred
-    assert summary["skipped"] >= 10 and summary["motion"]["motion"] >= 25
+    assert summary.skipped >= 10 and summary.motion.motion >= 25
 
 
 def test_cli_track_and_motion_options(videos, edgecam_cmd, cli_env, tmp_path):

@@ -63,7 +63,7 @@ def config_overrides(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
 @click.option("--mqtt", help="MQTT broker HOST[:PORT] ([mqtt] host, port).")
 def run_command(config_path, clips_dir, json_output, mqtt, **opts):
     """Detect objects in frames from a camera, stream or files, and report them."""
-    from ..app import format_summary, install_signal_handlers, run
+    from ..app import install_signal_handlers, run
     overrides = config_overrides(opts)
     host, port = _split_host_port(mqtt)
     overrides["mqtt"].update(host=host, port=port)
@@ -73,7 +73,7 @@ def run_command(config_path, clips_dir, json_output, mqtt, **opts):
     stop = threading.Event()
     install_signal_handlers(stop)
     summary = run(config, json_output=json_output, stop=stop)
-    line = format_summary(summary)
+    line = summary.line()
     if json_output:
         log.info(line)
         _quiet_closed_stdout()

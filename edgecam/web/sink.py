@@ -10,7 +10,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 from ..annotate import Annotate
 from ..datatypes import FrameResult
@@ -69,16 +69,18 @@ class WebSink(Sink):
     def status(self) -> dict:
         """The `/api/status` document (README: Live preview)."""
         stats = self._stats()
-        summary = stats.summary() if stats is not None else {}
+        summary = stats.summary() if stats is not None else None
         latest, inferred = self.hub.latest(), self._inferred
-        out = {"v": 1, "ts": round(time.time(), 3),
-               "fps": summary.get("fps", 0.0),
+        out: Dict[str, Any] = {"v": 1, "ts": round(time.time(), 3),
+               "fps": summary.fps if summary else 0.0,
                "inference_ms": round(inferred.inference_ms, 2) if inferred else None,
-               "inference_p50_ms": summary.get("inference_p50_ms"),
-               "inference_p95_ms": summary.get("inference_p95_ms"),
-               "captured": summary.get("captured", 0), "processed": summary.get("processed", 0),
-               "dropped": summary.get("dropped", 0), "skipped": summary.get("skipped", 0),
-               "uptime_s": summary.get("uptime_s"),
+               "inference_p50_ms": summary.inference_p50_ms if summary else None,
+               "inference_p95_ms": summary.inference_p95_ms if summary else None,
+               "captured": summary.captured if summary else 0,
+               "processed": summary.processed if summary else 0,
+               "dropped": summary.dropped if summary else 0,
+               "skipped": summary.skipped if summary else 0,
+               "uptime_s": summary.uptime_s if summary else None,
                "frame": None, "detections": [], "detections_seq": None,
                "viewers": self.hub.viewers, "max_streams": self.hub.max_viewers,
                "stream_fps": self._max_fps, "jpeg_encoded": self.hub.encoded, "mqtt": None}
