@@ -145,7 +145,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             # A line per frame only for files that end, on a terminal: a camera, a looping
             # file or the service would flood the journal (the periodic summary says enough).
             sinks.insert(0, SummarySink(stdout))
-        sinks += local_sinks(config, annotate, stats, mqtt_reads)
+        sinks += local_sinks(config, annotate, stats, mqtt_reads, source.fps or s.fps)
         processor, clip_sink = clip_side(config, stage, annotate, tap)
         if clip_sink is not None:
             sinks.append(clip_sink)
@@ -218,11 +218,13 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate: Annot
     return sink, settings, {"mqtt_connected": lambda: comm.connected, "spool_depth": sink.spool_depth}
 
 
-def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_reads) -> list:
-    """The sinks for --output, --snapshot-dir and --web, as configured."""
+def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_reads,
+                fps: float) -> list:
+    """The sinks for --output, --snapshot-dir and --web, as configured; an --output video is
+    written at `fps`, the source's own rate (a video file's), else [source] fps."""
     sinks = []
     if config.output.path:
-        sinks.append(output_sink(config.output.path, config.source.fps, annotate))
+        sinks.append(output_sink(config.output.path, fps, annotate))
     if config.output.snapshot_dir:
         sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
                                   config.output.snapshot_interval, annotate))

@@ -117,6 +117,21 @@ def test_annotated_video_jpegs_and_snapshots(edgecam_cmd, cli_env, pan_video, tm
     assert len(shots) == 1 and "dog" in shots[0].name
 
 
+def test_an_annotated_video_keeps_the_source_videos_frame_rate(edgecam_cmd, cli_env, tmp_path):
+    # [source] fps (30 by default) is what a camera is asked for; a file has its own rate.
+    clip = write_video(tmp_path / "ten.mp4", pan_frames(cv2.imread(str(IMAGES / "pets.jpg")), 12),
+                       fps=10)
+    video = tmp_path / "annotated.mp4"
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(clip), "--output", str(video))
+    assert out.returncode == 0, out.stderr
+    written = cv2.VideoCapture(str(video))
+    try:
+        assert written.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
+    finally:
+        written.release()
+    assert frame_count(video) == 12
+
+
 def test_version_names_the_runtime(edgecam_cmd, cli_env):
     out = subprocess.run([*edgecam_cmd, "--version"], env=cli_env, capture_output=True, text=True)
     assert out.returncode == 0

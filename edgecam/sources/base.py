@@ -40,6 +40,9 @@ class Source:
     reconnecting = False
     # Told when frames stop (False) or come back (True); only live sources ever call it.
     on_status: Optional[Callable[[bool], None]] = None
+    # The rate the frames were recorded at, when the source knows it (a video file's own);
+    # None where it is only what was asked for (a camera's [source] fps) or there is none.
+    fps: Optional[float] = None
 
     def __init__(self):
         self._closed = threading.Event()

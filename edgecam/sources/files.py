@@ -71,12 +71,14 @@ class VideoSource(Source):
     """A video file read frame by frame through OpenCV; `realtime` paces it at its own fps."""
 
     MAX_BAD_FRAMES = 25
+    fps: float  # the file's own rate (30 when it does not say)
 
     def __init__(self, path: Path, loop: bool = False, realtime: bool = False):
         super().__init__()
         self.path, self.loop, self.realtime, self.name = path, loop, realtime, str(path)
         self.live = realtime
         cap = self._open()
+        self.fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         cap.release()
 
     def _open(self):
@@ -91,7 +93,6 @@ class VideoSource(Source):
     def frames(self) -> Iterator[Frame]:
         while not self.closed:
             cap = self._open()
-            fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
             total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             start, produced, bad = time.monotonic(), 0, 0
             try:
@@ -108,7 +109,7 @@ class VideoSource(Source):
                     bad = 0
                     if self.realtime:
                         # A wall clock at the file's fps: what a live camera would deliver.
-                        due = start + produced / fps
+                        due = start + produced / self.fps
                         delay = due - time.monotonic()
                         if delay > 0:
                             self._closed.wait(delay)
