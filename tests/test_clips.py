@@ -307,3 +307,35 @@ def test_probe_clips_measures_each_encoder(edgecam_cmd, cli_env):
     v4l2 = rows[("h264_v4l2m2m", None)]
     if not os.path.exists("/dev/video11"):
         assert v4l2["cpu_per_video_s"] is None and "Pi 5 has no hardware" in v4l2["note"]
+
+
+def test_a_disk_that_refuses_writes_is_logged_once_and_detection_goes_on(tmp_path, edgecam_cmd, cli_env):
+    # The kernel refuses every write past 64 kB to this process's files (RLIMIT_FSIZE, with
+    # SIGXFSZ ignored: write() fails with EFBIG), as a full card would: no clip fits.
+    import resource
+
+    def limited():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    frames = []
+    for _ in range(2):
+        frames += tv.cat_frames(still_before=5, moving=25, still_after=15)
+    video = tv.write_video(tmp_path / "cats.avi", frames, FPS)
+    config = tmp_path / "c.toml"
+    config.write_text("[clips]\npre_roll = 0.5\npost_roll = 0.5\nbitrate = 4000\n")
+    folder = tmp_path / "clips"
+    proc = subprocess.run(
+        [*edgecam_cmd, "run", "--config", str(config), "--model", str(SSD_MODEL),
+         "--labels", str(COCO_LABELS), "--source", str(video), "--realtime", "--no-drop",
+         "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder), "--json"],
+        env=cli_env, capture_output=True, text=True, timeout=180, preexec_fn=limited)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    ends = [e for e in lines if e.get("type") == "event" and e["event"] == "end"]
+    assert len(ends) == 2 and all(e["clip"] for e in ends)  # events and their plan go on
+    assert sum(1 for line in lines if line.get("type") == "frame") == len(frames)
+    refused = [line for line in proc.stderr.splitlines() if "clips: cannot write" in line]
+    assert len(refused) == 1, proc.stderr[-2000:]
+    assert "File too large" in refused[0] and "detection goes on" in refused[0]
+    assert not list(folder.glob("*.mp4")) and not list(folder.glob("*.part"))
