@@ -339,3 +339,21 @@ def test_a_disk_that_refuses_writes_is_logged_once_and_detection_goes_on(tmp_pat
     assert len(refused) == 1, proc.stderr[-2000:]
     assert "File too large" in refused[0] and "detection goes on" in refused[0]
     assert not list(folder.glob("*.mp4")) and not list(folder.glob("*.part"))
+
+
+def test_doctor_says_a_pi5_encodes_clips_in_software(tmp_path):
+    from edgecam import config as cfg
+    from edgecam.doctor import FAIL, OK, SKIP, check_clips
+    on = cfg.from_mapping({"clips": {"enabled": True, "dir": str(tmp_path / "clips")}})
+    assert [r.status for r in check_clips(cfg.Config(), tmp_path)] == [SKIP]
+    pi5 = tmp_path / "pi5"  # a root without /dev/video11, as on a Pi 5
+    (pi5 / "dev").mkdir(parents=True)
+    rows = check_clips(on, pi5)
+    assert [(r.name, r.status) for r in rows] == [("clips encoder", OK), ("clips folder", OK)]
+    assert "a Pi 5 has none" in rows[0].detail and "encoded in software" in rows[0].detail
+    pi4 = tmp_path / "pi4"
+    (pi4 / "dev").mkdir(parents=True)
+    (pi4 / "dev" / "video11").write_text("")
+    assert "hardware H.264 encoder" in check_clips(on, pi4)[0].detail
+    asked = cfg.from_mapping({"clips": {"enabled": True, "encoder": "h264_v4l2m2m"}})
+    assert check_clips(asked, pi5)[0].status == FAIL

@@ -241,6 +241,40 @@ def check_disk(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> L
     return [Check("disk space", OK, text)]
 
 
+def check_clips(config: cfg.Config, root: Path = Path("/"),
+                env: Optional[Mapping[str, str]] = None) -> List[Check]:
+    """[clips]: which H.264 encoder records (a Pi 5 has no hardware one: software, on the CPU
+    the detector needs too) and whether the clips folder can be written."""
+    from ..clips.encoder import V4L2_ENCODER_DEVICE
+    c = config.clips
+    if not c.enabled:
+        return [Check("clips", SKIP, "off ([clips] enabled = false)")]
+    hardware = (root / V4L2_ENCODER_DEVICE.lstrip("/")).exists()
+    rows = []
+    if c.encoder == "h264_v4l2m2m" and not hardware:
+        rows.append(Check("clips encoder", FAIL, f"h264_v4l2m2m asked for, but no {V4L2_ENCODER_DEVICE}",
+                          "set [clips] encoder = \"auto\" (a Pi 5 has no hardware H.264 encoder)"))
+    elif hardware and c.encoder != "libx264":
+        rows.append(Check("clips encoder", OK, f"hardware H.264 encoder at {V4L2_ENCODER_DEVICE} "
+                          "(h264_v4l2m2m; picamera2's H264Encoder on the Pi camera)"))
+    else:
+        why = "libx264 asked for" if hardware else "no hardware H.264 encoder (a Pi 5 has none)"
+        rows.append(Check("clips encoder", OK, f"{why}: clips are encoded in software, libx264 "
+                          f"{c.preset} (on the Pi camera by picamera2's LibavH264Encoder); "
+                          "`edgecam probe --clips` measures what it costs"))
+    folder = Path(c.dir).expanduser() if c.dir else cfg.state_dir(config, env) / "clips"
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if os.access(probe, os.W_OK):
+        rows.append(Check("clips folder", OK, f"{folder}" + ("" if probe == folder else " (not created yet)")))
+    else:
+        rows.append(Check("clips folder", FAIL, f"{folder} cannot be written by this user",
+                          "leave [clips] dir unset (clips/ in the state directory): the service "
+                          "may write only /var/lib/edgecam"))
+    return rows
+
+
 def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> List[Check]:
     """CPU temperature and the firmware's throttling flags (Raspberry Pi)."""
     rows = []
@@ -313,6 +347,7 @@ def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
         rows += check_model(config, env)
     rows += check_mqtt(config, env)
     rows += check_disk(config, env)
+    rows += check_clips(config, root, env)
     rows += check_thermal(root)
     return rows
 
