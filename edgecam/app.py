@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -25,6 +26,7 @@ from .pipeline import Pipeline
 from .settings import THRESHOLD_MIN
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
 from .sources import SourceSpec, is_live, open_source
+from .stages import Sink
 from .stats import ClipCounts, EventCounts, PipelineStats, RunSummary
 
 log = logging.getLogger(__name__)
@@ -119,12 +121,16 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
     check_regions(config)
     # Loaded first: the IMX500 must exist before Picamera2 is created.
     request = load_request(config)
-    detectors: Sequence[Backend] = backends.load(config.model.backend, request)
-    first = detectors[0]
-    model, labels, sensor = first.model_path, request.labels, first.sensor
-    sinks: list = []
-    source = None
-    try:
+    with contextlib.ExitStack() as run_stack, contextlib.ExitStack() as setup:
+        # Released once, when the run ends (or its setup fails), after the sinks are closed.
+        detectors: Sequence[Backend] = backends.load(config.model.backend, request)
+        run_stack.callback(close_backends, detectors)
+        first = detectors[0]
+        model, labels, sensor = first.model_path, request.labels, first.sensor
+        # Until the pipeline owns them, a failed setup closes the source, then every sink:
+        # nothing queued for MQTT may be lost on a bad setup.
+        sinks: list = []
+        setup.callback(close_each, sinks)
         stage, gate = tracking_stages(config)
         motion, plan = region_stages(config, stage, detectors[0].input_size)
         # Built in dependency order: the counters first, then what reads them, the pipeline last.
@@ -139,6 +145,7 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
                                         s.realtime, detectors[0].input_size), sensor=sensor,
                              recorder=tap)
+        setup.callback(source.close)
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
         elif not (source.live or s.loop or stderr_is_journal(os.environ, stdout)):
@@ -159,24 +166,21 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         # runs: the pipeline it tells about a lost camera exists by then.
         source.on_status = functools.partial(camera_status, mqtt_sink=mqtt_sink,
                                              pipeline=pipeline if stage is not None else None)
-    except BaseException:
-        if source is not None:
-            source.close()
-        for sink in sinks:  # nothing queued for MQTT may be lost on a bad setup
-            sink.close()
-        close_backends(detectors)
-        raise
-    try:
+        setup.pop_all()  # the pipeline owns the source and the sinks now: supervise closes them
         log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
                  first.describe(), first.name, len(detectors), first.threads, source.name)
         summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration,
                             starting=(lambda: sensor.loading) if sensor is not None else None)
-    finally:  # supervise has closed the sinks by now
-        close_backends(detectors)
     return dataclasses.replace(
         summary, motion=dataclasses.replace(gate.stats) if gate is not None else None,
         events=EventCounts(stage.started, stage.ended) if stage is not None else None,
         clips=ClipCounts(clip_sink.written, clip_sink.failed) if clip_sink is not None else None)
+
+
+def close_each(sinks: Sequence[Sink]) -> None:
+    """Close every sink of a setup that failed (supervise closes them after a run)."""
+    for sink in sinks:
+        sink.close()
 
 
 def close_backends(detectors) -> None:
@@ -341,68 +345,54 @@ def region_stages(config: Config, stage, input_size):
     return motion, RegionPlan(d.regions, tuple(input_size), d.max_regions, d.tile_size, tracked)
 
 
-# While a camera is busy starting (the IMX500 uploading firmware), start-up is extended by
-# this much at every poll; systemd kills a start that stops asking.
-STARTING_EXTEND_S = 30.0
-STARTING_EVERY_S = 5.0
-
-
 def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float],
               env=None, starting: Optional[Callable[[], Optional[str]]] = None) -> RunSummary:
     """Start the pipeline, tell systemd how it goes, stop it on `stop`/duration, drain and
     close it; returns the run summary.
 
-    READY=1 is sent once the first frame was processed; WATCHDOG=1 only while frames keep
-    being processed (or a live source is reconnecting), so a stalled inference loop gets the
-    service restarted. `starting()` returns what the camera is busy with before it can
-    deliver frames (the IMX500's firmware upload), else None: meanwhile start-up is extended
-    (EXTEND_TIMEOUT_USEC) before READY, and the watchdog fed after it.
+    What systemd hears is notify.ServiceStatus's: READY=1 once the first frame was processed,
+    WATCHDOG=1 only while frames keep being processed (or a live source is reconnecting), so
+    a stalled inference loop gets the service restarted. `starting()` returns what the camera
+    is busy with before it can deliver frames (the IMX500's firmware upload), else None:
+    meanwhile start-up is extended before READY, and the watchdog fed after it.
     """
-    from .notify import Notifier, WatchdogPinger
-    notifier = Notifier.from_env(env)
-    pinger = WatchdogPinger.from_env(notifier, env)
+    from .notify import ServiceStatus
     stats = pipeline.stats
-    started = last_status = last_log = time.monotonic()
-    seen, ready, last_extend = 0, False, -STARTING_EVERY_S
-    pipeline.start()
-    try:
+    with contextlib.ExitStack() as stack:  # undone in reverse: STOPPING, drain, socket closed
+        service = ServiceStatus.from_env(env)
+        stack.callback(service.close)
+        pipeline.start()
+        stack.callback(drain_and_close, pipeline)
+        stack.callback(service.stopping)
+        started = last_log = time.monotonic()
         while pipeline.running:
             if stop.wait(0.2) or (duration and time.monotonic() - started >= duration):
                 break
-            processed = stats.processed
-            busy = starting() if starting is not None else None
-            if processed > seen or pipeline.source.reconnecting or busy:
-                pinger.progress()
-            seen = processed
-            if busy and notifier and not ready and time.monotonic() - last_extend >= STARTING_EVERY_S:
-                last_extend = time.monotonic()
-                notifier.send(EXTEND_TIMEOUT_USEC=int(STARTING_EXTEND_S * 1e6), STATUS=busy)
-            if notifier and not ready and processed:
-                ready = notifier.ready(status=f"running: {pipeline.source.name}")
+            service.poll(stats.processed, pipeline.source.reconnecting,
+                         starting() if starting is not None else None, pipeline.source.name,
+                         lambda: stats.summary().line())
             now = time.monotonic()
-            if notifier and now - last_status >= 5:
-                last_status = now
-                notifier.status(stats.summary().line())
             if now - last_log >= LOG_EVERY_S:
                 last_log = now
                 log.info("running: %s", stats.summary().line())
-    finally:
-        if notifier:
-            notifier.stopping(status="stopping")
-        # A source that ended gets its last frames written out; a stop request (SIGTERM,
-        # --duration) has a deadline. Either way a stage stuck in a driver or a sink must not
-        # cost the spool flush and `offline`.
-        asked_to_stop = pipeline.running
-        pipeline.stop()
-        limit = SHUTDOWN_WAIT_S if asked_to_stop else DRAIN_WAIT_S
-        if not pipeline.wait(limit):
-            log.warning("stages still busy after %.0f s; closing the outputs anyway", limit)
-        pipeline.close_sinks()
-        if notifier:
-            notifier.close()
     if pipeline.error is not None:
         raise pipeline.error
     return stats.summary()
+
+
+def drain_and_close(pipeline: Pipeline) -> None:
+    """Stop the pipeline, let frames in flight reach the sinks, then close the sinks.
+
+    A source that ended gets its last frames written out; a stop request (SIGTERM,
+    --duration) has a deadline. Either way a stage stuck in a driver or a sink must not cost
+    the spool flush and `offline`.
+    """
+    asked_to_stop = pipeline.running
+    pipeline.stop()
+    limit = SHUTDOWN_WAIT_S if asked_to_stop else DRAIN_WAIT_S
+    if not pipeline.wait(limit):
+        log.warning("stages still busy after %.0f s; closing the outputs anyway", limit)
+    pipeline.close_sinks()
 
 
 def install_signal_handlers(stop: threading.Event) -> None:

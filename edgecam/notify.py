@@ -4,15 +4,8 @@ systemd passes a unix datagram socket in NOTIFY_SOCKET (a path, or an abstract n
 with '@') and, when WatchdogSec= is set, the interval in WATCHDOG_USEC. Messages are
 newline-separated `KEY=value` lines (READY=1, STATUS=..., WATCHDOG=1, STOPPING=1).
 
-Usage from the run loop::
-
-    notifier = Notifier.from_env()            # None when not run by systemd (Type=notify)
-    pinger = WatchdogPinger.from_env(notifier)
-    ...load model, capture the first frame...
-    if notifier: notifier.ready(status="running")
-    for frame in frames:
-        ...inference...
-        pinger.progress()                     # WATCHDOG=1 only while frames are processed
+`ServiceStatus` is what a run says (edgecam.app.supervise polls it): READY after the first
+frame, WATCHDOG=1 only while frames are processed (WatchdogPinger), STATUS, STOPPING.
 
 There is no background thread: a stalled inference loop stops calling progress(), the pings
 stop, and systemd kills and restarts the service after WatchdogSec.
@@ -101,9 +94,11 @@ class Notifier:
         """STOPPING=1: shutdown has begun (send it first thing on SIGTERM)."""
         return self.send(STOPPING=1, **({"STATUS": status} if status else {}))
 
-    def extend_timeout(self, seconds: float) -> bool:
-        """EXTEND_TIMEOUT_USEC: ask for more start-up/shutdown time (e.g. a slow camera)."""
-        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000))
+    def extend_timeout(self, seconds: float, status: Optional[str] = None) -> bool:
+        """EXTEND_TIMEOUT_USEC (plus STATUS= when given): ask for more start-up/shutdown time
+        (e.g. a camera uploading its firmware)."""
+        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000),
+                         **({"STATUS": status} if status else {}))
 
     def close(self) -> None:
         """Close the socket (sending again reopens it)."""
@@ -185,3 +180,69 @@ class WatchdogPinger:
         sent = notifier.watchdog()
         self.pings += sent
         return sent
+
+
+# While a camera is busy starting (the IMX500 uploading firmware), start-up is extended by
+# this much at every STARTING_EVERY_S; systemd kills a start that stops asking.
+STARTING_EXTEND_S = 30.0
+STARTING_EVERY_S = 5.0
+# How often `systemctl status` gets the run's figures.
+STATUS_EVERY_S = 5.0
+
+
+class ServiceStatus:
+    """What a supervised run tells systemd, decided from what `poll()` sees each time round
+    the supervising loop (edgecam.app.supervise):
+
+    - WATCHDOG=1 (rate-limited by WatchdogPinger) while frames keep being processed, the
+      source is reconnecting or the camera is busy starting; a stalled loop starves it;
+    - EXTEND_TIMEOUT_USEC with the camera's STATUS every STARTING_EVERY_S while it is busy
+      before READY; READY=1 once the first frame was processed;
+    - STATUS= the run's summary line every STATUS_EVERY_S; STOPPING=1 on `stopping()`.
+
+    Without NOTIFY_SOCKET it sends nothing.
+    """
+
+    def __init__(self, notifier: Optional[Notifier], pinger: WatchdogPinger,
+                 clock: Callable[[], float] = time.monotonic):
+        self.notifier, self.pinger, self._clock = notifier, pinger, clock
+        self.ready = False
+        self._seen = 0
+        self._last_extend = -STARTING_EVERY_S
+        self._last_status = clock()
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "ServiceStatus":
+        """The status for NOTIFY_SOCKET and WATCHDOG_USEC in `env` (default os.environ)."""
+        notifier = Notifier.from_env(env)
+        return cls(notifier, WatchdogPinger.from_env(notifier, env))
+
+    def poll(self, processed: int, reconnecting: bool, busy: Optional[str], source: str,
+             summary: Callable[[], str]) -> None:
+        """One look at the run: `processed` frames so far, whether the source is reconnecting,
+        what the camera is `busy` with (else None), the source's name, and its summary line."""
+        if processed > self._seen or reconnecting or busy:
+            self.pinger.progress()
+        self._seen = processed
+        notifier = self.notifier
+        if notifier is None:
+            return
+        if busy and not self.ready and self._clock() - self._last_extend >= STARTING_EVERY_S:
+            self._last_extend = self._clock()
+            notifier.extend_timeout(STARTING_EXTEND_S, status=busy)
+        if not self.ready and processed:
+            self.ready = notifier.ready(status=f"running: {source}")
+        now = self._clock()
+        if now - self._last_status >= STATUS_EVERY_S:
+            self._last_status = now
+            notifier.status(summary())
+
+    def stopping(self) -> None:
+        """STOPPING=1: the run is being stopped."""
+        if self.notifier is not None:
+            self.notifier.stopping(status="stopping")
+
+    def close(self) -> None:
+        """Close the notification socket."""
+        if self.notifier is not None:
+            self.notifier.close()

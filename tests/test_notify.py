@@ -12,7 +12,8 @@ import uuid
 import pytest
 
 from edgecam.errors import EdgecamError
-from edgecam.notify import Notifier, WatchdogPinger, watchdog_interval
+from edgecam.notify import (STARTING_EVERY_S, STATUS_EVERY_S, Notifier, ServiceStatus,
+                            WatchdogPinger, watchdog_interval)
 
 
 class Clock:
@@ -166,3 +167,38 @@ def test_pinger_from_env_uses_watchdog_usec(listener):
     env = {"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "20000000"}
     pinger = WatchdogPinger.from_env(Notifier.from_env(env), env)
     assert pinger.enabled and pinger.interval == 20.0 and pinger.spacing == 5.0
+
+
+def test_service_status_says_busy_then_ready_then_how_the_run_goes(listener):
+    # What a supervised run tells systemd, poll by poll: a camera busy starting extends the
+    # start-up (with its status) at most every STARTING_EVERY_S and feeds the watchdog; the
+    # first processed frame sends READY; the summary goes out every STATUS_EVERY_S.
+    sock, address = listener
+    clock = Clock()
+    notifier = Notifier.from_env({"NOTIFY_SOCKET": address})
+    service = ServiceStatus(notifier, WatchdogPinger(notifier, interval=12.0, clock=clock), clock)
+    summary = lambda: "processed 1 frame(s)"  # noqa: E731
+    service.poll(0, False, "uploading firmware: 10%", "picamera", summary)
+    assert _recv(sock) == "WATCHDOG=1"
+    assert _recv(sock) == "EXTEND_TIMEOUT_USEC=30000000\nSTATUS=uploading firmware: 10%"
+    clock.now += STARTING_EVERY_S / 2
+    service.poll(0, False, "uploading firmware: 20%", "picamera", summary)
+    assert _nothing_pending(sock), "extended at most every STARTING_EVERY_S, pinged at most every 3 s"
+    clock.now += STARTING_EVERY_S / 2
+    service.poll(1, False, None, "picamera", summary)
+    assert _recv(sock) == "WATCHDOG=1"
+    assert _recv(sock) == "READY=1\nSTATUS=running: picamera"
+    assert _recv(sock) == "STATUS=processed 1 frame(s)"  # STATUS_EVERY_S since it was made
+    clock.now += STATUS_EVERY_S
+    service.poll(1, False, "uploading again", "picamera", summary)
+    assert _recv(sock) == "WATCHDOG=1", "fed while busy after READY"
+    assert _recv(sock) == "STATUS=processed 1 frame(s)", "never extended after READY"
+    assert _nothing_pending(sock)
+    service.stopping()
+    assert _recv(sock) == "STOPPING=1\nSTATUS=stopping"
+    service.close()
+    silent = ServiceStatus.from_env({})
+    silent.poll(5, True, "busy", "camera", summary)  # no socket: nothing to send, no error
+    silent.stopping()
+    silent.close()
+
