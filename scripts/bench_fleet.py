@@ -281,17 +281,22 @@ class Fleet:
             self._view.terminate()
             self._view.wait(10)
 
-    def settle(self, timeout: float = 30.0) -> None:
-        """After close(): wait until the ledger's count stops growing (last acks in flight)."""
-        last, stable_since = -1, time.monotonic()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            n = len(self.ledger.events)
-            if n != last:
-                last, stable_since = n, time.monotonic()
-            elif time.monotonic() - stable_since > 2.0:
-                break
-            time.sleep(0.2)
+    def settle(self, timeout: float = 60.0) -> float:
+        """After close(): wait (at most `timeout` s) until the ledger has every event the
+        cameras made, then 1 s more for late re-sends; what is still missing then is lost.
+        Returns the seconds the last of them took to arrive."""
+        def made() -> Counter:
+            return Counter((e["id"], e["event"]) for c in self.cameras for e in c.events)
+
+        def arrived() -> bool:
+            got = Counter((ev["id"], ev["type"]) for ev in
+                          {event_key(ev): ev for _, ev in self.ledger.events}.values())
+            return not (made() - got)
+        started = time.monotonic()
+        self.ledger.wait(arrived, timeout)
+        waited = time.monotonic() - started
+        time.sleep(1.0)
+        return round(waited, 2)
 
 
 def outage(fleet: Fleet, broker: Broker, down: float, new_events: int = 1,
@@ -441,10 +446,10 @@ def restart_faults(n: int, workdir: Path, video: Path, config: Path, down: float
         time.sleep(run_s)
     finally:
         fleet.close()
-        fleet.settle()
+        drain = fleet.settle()
         fleet.ledger.close()
         broker.stop()
-    out["events"] = tally(fleet.cameras, fleet.ledger)
+    out["events"] = {**tally(fleet.cameras, fleet.ledger), "drain_s": drain}
     return out
 
 
@@ -463,11 +468,11 @@ def bridge_fault(n: int, workdir: Path, video: Path, config: Path, central_down:
         time.sleep(run_s)
     finally:
         fleet.close()
-        fleet.settle()
+        drain = fleet.settle()
         fleet.ledger.close()
         site.stop()
         central.stop()
-    return {**down, **tally(fleet.cameras, fleet.ledger)}
+    return {**down, **tally(fleet.cameras, fleet.ledger), "drain_s": drain}
 
 
 def outage_central(fleet: Fleet, central: Broker, down: float) -> dict:
