@@ -307,7 +307,7 @@ def check_writable(folder: Path) -> None:
 
 
 def tracking_stages(config: Config):
-    """(event stage or None, motion gate or None) from [track] and [motion] (README: Events)."""
+    """(event stage or None, motion gate or None) from [track] and [motion] (docs/events.md)."""
     stage = gate = None
     if config.track.enabled:
         from .events import stage_from_config

@@ -146,7 +146,7 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class MqttConfig:
-    """Broker connection and publishing options (see README: MQTT)."""
+    """Broker connection and publishing options (see docs/mqtt.md)."""
 
     host: Optional[str] = field(default=None, metadata=_opt(str, help="broker host; unset: MQTT off"))
     port: int = field(default=1883, metadata=_opt(int, _between(1, 65535), "broker port"))
@@ -197,7 +197,7 @@ class ServiceConfig:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """Tracked objects and their start/update/end events; zones and masks (see README: Events)."""
+    """Tracked objects and their start/update/end events; zones and masks (see docs/events.md)."""
 
     enabled: bool = field(default=False, metadata=_opt(bool, help="track watched labels and emit start/update/end events", cli='track'))
     min_hits: int = field(default=3, metadata=_opt(int, _between(1, 1000), "frames an object must be matched before its track starts"))
@@ -342,7 +342,7 @@ def state_dir(config: Config, env: Optional[Mapping[str, str]] = None) -> Path:
 
 def default_config_path(env: Optional[Mapping[str, str]] = None) -> str:
     """The file read when none is named: config.toml in $CONFIGURATION_DIRECTORY when set,
-    else /etc/edgecam/config.toml (see README: Configuration).
+    else /etc/edgecam/config.toml (see docs/configuration.md).
 
     systemd sets that variable only for a unit with ConfigurationDirectory=. edgecam's own
     unit has none (it would make /etc/edgecam writable) and names its file with --config; the
@@ -425,7 +425,7 @@ def command_line_keys() -> List[Tuple[str, str, Mapping[str, Any]]]:
 
 
 def reference() -> List[Tuple[str, str, str, str]]:
-    """(section, key, default, help) for every setting: the README's config reference."""
+    """(section, key, default, help) for every setting: the config reference in docs/configuration.md."""
     rows = []
     for section, factory in SECTIONS.items():
         for f in dataclasses.fields(factory()):
@@ -435,7 +435,7 @@ def reference() -> List[Tuple[str, str, str, str]]:
 
 
 def reference_markdown() -> str:
-    """The config reference as Markdown tables, one per section (embedded in the README)."""
+    """The config reference as Markdown tables, one per section (embedded in docs/configuration.md)."""
     out, section = [], None
     for sec, key, default, help_text in reference():
         if sec != section:

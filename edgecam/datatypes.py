@@ -225,7 +225,7 @@ class Event(_ReadsAsJson):
     clip_url: Optional[str] = None
 
     def to_json(self) -> dict:
-        """The `--json` event line (contract: see README, Events)."""
+        """The `--json` event line (contract: see docs/events.md)."""
         d = {"type": "event", "event": self.kind, "id": self.id, "label": self.label,
              "score": self.score, "top_score": self.top_score, "first_seen": self.first_seen,
              "last_seen": self.last_seen, "duration": self.duration, "box": list(self.box),
@@ -252,7 +252,7 @@ class ZoneChange(_ReadsAsJson):
     ts: float
 
     def to_json(self) -> dict:
-        """The `--json` zone line (contract: see README, Events)."""
+        """The `--json` zone line (contract: see docs/events.md)."""
         return {"type": "zone", "zone": self.zone, "label": self.label, "count": self.count,
                 "ts": self.ts}
 
@@ -297,7 +297,7 @@ class FrameResult:
         return self.state is not FrameState.INFERRED
 
     def to_json(self) -> dict:
-        """The `--json` frame line (contract: see README)."""
+        """The `--json` frame line (contract: see docs/configuration.md, Output)."""
         f = self.frame
         return {"type": "frame", "seq": f.seq, "ts": round(f.ts, 3), "source": f.source,
                 "width": f.width, "height": f.height,

@@ -184,7 +184,7 @@ class EventStage(Processor):
                 events.append(self._end(t, st, seq, reason))
         self._state.clear()
         if reason is EndReason.PAUSED:
-            # As every per-label count reads 0 during a long pause (README: Paused), so do the
+            # As every per-label count reads 0 during a long pause (docs/mqtt.md: Paused), so do the
             # zones; at other ends the last counts stay, like the per-label ones.
             events += self._zone_changes((), time.time())
         return events

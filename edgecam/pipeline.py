@@ -120,7 +120,7 @@ class Pipeline:
         self._threads: List[threading.Thread] = []
         # Only one interpreter spread over several threads suffers when other work preempts
         # one of its threads; single-threaded workers do better with sinks at normal priority
-        # (measured: README, Performance).
+        # (measured: docs/performance.md).
         self._yield_cpu = len(self.detectors) == 1 and (self.detectors[0].threads or 1) > 1
 
     # -- counters ---------------------------------------------------------------------------

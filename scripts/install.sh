@@ -97,7 +97,7 @@ run apt-get update -qq
 run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}"
 note "optional, for debugging MQTT: sudo apt-get install mosquitto-clients"
 
-# --- accelerator packages (README: Accelerators) -----------------------------------------
+# --- accelerator packages (docs/accelerators.md) -----------------------------------------
 # Only for hardware that is present, or asked for with --with-*: imx500-all (AI Camera:
 # firmware, networks, picamera2 support), hailo-all (AI Kit / AI HAT+, Hailo-8/8L) or
 # hailo-h10-all (AI HAT+ 2, Hailo-10H). They come from the Raspberry Pi apt repository.

@@ -168,6 +168,7 @@ def preview(out: Path) -> None:
 
 
 def main(argv=None) -> int:
+    """Render both pictures into --out; 0 when done."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs"), help="folder for the PNGs (default docs/)")
     args = parser.parse_args(argv)

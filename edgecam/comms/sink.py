@@ -1,5 +1,5 @@
 """The MQTT sink: turns each FrameResult into detections, counts, events, occupancy,
-snapshots and stats on the device's topics (see README: MQTT).
+snapshots and stats on the device's topics (see docs/mqtt.md).
 
 `handle()` runs on the pipeline's sink thread and never touches the network directly: QoS 0
 and retained messages are queued by the transport, events go through the on-disk spool. A

@@ -1,4 +1,4 @@
-"""Topic names of one device, in one place (documented in the README's MQTT section)."""
+"""Topic names of one device, in one place (documented in docs/mqtt.md)."""
 
 from __future__ import annotations
 

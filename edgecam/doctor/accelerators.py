@@ -18,7 +18,7 @@ from ..backends import hailo as hailo_backend
 from ..backends import imx500 as imx500_backend
 from ..presence import coral_pcie, find_coral_usb, hailo_devices, hailo_driver_version, imx500_subdevs
 
-# What is known to work for the Coral on current Raspberry Pi OS (README: Accelerators).
+# What is known to work for the Coral on current Raspberry Pi OS (docs/accelerators.md).
 EDGETPU_NOTE = ("Coral's own pycoral/libedgetpu packages are unmaintained (no Python 3.11+ "
                 "builds); edgecam loads libedgetpu.so.1 through ai-edge-litert's load_delegate, "
                 "so a community libedgetpu build (as Frigate ships) is needed; untested here "

@@ -67,7 +67,7 @@ class WebSink(Sink):
         self.server.stop()
 
     def status(self) -> dict:
-        """The `/api/status` document (README: Live preview)."""
+        """The `/api/status` document (docs/preview.md)."""
         stats = self._stats()
         summary = stats.summary() if stats is not None else None
         latest, inferred = self.hub.latest(), self._inferred
