@@ -10,9 +10,8 @@ they carry are not written to after capture (drawing works on a copy).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -158,25 +157,6 @@ class Snapshot:
     seq: int
 
 
-class _ReadsAsJson(Mapping):
-    """Read access by the keys of `to_json()` (`ev["event"]`, `ev.get("reason")`): the JSON
-    line's field names are the documented contract."""
-
-    __slots__ = ()
-
-    def to_json(self) -> dict:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str):
-        return self.to_json()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_json())
-
-    def __len__(self) -> int:
-        return len(self.to_json())
-
-
 class EndReason(str, enum.Enum):
     """Why an event ended: the `reason` of an `end` event, which the payloads carry as the
     value ("shutdown", ...). A str, so it compares, hashes and serialises as that value."""
@@ -192,7 +172,7 @@ class EndReason(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class Event(_ReadsAsJson):
+class Event:
     """One step of a tracked object's life: `start`, `update` (it entered a zone, or its top
     score rose) or `end` (with the reason). Made by events.EventStage; published as the
     `--json` event line and, with the best crop attached, on `<prefix>/events`.
@@ -243,7 +223,7 @@ class Event(_ReadsAsJson):
 
 
 @dataclass(frozen=True)
-class ZoneChange(_ReadsAsJson):
+class ZoneChange:
     """The number of confirmed `label` objects standing in `zone` changed to `count`."""
 
     zone: str

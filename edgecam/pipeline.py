@@ -98,7 +98,6 @@ class Pipeline:
         self._paused_since: Optional[float] = None  # when the first paused frame came through
         self._pause_ended = False
         self._stop = threading.Event()
-        self._done = threading.Event()
         self._order = 0
         self._order_lock = threading.Lock()
         self._emit_lock = threading.Lock()
@@ -117,7 +116,6 @@ class Pipeline:
                                           keep=lambda r: bool(r.events)) for s in self.sinks]
         self._ordered = BoundedQueue(sink_queue, drop=False)
         self._workers_left = len(self.detectors)
-        self._threads: List[threading.Thread] = []
         # Only one interpreter spread over several threads suffers when other work preempts
         # one of its threads; single-threaded workers do better with sinks at normal priority
         # (measured: docs/performance.md).

@@ -177,7 +177,7 @@ def test_slow_sink_still_gets_every_event(detector):
         takes_flush = True
 
         def handle(self, result):
-            self.labels.extend(e["event"] for e in result.events)
+            self.labels.extend(e.kind for e in result.events)
             # Stuck on the first frame while the tracks start, then merely slow.
             time.sleep(0.5 if len(self.seqs) == 0 else self.delay)
             self.seqs.append(result.frame.seq)

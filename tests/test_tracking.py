@@ -211,27 +211,27 @@ def test_track_lifecycle_and_skipped_frames_are_no_information():
     out = [stage(result(0, [det("cat", 0.1, 0.1, 0.3, 0.3)]))]
     assert out[0].events == ()  # tentative
     out.append(stage(result(1, [det("cat", 0.12, 0.1, 0.32, 0.3)])))
-    assert [e["event"] for e in out[1].events] == ["start"]
+    assert [e.kind for e in out[1].events] == ["start"]
     for seq in range(2, 40):  # skipped frames: the track neither ages nor ends
         assert stage(result(seq, [], skipped=True)).events == ()
     assert stage.active and len(stage.tracker.tracks) == 1
     assert stage(result(40, [])).events == () and stage(result(41, [])).events == ()
     ended = stage(result(42, [])).events
-    assert [e["event"] for e in ended] == ["end"] and ended[0]["id"] == out[1].events[0]["id"]
+    assert [e.kind for e in ended] == ["end"] and ended[0].id == out[1].events[0].id
     assert not stage.active
     # a label that is not watched is tracked but makes no event
     for seq in range(50, 55):
         assert stage(result(seq, [det("car", 0.5, 0.5, 0.7, 0.7)])).events == ()
 
 
-def test_events_and_frames_are_immutable_values_that_read_like_their_json_lines():
+def test_events_and_frames_are_immutable_values_with_their_json_lines():
     import dataclasses
     from edgecam.annotate import Annotator
     everywhere = parse_zones("zones", {"all": [[0, 0], [1, 0], [1, 1], [0, 1]]})
     stage = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(zones=everywhere))
     out = stage(result(0, [det("cat", 0.1, 0.1, 0.3, 0.3)]))
     start, zone = out.events
-    assert start.kind == start["event"] == "start" and dict(start) == start.to_json()
+    assert start.kind == start.to_json()["event"] == "start" and start.to_json()["type"] == "event"
     assert zone.to_json() == {"type": "zone", "zone": "all", "label": "cat", "count": 1, "ts": 0.0}
     for value, field in ((start, "reason"), (zone, "count"), (out.frame, "source")):
         with pytest.raises(dataclasses.FrozenInstanceError):
@@ -247,7 +247,7 @@ def test_score_updates_are_rate_limited():
     kinds = []
     for seq in range(20):
         r = stage(result(seq, [det("cat", 0.1, 0.1, 0.3, 0.3, score=0.5 + seq * 0.02)]))
-        kinds += [(seq, e["event"], e.get("reason")) for e in r.events]
+        kinds += [(seq, e.kind, e.reason) for e in r.events]
     assert kinds == [(0, "start", None), (5, "update", "score"), (10, "update", "score"), (15, "update", "score")]
 
 

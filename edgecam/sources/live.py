@@ -139,7 +139,6 @@ class LiveSource(Source):
         self.name, self._open_device, self.stall_timeout = name, open_device, stall_timeout
         self.on_status, self.backoff = on_status, tuple(backoff)
         self._device: Optional[DeadlineReader] = None
-        self.losses = 0
         self.reconnecting = False
 
     def _try_open(self) -> Optional[CaptureDevice]:
@@ -174,7 +173,6 @@ class LiveSource(Source):
                 yield self._frame(*got)
                 continue
             if online is not False:
-                self.losses += 1
                 log.warning("source %s lost: no frame within %.1f s; reopening with backoff",
                             self.name, self.stall_timeout)
                 online = False
