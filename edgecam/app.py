@@ -20,6 +20,7 @@ from .backends import Backend, LoadRequest, resolve_backend, with_backend
 from .config import Config, state_dir
 from .datatypes import DetectOptions, EndReason
 from .errors import EdgecamError
+from .label_events import label_events_from_config
 from .logs import stderr_is_journal
 from .models import resolve_model
 from .pipeline import Pipeline
@@ -154,18 +155,19 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
             sinks.insert(0, SummarySink(stdout))
         sinks += local_sinks(config, annotate, stats, mqtt_reads, source.fps or s.fps)
         processor, clip_sink = clip_side(config, stage, annotate, tap)
+        # After the tracker: its events come first on a result, as they always reached MQTT.
+        per_label = label_events_from_config(config.events, config.detect.watch, stage is not None)
         if clip_sink is not None:
             sinks.append(clip_sink)
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
         pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
                             max_frames=config.pipeline.max_frames,
-                            processors=[processor] if processor else [], gate=gate, motion=motion,
-                            plan=plan, stats=stats,
-                            pause_ends_tracks_after=config.mqtt.occupancy_off_delay)
+                            processors=[*([processor] if processor else []), per_label],
+                            gate=gate, motion=motion, plan=plan, stats=stats,
+                            pause_ends_tracks_after=config.events.occupancy_off_delay)
         # A source reports its status only while its frames are read, i.e. once the pipeline
         # runs: the pipeline it tells about a lost camera exists by then.
-        source.on_status = functools.partial(camera_status, mqtt_sink=mqtt_sink,
-                                             pipeline=pipeline if stage is not None else None)
+        source.on_status = functools.partial(camera_status, mqtt_sink=mqtt_sink, pipeline=pipeline)
         setup.pop_all()  # the pipeline owns the source and the sinks now: supervise closes them
         log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
                  first.describe(), first.name, len(detectors), first.threads, source.name)
@@ -193,12 +195,12 @@ def close_backends(detectors) -> None:
             log.error("closing the %s detector failed: %s", detector.name, exc)
 
 
-def camera_status(online: bool, mqtt_sink, pipeline: Optional[Pipeline]) -> None:
-    """A live source's frames stopped or came back: tell MQTT, and end the tracked objects
-    (nothing can be seen while the camera is away; `pipeline` is None without tracking)."""
+def camera_status(online: bool, mqtt_sink, pipeline: Pipeline) -> None:
+    """A live source's frames stopped or came back: tell MQTT, and end what is in view
+    (nothing can be seen while the camera is away)."""
     if mqtt_sink is not None:
         mqtt_sink.camera_status(online)
-    if not online and pipeline is not None:
+    if not online:
         pipeline.end_tracks(EndReason.CAMERA_OFFLINE)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -17,6 +18,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Raspberry Pi OS Bullseye/Bookworm pythons
     import tomli as tomllib
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = "/etc/edgecam/config.toml"
 CONFIG_FILE_NAME = "config.toml"
@@ -166,11 +169,24 @@ class MqttConfig:
     detections_interval: float = field(default=0.0, metadata=_opt(float, _non_negative, "at most one detections message per this many seconds (0: every frame)"))
     stats_interval: float = field(default=10.0, metadata=_opt(float, _positive, "seconds between stats messages"))
     snapshot_interval: float = _snapshot_interval()
-    event_start_frames: int = field(default=2, metadata=_opt(int, _between(1, 1000), "frames a watched label must be seen to start an event"))
-    event_end_frames: int = field(default=10, metadata=_opt(int, _between(1, 100000), "frames it must be absent to end it"))
-    occupancy_off_delay: float = field(default=5.0, metadata=_opt(float, _non_negative, "seconds an occupancy stays on after the last sighting"))
     max_packet: int = field(default=1_000_000, metadata=_opt(int, _between(1024, 268_435_455), "largest MQTT packet sent, in bytes (keep it under the broker's max_packet_size); a bigger snapshot is re-encoded smaller, else dropped with a warning"))
     spool_max: int = field(default=10000, metadata=_opt(int, _between(1, 10_000_000), "events kept on disk while the broker is unreachable"))
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Per-label events and occupancy of the watched labels (see docs/events.md), on MQTT and
+    in --json alike; with [track] on, the tracker's events replace the per-label ones."""
+
+    start_frames: int = field(default=2, metadata=_opt(int, _between(1, 1000), "frames a watched label must be seen to start an event"))
+    end_frames: int = field(default=10, metadata=_opt(int, _between(1, 100000), "frames it must be absent to end it"))
+    occupancy_off_delay: float = field(default=5.0, metadata=_opt(float, _non_negative, "seconds an occupancy stays on after the last sighting; detection paused this long ends what is open"))
+
+
+# Keys that moved to another section: still read where they were, with a warning.
+MOVED_KEYS = {("mqtt", "event_start_frames"): ("events", "start_frames"),
+              ("mqtt", "event_end_frames"): ("events", "end_frames"),
+              ("mqtt", "occupancy_off_delay"): ("events", "occupancy_off_delay")}
 
 
 @dataclass(frozen=True)
@@ -255,6 +271,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     service: ServiceConfig = field(default_factory=ServiceConfig)
     track: TrackConfig = field(default_factory=TrackConfig)
@@ -309,13 +326,32 @@ def from_mapping(data: Mapping[str, Any], base: Optional[Config] = None) -> Conf
     """A Config from nested mappings ({section: {key: value}}) on top of `base`."""
     base = base or Config()
     sections = {}
-    for section, values in data.items():
+    for section, values in _moved_keys_in_place(data).items():
         if section not in SECTIONS:
             raise EdgecamError(f"config: unknown section [{section}] (known: {', '.join(SECTIONS)})")
         if not isinstance(values, Mapping):
             raise EdgecamError(f"config: [{section}] must be a table")
         sections[section] = build_section(section, values, getattr(base, section))
     return dataclasses.replace(base, **sections)
+
+
+def _moved_keys_in_place(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`data` with the MOVED_KEYS put where they now live (a key given in its new place
+    wins), each named in one warning."""
+    moved = [(old, new) for old, new in MOVED_KEYS.items()
+             if isinstance(data.get(old[0]), Mapping) and old[1] in data[old[0]]]
+    if not moved:
+        return data
+    out = {section: dict(values) if isinstance(values, Mapping) else values
+           for section, values in data.items()}
+    for (old_section, old_key), (new_section, new_key) in moved:
+        value = out[old_section].pop(old_key)
+        target = out.setdefault(new_section, {})
+        if isinstance(target, dict):  # else from_mapping says the section must be a table
+            target.setdefault(new_key, value)
+        log.warning("config [%s] %s is now [%s] %s: move it there", old_section, old_key,
+                    new_section, new_key)
+    return out
 
 
 def load_file(path: str) -> Config:

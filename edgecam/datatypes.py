@@ -173,9 +173,15 @@ class EndReason(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Event:
-    """One step of a tracked object's life: `start`, `update` (it entered a zone, or its top
-    score rose) or `end` (with the reason). Made by events.EventStage; published as the
-    `--json` event line and, with the best crop attached, on `<prefix>/events`.
+    """One step of what is in view: `start`, `update` (it entered a zone, or its top score
+    rose) or `end` (with the reason). The one event type, made in the pipeline and only
+    formatted by the sinks: the `--json` event line and the `<prefix>/events` message.
+
+    Two processors make them: events.EventStage per tracked object (`box`, zones, and at the
+    end the best crop), and label_events.LabelEvents per watched label when nothing is
+    tracked (a start when the label has been seen for some frames, an end when it has been
+    gone for some; no box, no zones, no updates). For a label's end, `last_seen` is when its
+    absence was decided.
 
     Times are unix seconds and scores rounded as published. `snapshot` (end events only) is
     the track's best frame as JPEGs; it is not part of the JSON line, which names the files
@@ -190,11 +196,11 @@ class Event:
     first_seen: float
     last_seen: float
     duration: float
-    box: Tuple[float, ...]
-    zones: Tuple[str, ...]
-    entered_zones: Tuple[str, ...]
-    reason: Optional[str]
-    seq: Optional[int]
+    box: Optional[Tuple[float, ...]] = None
+    zones: Tuple[str, ...] = ()
+    entered_zones: Tuple[str, ...] = ()
+    reason: Optional[str] = None
+    seq: Optional[int] = None
     snapshot_path: Optional[str] = None
     snapshot_crop_path: Optional[str] = None
     snapshot: Optional[Snapshot] = field(default=None, repr=False, compare=False)
@@ -204,13 +210,20 @@ class Event:
     clip_seconds: Optional[float] = None
     clip_url: Optional[str] = None
 
+    @property
+    def tracked(self) -> bool:
+        """True for a tracked object's event (it has a box), False for a label's."""
+        return self.box is not None
+
     def to_json(self) -> dict:
         """The `--json` event line (contract: see docs/events.md)."""
         d = {"type": "event", "event": self.kind, "id": self.id, "label": self.label,
              "score": self.score, "top_score": self.top_score, "first_seen": self.first_seen,
-             "last_seen": self.last_seen, "duration": self.duration, "box": list(self.box),
-             "zones": list(self.zones), "entered_zones": list(self.entered_zones),
-             "reason": self.reason, "seq": self.seq}
+             "last_seen": self.last_seen, "duration": self.duration}
+        if self.box is not None:
+            d.update(box=list(self.box), zones=list(self.zones),
+                     entered_zones=list(self.entered_zones))
+        d.update(reason=self.reason, seq=self.seq)
         if self.snapshot_path is not None:
             d["snapshot"] = self.snapshot_path
         if self.snapshot_crop_path is not None:
@@ -235,6 +248,30 @@ class ZoneChange:
         """The `--json` zone line (contract: see docs/events.md)."""
         return {"type": "zone", "zone": self.zone, "label": self.label, "count": self.count,
                 "ts": self.ts}
+
+
+@dataclass(frozen=True)
+class CountChange:
+    """The number of watched `label` detections in view changed to `count` (made by
+    label_events.LabelEvents; every count reads 0 once a pause has lasted the off delay)."""
+
+    label: str
+    count: int
+    ts: float
+
+
+@dataclass(frozen=True)
+class OccupancyChange:
+    """A watched label's occupancy turned on (`occupied`) or off (label_events.LabelEvents:
+    on once the label is confirmed, off only `occupancy_off_delay` s after its last sighting,
+    and at a clean stop)."""
+
+    label: str
+    occupied: bool
+
+
+StageEvent = Union[Event, ZoneChange, CountChange, OccupancyChange]
+"""What the processors put on `FrameResult.events`, for the sinks to format and deliver."""
 
 
 class FrameState(enum.Enum):
@@ -267,7 +304,7 @@ class FrameResult:
     timings: Dict[str, float] = field(default_factory=dict)
     annotated: Optional[np.ndarray] = None
     state: FrameState = FrameState.INFERRED
-    events: Tuple[Union[Event, ZoneChange], ...] = ()
+    events: Tuple[StageEvent, ...] = ()
     # How many times the model ran on this frame: 1, plus one per crop (edgecam.regions).
     invokes: int = 0
 

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from .backends import Backend
-from .datatypes import EndReason, Event, Frame, FrameResult, FrameState, ZoneChange
+from .datatypes import EndReason, Frame, FrameResult, FrameState
 from .detector import timed_detect
 from .errors import EdgecamError
 from .motion import Motion, MotionDetector
+from .processing import IDLE_TICK_S, ProcessorStage
 from .queues import BoundedQueue, Closed, LatestSlot
 from .regions import RegionPlan
 from .settings import LiveSettings
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class _EndTracks:
     reason: EndReason
+
+
+def _carries_events(result) -> bool:
+    return bool(getattr(result, "events", ()))
+
+
+def _never(_result) -> bool:
+    return False
 
 
 @dataclass
@@ -76,7 +85,8 @@ class Pipeline:
     `plan(width, height, moving boxes)`: the crops inferred beside the whole frame
     (edgecam.regions); None: the whole frame only.
     `pause_ends_tracks_after`: once detection has been switched off (settings) for this many
-    seconds, the processors end what they hold open, reason `paused` (None: never).
+    seconds, the processors end what they hold open, reason `paused` (None: never; timed by
+    processing.ProcessorStage, which also lets time pass for them when no frame comes).
     `stats`: the run's counters, made by the caller when readers built before the pipeline
     (overlay, MQTT, preview) share them; a fresh one otherwise.
     """
@@ -94,9 +104,8 @@ class Pipeline:
         self.settings = settings or LiveSettings(detectors[0].options.threshold)
         self.max_frames = max_frames
         self.stats = stats if stats is not None else PipelineStats()
-        self._pause_ends_after = pause_ends_tracks_after
-        self._paused_since: Optional[float] = None  # when the first paused frame came through
-        self._pause_ended = False
+        self._stages = ProcessorStage(self.processors, self._deliver_flush, self.settings,
+                                      pause_ends_tracks_after)
         self._stop = threading.Event()
         self._order = 0
         self._order_lock = threading.Lock()
@@ -104,16 +113,18 @@ class Pipeline:
         self._pending: List[Tuple[int, int, FrameResult]] = []
         self._next_order = 0
         self._emitted = 0
-        self._last: Optional[FrameResult] = None
         self.error: Optional[BaseException] = None
         self._inbox: Union[LatestSlot, BoundedQueue]
         if drop:
             self._inbox = LatestSlot(self._count_drop)
         else:
             self._inbox = BoundedQueue(2 * len(self.detectors), drop=False)
-        # Results carrying events are never dropped: events must reach MQTT and --json.
-        self._sink_queues = [BoundedQueue(sink_queue, drop, self._sink_drop_counter(s),
-                                          keep=lambda r: bool(r.events)) for s in self.sinks]
+        # Results carrying events are never dropped for the sinks that deliver them (MQTT,
+        # --json): an event, a count or an occupancy change is said once.
+        self._sink_queues = [
+            BoundedQueue(sink_queue, drop, self._sink_drop_counter(s),
+                         keep=_carries_events if getattr(s, "takes_flush", False) else _never)
+            for s in self.sinks]
         self._ordered = BoundedQueue(sink_queue, drop=False)
         self._workers_left = len(self.detectors)
         # Only one interpreter spread over several threads suffers when other work preempts
@@ -210,11 +221,14 @@ class Pipeline:
         try:
             while True:
                 try:
-                    ready = self._ordered.get()
+                    ready = self._ordered.get(timeout=IDLE_TICK_S)
                 except Closed:
                     break
+                except TimeoutError:
+                    self._stages.idle()
+                    continue
                 if isinstance(ready, _EndTracks):
-                    self._finish_processors(ready.reason)
+                    self._stages.finish(ready.reason)
                     continue
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     continue
@@ -222,18 +236,15 @@ class Pipeline:
                     # Nothing was seen or missed: trackers, events and outputs must not take
                     # it for an empty frame.
                     continue
-                self._check_pause(ready)
-                for process in self.processors:
-                    ready = process(ready)
+                ready = self._stages.frame(ready)
                 self._emitted += 1
                 self.stats.processed += 1
                 self.stats.fps.tick()
-                self._last = ready
                 for q in self._sink_queues:
                     q.put(ready)
                 if self.max_frames is not None and self._emitted >= self.max_frames:
                     self.stop()
-            self._finish_processors(EndReason.SHUTDOWN)
+            self._stages.finish(EndReason.SHUTDOWN)
         except BaseException as exc:  # surfaced by run()
             self.error = self.error or exc
             self.stop()
@@ -308,34 +319,9 @@ class Pipeline:
         their final events reach the sinks in order with the frames (thread-safe)."""
         self._ordered.put(_EndTracks(reason))
 
-    def _check_pause(self, result: FrameResult) -> None:
-        # A paused detector sees nothing, so what the processors hold open (tracked objects,
-        # zone counts) would stay as it was for as long as the pause lasts. Like the MQTT
-        # side's per-label events, a pause longer than the off delay ends it.
-        # Timed from when the pause is seen here, not by capture times: a file source's frames
-        # wait in the queues, so the first paused one may have been captured before the pause.
-        if self._pause_ends_after is None or not result.skipped or self.settings.current().enabled:
-            self._paused_since, self._pause_ended = None, False
-            return
-        now = time.monotonic()
-        if self._paused_since is None:
-            self._paused_since = now
-        if not self._pause_ended and now - self._paused_since >= self._pause_ends_after:
-            self._pause_ended = True
-            self._finish_processors(EndReason.PAUSED)
-
-    def _finish_processors(self, reason: EndReason) -> None:
-        # Stages that hold state (open tracks) close it; their final events go to the sinks
-        # that want them, on the last frame, marked so no frame is reported twice.
-        if self._last is None:
-            return
-        events: List[Union[Event, ZoneChange]] = []
-        for process in self.processors:
-            events += process.finish(self._last.frame.seq, reason)
-        if not events:
-            return
-        carrier = FrameResult(self._last.frame, (), 0.0, {}, state=FrameState.FLUSH,
-                              events=tuple(events))
+    def _deliver_flush(self, carrier: FrameResult) -> None:
+        # What the processors made without a frame (ends, occupancy going off) goes to the
+        # sinks that want such results, in order with the frames.
         for sink, q in zip(self.sinks, self._sink_queues):
             if sink.takes_flush:
                 q.put(carrier)

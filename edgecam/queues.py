@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import collections
 import threading
-from typing import Any, Callable, Deque
+import time
+from typing import Any, Callable, Deque, Optional
 
 
 class Closed(Exception):
@@ -79,13 +80,18 @@ class BoundedQueue:
                 self._on_drop()
                 return
 
-    def get(self):
-        """The oldest item, waiting for one; raises Closed when closed and empty."""
+    def get(self, timeout: Optional[float] = None):
+        """The oldest item, waiting for one; raises Closed when closed and empty, and
+        TimeoutError when `timeout` s passed without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._items:
                 if self._closed:
                     raise Closed
-                self._cond.wait()
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise TimeoutError
+                self._cond.wait(left)
             item = self._items.popleft()
             self._cond.notify_all()
             return item

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from .annotate import Annotate, encode_jpeg
-from .datatypes import FrameResult, FrameState
+from .datatypes import Event, FrameResult, FrameState, ZoneChange
 from .errors import EdgecamError
 from .files import make_dir, write_atomic
 from .stages import Sink
@@ -37,7 +37,10 @@ class JsonLinesSink(Sink):
 
     def handle(self, result: FrameResult) -> None:
         lines = [] if result.state is FrameState.FLUSH else [json.dumps(result.to_json(), separators=(",", ":"))]
-        lines += [json.dumps(e.to_json(), separators=(",", ":")) for e in result.events]
+        # Events and zone counts; per-label counts and occupancy are MQTT's retained states (a
+        # frame line's detections already say what is in view).
+        lines += [json.dumps(e.to_json(), separators=(",", ":")) for e in result.events
+                  if isinstance(e, (Event, ZoneChange))]
         if not lines:
             return
         self.stream.write("\n".join(lines) + "\n")

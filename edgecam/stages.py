@@ -5,9 +5,9 @@ preview)."""
 from __future__ import annotations
 
 import abc
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
-from .datatypes import EndReason, Event, FrameResult, ZoneChange
+from .datatypes import EndReason, FrameResult, StageEvent
 
 
 class Processor(abc.ABC):
@@ -18,9 +18,14 @@ class Processor(abc.ABC):
     def __call__(self, result: FrameResult) -> FrameResult:
         """The result passed on to the sinks (the same one, or a copy with more in it)."""
 
-    def finish(self, seq: Optional[int], reason: EndReason) -> Sequence[Union[Event, ZoneChange]]:
+    def finish(self, seq: Optional[int], reason: EndReason) -> Sequence[StageEvent]:
         """Close what the stage holds open (tracks) at the end of a run or a camera loss, and
         return the final events; a stateless stage has none."""
+        return []
+
+    def tick(self) -> Sequence[StageEvent]:
+        """Time passed without a result (a lost camera, a sensor still loading): the events
+        that makes (occupancy going off); most stages have none."""
         return []
 
 

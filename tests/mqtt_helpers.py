@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import time
 from importlib import resources
 
@@ -11,19 +12,85 @@ import cv2
 import jsonschema
 
 from conftest import IMAGES
-from edgecam.config import DetectConfig, MqttConfig
+from edgecam import comms
+from edgecam.config import Config, DetectConfig, EventsConfig, MqttConfig
+from edgecam.label_events import label_events_from_config
+from edgecam.processing import IDLE_TICK_S, ProcessorStage
 from edgecam.datatypes import BBox, Detection, Frame, FrameResult
 
 _IMAGE = None
 
 
-def mqtt_config(broker, **changes) -> MqttConfig:
-    """An MqttConfig for `broker` with short intervals so tests run fast."""
-    base = dict(host=broker.host, port=broker.port, device_id="cam1", stats_interval=0.5,
-                occupancy_off_delay=0.4, snapshot_interval=0.0, event_start_frames=2,
-                event_end_frames=2)
-    base.update(changes)
-    return dataclasses.replace(MqttConfig(), **base)
+# The [events] keys, by the names they had under [mqtt] (which config files may still use).
+EVENTS_KEYS = {"event_start_frames": "start_frames", "event_end_frames": "end_frames",
+               "occupancy_off_delay": "occupancy_off_delay"}
+
+
+def mqtt_config(broker, **changes) -> Config:
+    """A Config whose [mqtt] names `broker`, with short intervals so tests run fast; the
+    [events] keys may be given by their [mqtt] names."""
+    mqtt = dict(host=broker.host, port=broker.port, device_id="cam1", stats_interval=0.5,
+                snapshot_interval=0.0)
+    events = dict(start_frames=2, end_frames=2, occupancy_off_delay=0.4)
+    for key, value in changes.items():
+        if key in EVENTS_KEYS:
+            events[EVENTS_KEYS[key]] = value
+        else:
+            mqtt[key] = value
+    return Config(mqtt=dataclasses.replace(MqttConfig(), **mqtt),
+                  events=dataclasses.replace(EventsConfig(), **events))
+
+
+class Wired:
+    """The MQTT sink behind the per-label processor, as `edgecam run` wires them (app.run): a
+    result goes through the real processor stage first (edgecam.processing, with its pause
+    timer), time passes for it every IDLE_TICK_S as in the pipeline's dispatcher, and a lost
+    camera or the close ends what is open before the sink is told. Anything else is the
+    sink's."""
+
+    def __init__(self, sink, processors, live, pause_ends_after):
+        self.sink = sink
+        self.stage = ProcessorStage(processors, sink.handle, live, pause_ends_after)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+        self._ticker.start()
+
+    def handle(self, result) -> None:
+        with self._lock:
+            self.sink.handle(self.stage.frame(result))
+
+    def camera_status(self, online: bool) -> None:
+        self.sink.camera_status(online)
+        if not online:
+            with self._lock:
+                self.stage.finish("camera_offline")
+
+    def close(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        self._ticker.join(5)
+        with self._lock:
+            self.stage.finish("shutdown")
+        self.sink.close(timeout)
+
+    def __getattr__(self, name):
+        return getattr(self.sink, name)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(IDLE_TICK_S):
+            with self._lock:
+                self.stage.idle()
+
+
+def build_mqtt(config: Config, detect_cfg, state_dir, model_name, *args, tracked_events=False,
+               **kwargs):
+    """edgecam.comms.build_mqtt for `config` (mqtt_config), its sink Wired behind the per-label
+    processor (only counts and occupancy with `tracked_events`: the tracker makes the events)."""
+    sink, comm, dispatcher, live = comms.build_mqtt(config.mqtt, detect_cfg, state_dir, model_name,
+                                                    *args, tracked_events=tracked_events, **kwargs)
+    labels = label_events_from_config(config.events, detect_cfg.watch, tracked_events)
+    return (Wired(sink, [labels], live, config.events.occupancy_off_delay), comm, dispatcher,
+            live)
 
 
 def detect_config(watch=("person",)) -> DetectConfig:

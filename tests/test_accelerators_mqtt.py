@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from edgecam.comms import build_mqtt
-from mqtt_helpers import detect_config, frame_result, mqtt_config, validate
+from mqtt_helpers import build_mqtt, detect_config, frame_result, mqtt_config, validate
 
 PREFIX = "edgecam/cam1"
 DEVICE_TOPIC = "homeassistant/device/edgecam_cam1/config"

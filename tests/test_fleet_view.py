@@ -11,8 +11,7 @@ import subprocess
 import time
 
 from edgecam.cli.fleet import CLEAR, FleetTable
-from edgecam.comms import build_mqtt
-from mqtt_helpers import detect_config, frame_result, mqtt_config
+from mqtt_helpers import build_mqtt, detect_config, frame_result, mqtt_config
 
 
 def test_rows_fold_availability_stats_and_events():

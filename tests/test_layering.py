@@ -36,7 +36,7 @@ LAYERED: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
      ("edgecam.backends.imx500", "edgecam.backends.hailo")),
     ("... -> local sinks", ("edgecam.sinks",)),
     ("the event processor and the pipeline that runs the stages",
-     ("edgecam.events", "edgecam.pipeline")),
+     ("edgecam.events", "edgecam.label_events", "edgecam.processing", "edgecam.pipeline")),
     ("event clips (their plan is a processor, their recorder a sink)", ("edgecam.clips.*",)),
     ("MQTT: sinks and services built on the frame path", ("edgecam.comms.*",)),
     ("the live preview", ("edgecam.web.*",)),

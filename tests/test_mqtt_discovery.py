@@ -13,11 +13,10 @@ import jsonschema
 import pytest
 
 from edgecam import __version__
-from edgecam.comms import build_mqtt
 from edgecam.comms.ha_discovery import (BIRTH_DELAY_MAX, MIGRATE, device_discovery,
                                         random_birth_delay)
 from edgecam.comms.topics import Topics
-from mqtt_helpers import detect_config, mqtt_config
+from mqtt_helpers import build_mqtt, detect_config, mqtt_config
 
 PREFIX = "edgecam/cam1"
 NODE = "edgecam_cam1"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from edgecam.comms import build_mqtt
-from mqtt_helpers import detect_config, frame_result, mqtt_config
+from mqtt_helpers import build_mqtt, detect_config, frame_result, mqtt_config
 
 
 def test_listen_json_lines_and_saved_snapshots(mqtt_broker, tmp_path, subscriber_factory,

@@ -14,11 +14,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from conftest import IMAGES
-from edgecam.comms import build_mqtt
 from edgecam.comms.mqtt import MqttCommunicator
 from edgecam.comms.packets import fit_jpeg, packet_size, payload_budget
 from mqtt_fixtures import Broker
-from mqtt_helpers import detect_config, frame_result, mqtt_config
+from mqtt_helpers import build_mqtt, detect_config, frame_result, mqtt_config
 
 LIMIT = 60_000  # the broker's max_packet_size in these tests
 

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 
-from edgecam.comms import build_mqtt
 from edgecam.comms.mqtt import MqttCommunicator
 from mqtt_fixtures import free_port
-from mqtt_helpers import PERSON, TIE, detect_config, frame_result, mqtt_config
+from mqtt_helpers import PERSON, TIE, build_mqtt, detect_config, frame_result, mqtt_config
 from waiting import wait_until
 
 PREFIX = "edgecam/cam1"
@@ -22,16 +21,17 @@ import sys, time, dataclasses
 from edgecam.comms import build_mqtt
 from edgecam.config import DetectConfig, MqttConfig
 from edgecam.datatypes import BBox, Detection, Frame, FrameResult
+from edgecam.label_events import LabelEventOptions, LabelEvents
 import numpy as np
 host, port, state, n = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-cfg = dataclasses.replace(MqttConfig(), host=host, port=port, device_id="cam1",
-                          event_start_frames=1, event_end_frames=1)
+cfg = dataclasses.replace(MqttConfig(), host=host, port=port, device_id="cam1")
 sink, comm, _, _ = build_mqtt(cfg, DetectConfig(), state, "ssd")
+labels = LabelEvents(LabelEventOptions(("person",), start_frames=1, end_frames=1))
 img = np.zeros((48, 64, 3), np.uint8)
 person = Detection("person", 0, 0.9, BBox(0.1, 0.1, 0.5, 0.9))
 for seq in range(n):
     dets = (person,) if seq % 2 == 0 else ()
-    sink.handle(FrameResult(Frame(seq, time.time(), time.monotonic(), img), dets, 5.0))
+    sink.handle(labels(FrameResult(Frame(seq, time.time(), time.monotonic(), img), dets, 5.0)))
 deadline = time.monotonic() + 10
 while n and sink.spool_depth() < n and time.monotonic() < deadline:
     time.sleep(0.01)

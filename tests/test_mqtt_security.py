@@ -7,9 +7,8 @@ import threading
 
 import paho.mqtt.client as paho
 
-from edgecam.comms import build_mqtt
 from edgecam.comms.mqtt import MqttCommunicator
-from mqtt_helpers import detect_config, frame_result, mqtt_config
+from mqtt_helpers import build_mqtt, detect_config, frame_result, mqtt_config
 from waiting import wait_until
 
 PREFIX = "edgecam/cam1"

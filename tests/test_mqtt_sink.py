@@ -9,9 +9,8 @@ import time
 import numpy as np
 import cv2
 
-from edgecam.comms import build_mqtt
 from edgecam.datatypes import FrameState
-from mqtt_helpers import PERSON, TIE, detect_config, frame_result, mqtt_config, validate
+from mqtt_helpers import PERSON, TIE, build_mqtt, detect_config, frame_result, mqtt_config, validate
 
 PREFIX = "edgecam/cam1"
 

@@ -1,4 +1,4 @@
-"""Pure parts of the MQTT side: identity, command parsing, debounce, occupancy, spool."""
+"""Pure parts of the MQTT side: identity, command parsing, spool."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from edgecam.comms.dispatcher import CommandError, parse_enabled, parse_threshol
 from edgecam.comms.identity import parse_host_port, read_password, resolve_device_id, topic_prefix
 from edgecam.settings import LiveSettings
 from edgecam.comms.spool import Spool
-from edgecam.comms.debounce import EventTracker, Occupancy
 from edgecam.errors import EdgecamError
 
 
@@ -54,29 +53,6 @@ def test_command_payload_parsing():
         parse_enabled(b"2")
     live = LiveSettings(0.5)
     assert live.update(threshold=0.7).threshold == 0.7 and live.enabled
-
-
-def test_event_debounce_start_and_end():
-    ids = iter(["e1", "e2"])
-    t = EventTracker("person", start_frames=3, end_frames=2, new_id=lambda: next(ids))
-    frames = [0.6, None, 0.6, 0.7, 0.9, None, 0.8, None, None, 0.5]
-    out = [t.update(s, float(i)) for i, s in enumerate(frames)]
-    kinds = [(i, e.kind, e.id, e.score) for i, evs in enumerate(out) for e in evs]
-    assert kinds == [(4, "start", "e1", 0.9), (8, "end", "e1", 0.9)]
-    end = out[8][0]
-    assert (end.start_ts, end.end_ts, end.reason) == (2.0, 8.0, "absent")
-
-
-def test_occupancy_hysteresis_and_unknown_start():
-    occ = Occupancy(off_delay=5.0, started=100.0)
-    assert occ.update(False, False, 101.0) is None  # unknown until the delay has passed
-    assert occ.update(False, False, 105.5) is False
-    occ2 = Occupancy(off_delay=5.0, started=100.0)
-    assert occ2.update(True, True, 100.5) is True
-    assert occ2.update(False, False, 103.0) is None  # absent but within the delay: stays on
-    assert occ2.update(False, True, 104.0) is None  # brief sighting renews it
-    assert occ2.update(False, False, 108.9) is None
-    assert occ2.update(False, False, 109.1) is False
 
 
 def test_spool_is_fifo_bounded_and_persistent(tmp_path):

@@ -29,6 +29,11 @@ def json_lines(stdout):
     return [json.loads(line) for line in stdout.splitlines()]
 
 
+def frame_lines(stdout):
+    """The frame lines of --json output (per-label event lines come between them)."""
+    return [line for line in json_lines(stdout) if line["type"] == "frame"]
+
+
 @pytest.fixture(scope="module")
 def pan_video(tmp_path_factory):
     image = cv2.imread(str(IMAGES / "kite_and_cold.jpg"))
@@ -38,7 +43,7 @@ def pan_video(tmp_path_factory):
 def test_every_shared_image_yields_its_labels_as_json(edgecam_cmd, cli_env):
     out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES), "--json")
     assert out.returncode == 0, out.stderr
-    frames = json_lines(out.stdout)
+    frames = frame_lines(out.stdout)
     assert [f["seq"] for f in frames] == list(range(5))
     by_file = {Path(f["source"]).name: [d["label"] for d in f["detections"]] for f in frames}
     expected = {"grace_hopper.bmp": {"person": 1, "tie": 1}, "kite_and_cold.jpg": {"person": 3, "kite": 3},
@@ -58,7 +63,7 @@ def test_every_shared_image_yields_its_labels_as_json(edgecam_cmd, cli_env):
 def test_video_file_is_processed_frame_by_frame_in_order(edgecam_cmd, cli_env, pan_video):
     out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--json")
     assert out.returncode == 0, out.stderr
-    frames = json_lines(out.stdout)
+    frames = frame_lines(out.stdout)
     assert [f["seq"] for f in frames] == list(range(24))
     assert all((f["width"], f["height"]) == (640, 480) for f in frames)
     assert sum(d["label"] == "person" for f in frames for d in f["detections"]) > 10
@@ -68,14 +73,14 @@ def test_workers_keep_frame_order(edgecam_cmd, cli_env, pan_video):
     out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--json",
               "--workers", "2", "--threads", "1")
     assert out.returncode == 0, out.stderr
-    assert [f["seq"] for f in json_lines(out.stdout)] == list(range(24))
+    assert [f["seq"] for f in frame_lines(out.stdout)] == list(range(24))
 
 
 def test_loop_and_max_frames(edgecam_cmd, cli_env):
     out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(IMAGES / "pets.jpg"), "--loop",
               "--max-frames", "7", "--json")
     assert out.returncode == 0, out.stderr
-    frames = json_lines(out.stdout)
+    frames = frame_lines(out.stdout)
     assert len(frames) == 7
     assert all([d["label"] for d in f["detections"]] == ["dog", "dog"] for f in frames)
 
@@ -93,7 +98,7 @@ def test_unreadable_image_in_a_folder_is_skipped(edgecam_cmd, cli_env, tmp_path)
     shutil.copy(IMAGES / "traffic.bmp", tmp_path / "c.bmp")
     out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--json")
     assert out.returncode == 0, out.stderr
-    assert [Path(f["source"]).name for f in json_lines(out.stdout)] == ["a.jpg", "c.bmp"]
+    assert [Path(f["source"]).name for f in frame_lines(out.stdout)] == ["a.jpg", "c.bmp"]
     assert "skipping unreadable image" in out.stderr and "b.jpg" in out.stderr
 
 
@@ -210,7 +215,7 @@ def test_default_model_missing_then_fetched_from_a_folder(edgecam_cmd, cli_env):
     assert fetched.returncode == 0, fetched.stderr
     out = run(edgecam_cmd, cli_env, "--source", str(IMAGES / "pets.jpg"), "--json")
     assert out.returncode == 0, out.stderr
-    assert [d["label"] for d in json_lines(out.stdout)[0]["detections"]] == ["dog", "dog"]
+    assert [d["label"] for d in frame_lines(out.stdout)[0]["detections"]] == ["dog", "dog"]
 
 
 @pytest.mark.skipif(Path("/dev/video0").exists(), reason="this machine has a camera")
@@ -263,7 +268,7 @@ def test_a_video_file_runs_in_throughput_mode_by_default_and_keeps_order(edgecam
     assert out.returncode == 0, out.stderr
     workers = max(1, min(AUTO_WORKERS_MAX, os.cpu_count()))
     assert f"{workers} worker(s) x 1 thread(s)" in out.stderr
-    assert [f["seq"] for f in json_lines(out.stdout)] == list(range(24))
+    assert [f["seq"] for f in frame_lines(out.stdout)] == list(range(24))
     paced = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(pan_video), "--realtime",
                 "--max-frames", "3", "--json")
     assert paced.returncode == 0, paced.stderr

@@ -13,12 +13,11 @@ import time
 import cv2
 import numpy as np
 
-from edgecam.comms import build_mqtt
 from edgecam.events import EventOptions, EventStage
 from edgecam.tracker import Tracker, TrackerOptions
 from edgecam.zones import Zone
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
-from mqtt_helpers import PERSON, TIE, detect_config, frame_result, mqtt_config, validate
+from mqtt_helpers import PERSON, TIE, build_mqtt, detect_config, frame_result, mqtt_config, validate
 
 PREFIX = "edgecam/cam1"
 WHOLE = Zone("room", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))

@@ -28,13 +28,13 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
 
     Returns at once even when the broker is unreachable (connection happens in the
     background). `annotate(result) -> image` draws snapshots. `stats_source()` gives the dropped-frame
-    count. `tracked_events`: the events topic carries the tracker's events (result.events)
-    instead of the per-label debounced ones (TrackedEvents vs DebouncedEvents, comms/sink.py).
+    count. `tracked_events`: the events are the tracker's (discovery then offers its entities).
+    The sink publishes what the pipeline's processors put on `result.events`.
     `backend`: the detector backend, carried by stats and discovery. `discovery_options`: extra
     HaDiscovery arguments (tests: `delay`, the wait before answering HA's birth message). Shut everything down with
     `sink.close()`.
     """
-    from .sink import DebouncedEvents, MqttSink, TrackedEvents  # here: they import numpy
+    from .sink import MqttSink  # here: it imports numpy
 
     discovery_options = discovery_options or {}
     device_id = resolve_device_id(mqtt_cfg.device_id)
@@ -43,10 +43,8 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
     comm = communicator_from_config(mqtt_cfg, login, topics.availability)
     live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
-    events = (TrackedEvents if tracked_events else DebouncedEvents)(comm, reliable, topics, device_id)
-    sink = MqttSink(comm, reliable, topics, model_name, detect_cfg.watch, mqtt_cfg, events,
-                    dropped=stats_source, annotate=annotate, paused=lambda: not live.enabled,
-                    backend=backend)
+    sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
+                    dropped=stats_source, annotate=annotate, backend=backend)
     dispatcher = Dispatcher(comm, topics, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()

@@ -1,27 +1,27 @@
-"""The MQTT sink: turns each FrameResult into detections, counts, events, occupancy,
-snapshots and stats on the device's topics (see docs/mqtt.md).
+"""The MQTT sink: formats and delivers what each FrameResult carries on the device's topics.
 
-`handle()` runs on the pipeline's sink thread and never touches the network directly: QoS 0
-and retained messages are queued by the transport, events go through the on-disk spool. A
-housekeeping thread publishes stats and turns occupancy off while no frames arrive or while
-detection is paused.
+See docs/mqtt.md: a result's detections and a snapshot, the events the pipeline's processors
+made (`result.events`: events, zone counts, per-label counts and occupancy), and stats.
+
+It holds no domain state: events, counts and occupancy are made in the pipeline
+(edgecam.events, edgecam.label_events), so `--json` reports the same. `handle()` runs on the
+pipeline's sink thread and never touches the network directly: QoS 0 and retained messages
+are queued by the transport, events go through the on-disk spool. A housekeeping thread
+publishes stats and requested snapshots.
 """
 
 from __future__ import annotations
 
-import abc
 import base64
 import json
 import logging
 import threading
 import time
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
-from ..datatypes import Event as TrackEvent
-from ..datatypes import FrameResult, ZoneChange
+from ..datatypes import CountChange, Event, FrameResult, OccupancyChange, StageEvent, ZoneChange
 from ..stages import Sink
 from .base import Communicator
-from .debounce import Event, EventTracker, Occupancy
 from .packets import fit_jpeg
 from .reliable import ReliablePublisher
 from .stats_message import StatsCollector
@@ -32,24 +32,16 @@ log = logging.getLogger("edgecam.mqtt")
 JPEG_QUALITY = 80
 
 
-def event_payload(ev: Event, device_id: str, seq: Optional[int]) -> dict:
-    """JSON for `<prefix>/events` (schema: event.json)."""
-    return {"v": 1, "type": ev.kind, "id": ev.id, "device": device_id, "label": ev.label,
-            "score": round(float(ev.score), 4), "start_ts": round(ev.start_ts, 3),
-            "end_ts": None if ev.end_ts is None else round(ev.end_ts, 3),
-            "duration_s": None if ev.end_ts is None else round(ev.end_ts - ev.start_ts, 3),
-            "reason": ev.reason, "seq": seq, "ts": round(time.time(), 3)}
-
-
-def tracked_event_payload(ev: TrackEvent, device_id: str) -> dict:
-    """JSON for `<prefix>/events` from a tracker Event (made by edgecam.events; schema event.json):
-    the same fields as the debounced events plus box, zones and, at the end, the best crop."""
+def event_payload(ev: Event, device_id: str) -> dict:
+    """JSON for `<prefix>/events` (schema: event.json): a tracked object's event has its box
+    and zones and, at the end, the best crop; a label's has neither."""
     end = ev.kind == "end"
     payload = {"v": 1, "type": ev.kind, "id": ev.id, "device": device_id,
                "label": ev.label, "score": ev.top_score, "start_ts": ev.first_seen,
                "end_ts": ev.last_seen if end else None, "duration_s": ev.duration if end else None,
-               "reason": ev.reason, "seq": ev.seq, "ts": round(time.time(), 3),
-               "box": list(ev.box), "zones": list(ev.zones), "entered_zones": list(ev.entered_zones)}
+               "reason": ev.reason, "seq": ev.seq, "ts": round(time.time(), 3)}
+    if ev.box is not None:
+        payload.update(box=list(ev.box), zones=list(ev.zones), entered_zones=list(ev.entered_zones))
     if ev.snapshot is not None:
         payload["snapshot"] = base64.b64encode(ev.snapshot.crop).decode("ascii")
     if ev.clip is not None:  # [clips] on: the end names its clip
@@ -59,7 +51,7 @@ def tracked_event_payload(ev: TrackEvent, device_id: str) -> dict:
     return payload
 
 
-def clip_latest_payload(ev: TrackEvent) -> dict:
+def clip_latest_payload(ev: Event) -> dict:
     """JSON for the retained `<prefix>/clips/latest` (schema clip_latest.json): the newest
     clip, named by the end event of the object it shows."""
     payload = {"v": 1, "clip": ev.clip, "clip_seconds": ev.clip_seconds, "id": ev.id,
@@ -106,86 +98,6 @@ def _lifecycle(kind: str, event_id: str) -> dict:
     return {"closes": event_id} if kind == "end" else {"opens": event_id}
 
 
-class EventPublisher(abc.ABC):
-    """How events reach `<prefix>/events`: one of two models, chosen once when the sink is
-    built (comms/builder.py). The sink's per-label debounce runs under both, since it drives
-    occupancy; each model publishes its own kind of event and ignores the other."""
-
-    def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
-                 device_id: str):
-        self._comm, self._reliable = comm, reliable
-        self._topics, self._device = topics, device_id
-        self._warned_crop = False
-
-    @abc.abstractmethod
-    def debounced(self, ev: Event, seq: Optional[int]) -> None:
-        """A per-label debounced start or end (`seq`: the frame that made it, if any)."""
-
-    @abc.abstractmethod
-    def tracked(self, result: FrameResult) -> None:
-        """The tracker's events a result carries (`result.events`)."""
-
-    def _send(self, kind: str, event_id: str, label: str, payload: dict) -> None:
-        log.info("mqtt: event %s %s (%s)", kind, label, event_id)
-        self._reliable.publish(self._topics.events, json.dumps(payload).encode(),
-                               **_lifecycle(kind, event_id))
-
-
-class DebouncedEvents(EventPublisher):
-    """Without the tracker: one start and one end per stretch of time a watched label is in
-    view (comms/debounce.py)."""
-
-    def debounced(self, ev: Event, seq: Optional[int]) -> None:
-        self._send(ev.kind, ev.id, ev.label, event_payload(ev, self._device, seq))
-
-    def tracked(self, result: FrameResult) -> None:
-        """Nothing: without the tracker, results carry no events."""
-
-
-class TrackedEvents(EventPublisher):
-    """With the tracker (`--track`): its start/update/end per object, each ended object's best
-    snapshot, and the zone counts."""
-
-    def debounced(self, ev: Event, seq: Optional[int]) -> None:
-        """Nothing: the tracker's events replace the per-label ones."""
-
-    def tracked(self, result: FrameResult) -> None:
-        for ev in result.events:
-            if isinstance(ev, TrackEvent):
-                payload = tracked_event_payload(ev, self._device)
-                self._send(ev.kind, ev.id, ev.label, self._fit_crop(payload))
-                if ev.snapshot is not None:
-                    publish_jpeg(self._comm, self._topics.label_snapshot(ev.label), ev.snapshot.full)
-                if ev.clip is not None:
-                    self._comm.publish(self._topics.clips_latest, json.dumps(clip_latest_payload(ev)),
-                                       retain=True, qos=1)
-            elif isinstance(ev, ZoneChange):
-                payload = {"v": 1, "ts": ev.ts, "zone": ev.zone, "label": ev.label, "count": ev.count}
-                self._comm.publish(self._topics.zone_count(ev.zone, ev.label),
-                                   json.dumps(payload), retain=True)
-
-
-    def _fit_crop(self, payload: dict) -> dict:
-        # The crop rides base64 inside the JSON: re-encode it to what the packet leaves, or
-        # send the event without it (an event is never held back by its picture).
-        if "snapshot" not in payload:
-            return payload
-        budget = self._comm.payload_budget(self._topics.events, qos=1)
-        if budget is None:
-            return payload
-        rest = len(json.dumps({**payload, "snapshot": ""}).encode())
-        if rest + len(payload["snapshot"]) <= budget:
-            return payload
-        crop = fit_jpeg(base64.b64decode(payload["snapshot"]), max(0, (budget - rest) * 3 // 4))
-        if crop is None:
-            if not self._warned_crop:
-                self._warned_crop = True
-                log.warning("mqtt: an event's snapshot crop does not fit in [mqtt] max_packet "
-                            "even re-encoded; events go out without it")
-            return {k: v for k, v in payload.items() if k != "snapshot"}
-        return {**payload, "snapshot": base64.b64encode(crop).decode("ascii")}
-
-
 def publish_jpeg(comm: Communicator, topic: str, jpeg: bytes) -> None:
     """Publish a retained JPEG, re-encoded smaller when it would not fit in the transport's
     packet limit (the transport drops, with a warning, one that still does not)."""
@@ -200,31 +112,22 @@ class MqttSink(Sink):
     takes_flush = True
 
     def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
-                 model_name: str, watch: Iterable[str], cfg, events: EventPublisher,
+                 device_id: str, model_name: str, watch: Iterable[str], cfg,
                  dropped: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic,
                  annotate: Optional[Callable[[FrameResult], object]] = None,
-                 housekeeping_interval: float = 0.25,
-                 paused: Callable[[], bool] = lambda: False, backend: str = "cpu"):
+                 housekeeping_interval: float = 0.25, backend: str = "cpu"):
         self._comm = comm
         self._reliable = reliable
-        self._events = events
         self.topics = topics
+        self._device = device_id
         self._model = model_name
-        self._watch = tuple(dict.fromkeys(watch))
+        self._watch = frozenset(watch)
         self._cfg = cfg
         self._dropped = dropped
         self._clock = clock
-        # Detection switched off (set/enabled OFF): frames arrive skipped, and skipped frames
-        # say nothing about what is in view, so nothing else would ever end the occupancy.
-        self._paused = paused
-        self._paused_since: Optional[float] = None
         self._lock = threading.RLock()
         now = clock()
         self._stats = StatsCollector(now, backend=backend)
-        self._trackers = {lb: EventTracker(lb, cfg.event_start_frames, cfg.event_end_frames)
-                          for lb in self._watch}
-        self._occupancy = {lb: Occupancy(cfg.occupancy_off_delay, now) for lb in self._watch}
-        self._counts: Dict[str, Optional[int]] = {lb: None for lb in self._watch}
         self._last_detections = -1e18
         self._last_snapshot = -1e18
         self._last_stats = now
@@ -234,6 +137,7 @@ class MqttSink(Sink):
         self._snapshot_requested = False
         self._camera: Optional[bool] = None
         self._closed = False
+        self._warned_crop = False
         self._stop = threading.Event()
         self._open_touched = 0.0
         self._end_left_open()
@@ -243,52 +147,24 @@ class MqttSink(Sink):
 
     # -- called by the pipeline -----------------------------------------------------------
     def handle(self, result: FrameResult) -> None:
-        """Publish what one processed frame changed. Never blocks on the network."""
+        """Publish what one processed frame carries. Never blocks on the network."""
         if self._closed:
             return
-        if result.events:
-            with self._lock:
-                self._events.tracked(result)
-        if result.skipped:
-            return
         with self._lock:
-            now = self._clock()
-            if self._camera is None:
-                self.camera_status(True)
-            self._stats.record(result.inference_ms, result.timings.get("sensor_dnn"))
-            if now - self._last_detections >= self._cfg.detections_interval:
-                self._last_detections = now
-                self._comm.publish(self.topics.detections,
-                                   json.dumps(detections_payload(result, self._model)))
-            tops: Dict[str, float] = {}
-            counts = dict.fromkeys(self._watch, 0)
-            for d in result.detections:
-                if d.label in counts:
-                    counts[d.label] += 1
-                    tops[d.label] = max(tops.get(d.label, 0.0), float(d.score))
-            for label in self._watch:
-                self._publish_count(label, counts[label], result.frame.ts)
-                for ev in self._trackers[label].update(tops.get(label), result.frame.ts):
-                    self._events.debounced(ev, result.frame.seq)
-                self._update_occupancy(label, counts[label] > 0, now)
-            # A reference only: encoding happens when a snapshot is due.
-            self._latest = result
-            if tops and now - self._last_snapshot >= self._cfg.snapshot_interval:
-                self._publish_snapshot(result, now)
-            # Timed work (stats, occupancy turning off, requested snapshots) is left to the
-            # housekeeping thread, not repeated for every frame.
+            if not result.skipped:
+                self._frame(result)
+            for ev in result.events:
+                self._publish_event(ev)
 
     def camera_status(self, online: bool) -> None:
-        """Report whether frames arrive (retained, published on change). Going offline ends
-        active events, since nothing can be seen any more."""
+        """Report whether frames arrive (retained, published on change). What was in view
+        is ended by the pipeline (app.camera_status), like every event."""
         with self._lock:
             if online == self._camera:
                 return
             self._camera = online
             self._comm.publish(self.topics.camera_status, "online" if online else "offline",
                                retain=True, qos=1)
-            if not online:
-                self._finish_events("camera_offline")
 
     def spool_depth(self) -> int:
         """Events waiting on disk for the broker's acknowledgement."""
@@ -299,20 +175,19 @@ class MqttSink(Sink):
         self._snapshot_requested = True
 
     def tick(self) -> None:
-        """Publish what is due without a frame: stats, occupancy going off, requested snapshot."""
+        """Publish what is due without a frame: stats, a requested snapshot."""
         with self._lock:
             if not self._closed:
                 self._tick(self._clock())
 
     def close(self, timeout: float = 2.0) -> None:
-        """End active events, report the camera `offline`, wait (up to `timeout` s) for the
-        spool to be acknowledged, publish `offline` and disconnect. Unacknowledged events stay
-        spooled for the next run."""
+        """Report the camera `offline`, wait (up to `timeout` s) for the spool to be
+        acknowledged, publish `offline` and disconnect. Unacknowledged events stay spooled
+        for the next run. The events that the stop ends came before, from the pipeline."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._finish_events("shutdown")
             # No frames come from a stopped process: the retained status must not say online.
             self.camera_status(False)
         self._stop.set()
@@ -325,10 +200,66 @@ class MqttSink(Sink):
         self._reliable.spool.close()
 
     # -- internals (lock held) -----------------------------------------------------------
+    def _frame(self, result: FrameResult) -> None:
+        now = self._clock()
+        if self._camera is None:
+            self.camera_status(True)
+        self._stats.record(result.inference_ms, result.timings.get("sensor_dnn"))
+        if now - self._last_detections >= self._cfg.detections_interval:
+            self._last_detections = now
+            self._comm.publish(self.topics.detections,
+                               json.dumps(detections_payload(result, self._model)))
+        # A reference only: encoding happens when a snapshot is due.
+        self._latest = result
+        watched = any(d.label in self._watch for d in result.detections)
+        if watched and now - self._last_snapshot >= self._cfg.snapshot_interval:
+            self._publish_snapshot(result, now)
+        # Timed work (stats, requested snapshots) is left to the housekeeping thread, not
+        # repeated for every frame.
+
+    def _publish_event(self, ev: StageEvent) -> None:
+        if isinstance(ev, Event):
+            log.info("mqtt: event %s %s (%s)", ev.kind, ev.label, ev.id)
+            payload = self._fit_crop(event_payload(ev, self._device))
+            self._reliable.publish(self.topics.events, json.dumps(payload).encode(),
+                                   **_lifecycle(ev.kind, ev.id))
+            if ev.snapshot is not None:
+                publish_jpeg(self._comm, self.topics.label_snapshot(ev.label), ev.snapshot.full)
+            if ev.clip is not None:
+                self._comm.publish(self.topics.clips_latest, json.dumps(clip_latest_payload(ev)),
+                                   retain=True, qos=1)
+        elif isinstance(ev, ZoneChange):
+            payload = {"v": 1, "ts": ev.ts, "zone": ev.zone, "label": ev.label, "count": ev.count}
+            self._comm.publish(self.topics.zone_count(ev.zone, ev.label), json.dumps(payload),
+                               retain=True)
+        elif isinstance(ev, CountChange):
+            payload = {"v": 1, "ts": ev.ts, "label": ev.label, "count": ev.count}
+            self._comm.publish(self.topics.count(ev.label), json.dumps(payload), retain=True)
+        elif isinstance(ev, OccupancyChange):
+            self._comm.publish(self.topics.occupancy(ev.label), "ON" if ev.occupied else "OFF",
+                               retain=True, qos=1)
+
+    def _fit_crop(self, payload: dict) -> dict:
+        # The crop rides base64 inside the JSON: re-encode it to what the packet leaves, or
+        # send the event without it (an event is never held back by its picture).
+        if "snapshot" not in payload:
+            return payload
+        budget = self._comm.payload_budget(self.topics.events, qos=1)
+        if budget is None:
+            return payload
+        rest = len(json.dumps({**payload, "snapshot": ""}).encode())
+        if rest + len(payload["snapshot"]) <= budget:
+            return payload
+        crop = fit_jpeg(base64.b64decode(payload["snapshot"]), max(0, (budget - rest) * 3 // 4))
+        if crop is None:
+            if not self._warned_crop:
+                self._warned_crop = True
+                log.warning("mqtt: an event's snapshot crop does not fit in [mqtt] max_packet "
+                            "even re-encoded; events go out without it")
+            return {k: v for k, v in payload.items() if k != "snapshot"}
+        return {**payload, "snapshot": base64.b64encode(crop).decode("ascii")}
+
     def _tick(self, now: float) -> None:
-        self._check_paused(now)
-        for label in self._watch:
-            self._update_occupancy(label, False, now)
         if self._snapshot_requested and self._latest is not None:
             self._publish_snapshot(self._latest, now)
         if now - self._last_stats >= self._cfg.stats_interval:
@@ -341,33 +272,6 @@ class MqttSink(Sink):
                                          self._reliable.dropped)
             self._comm.publish(self.topics.stats, json.dumps(payload), retain=True)
             self._touch_open_events()
-
-    def _check_paused(self, now: float) -> None:
-        # A pause shorter than the occupancy off delay changes nothing; a longer one ends what
-        # is open (events, counts), after which occupancy goes OFF as after a last sighting.
-        if not self._paused():
-            self._paused_since = None
-            return
-        if self._paused_since is None:
-            self._paused_since = now
-        if now - self._paused_since < self._cfg.occupancy_off_delay:
-            return
-        self._finish_events("paused")
-        for label in self._watch:
-            self._publish_count(label, 0, time.time())
-
-    def _publish_count(self, label: str, count: int, ts: float) -> None:
-        if self._counts[label] == count:
-            return
-        self._counts[label] = count
-        payload = {"v": 1, "ts": round(ts, 3), "label": label, "count": count}
-        self._comm.publish(self.topics.count(label), json.dumps(payload), retain=True)
-
-    def _update_occupancy(self, label: str, seen: bool, now: float) -> None:
-        changed = self._occupancy[label].update(self._trackers[label].active, seen, now)
-        if changed is not None:
-            self._comm.publish(self.topics.occupancy(label), "ON" if changed else "OFF",
-                               retain=True, qos=1)
 
     def _end_left_open(self) -> None:
         # The spool's open events outlived the process that started them (SIGKILL, power
@@ -388,11 +292,6 @@ class MqttSink(Sink):
         if seen > self._open_touched:
             self._open_touched = seen
             self._reliable.spool.touch_open(seen)
-
-    def _finish_events(self, reason: str) -> None:
-        for tracker in self._trackers.values():
-            if tracker.active:
-                self._events.debounced(tracker.finish(time.time(), reason), None)
 
     def _publish_snapshot(self, result: FrameResult, now: float) -> None:
         self._snapshot_requested = False

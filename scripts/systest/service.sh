@@ -227,9 +227,11 @@ workers = 1
 host = "127.0.0.1"
 port = $PORT
 device_id = "$DEVICE"
-event_start_frames = 1
-event_end_frames = 2
 stats_interval = 2
+
+[events]
+start_frames = 1
+end_frames = 2
 
 [service]
 log_level = "info"
