@@ -19,7 +19,8 @@ import threading
 import time
 from typing import Callable, Iterable, Optional
 
-from ..datatypes import CountChange, Event, FrameResult, OccupancyChange, StageEvent, ZoneChange
+from ..datatypes import (CountChange, EndReason, Event, FrameResult, OccupancyChange, StageEvent,
+                         ZoneChange)
 from ..stages import Sink
 from .base import Communicator
 from .packets import fit_jpeg
@@ -70,7 +71,7 @@ def restart_end_payload(last: bytes, last_known: float) -> dict:
     ev.pop("snapshot", None)
     end_ts = round(max(float(last_known), ev["start_ts"]), 3)
     ev.update(type="end", end_ts=end_ts, duration_s=round(end_ts - ev["start_ts"], 3),
-              reason="restart", seq=None, ts=round(time.time(), 3))
+              reason=EndReason.RESTART.value, seq=None, ts=round(time.time(), 3))
     return ev
 
 
