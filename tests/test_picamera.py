@@ -17,6 +17,7 @@ from edgecam.datatypes import Frame
 from edgecam.detector import Detector
 from edgecam.sources import LiveSource, PicameraCapture, SourceSpec, yuv420_to_bgr
 
+from accelerator_fixtures import run_edgecam
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
 
 
@@ -129,3 +130,14 @@ def test_the_stand_in_refuses_what_picamera2_refuses(standin):
     assert np.array_equal(main[:, :, 2::-1], photo)
     assert lores.shape == (450, 320)
     cam.close()
+
+
+def test_a_pi_camera_that_is_not_connected_is_one_line_at_start(standin, cli_env):
+    # picamera2 installed, no camera on the ribbon: Picamera2() raises as the real one does.
+    env = {**cli_env, **standin(scene=str(IMAGES / "pets.jpg"))}
+    result = run_edgecam(env, "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS), "--source",
+                         "picamera", "--json", "--max-frames", "1", timeout=60)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "edgecam: error: camera picamera did not open (list index out of range): is it connected "
+        "(`rpicam-hello --list-cameras`), or in use by another program?"], result.stderr

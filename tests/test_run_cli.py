@@ -169,6 +169,7 @@ def _bad(tmp_path):
         "unreadable image": ([*MODEL_ARGS, "--source", str(not_an_image)], "cannot read image"),
         "no picamera2": ([*MODEL_ARGS, "--source", "picamera"], "python3-picamera2"),
         "bad camera": ([*MODEL_ARGS, "--source", "/dev/video99"], "/dev/video99"),
+        "bad camera index": ([*MODEL_ARGS, "--source", "97"], "camera 97 does not exist (no /dev/video97)"),
         "bad config": ([*MODEL_ARGS, "--config", str(bad_toml)], "[detect] threshold"),
         "bad option value": ([*MODEL_ARGS, "--threshold", "7"], "[detect] threshold"),
         "bad unknown class": ([*MODEL_ARGS, "--classes", "unicorn"], "unicorn"),

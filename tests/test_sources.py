@@ -14,7 +14,7 @@ import cv2
 import pytest
 
 from edgecam.errors import EdgecamError
-from edgecam.sources import LiveSource, SourceSpec, VideoSource, open_source
+from edgecam.sources import CaptureDevice, LiveSource, SourceSpec, VideoSource, open_source
 
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
 from media import pan_frames, write_video
@@ -253,6 +253,58 @@ def test_tracks_end_when_the_camera_goes_offline(dropout_run):
     # Two dogs seen, both ended by the outage, seen again after it, ended at shutdown.
     assert kinds == [("start", None)] * 2 + [("end", "camera_offline")] * 2 \
         + [("start", None)] * 2 + [("end", "shutdown")] * 2, kinds
+
+
+class StillCamera(CaptureDevice):
+    """A camera that gives `frames` copies of a photo, then nothing (it went away)."""
+
+    def __init__(self, frames=10**9):
+        self.left, self.released = frames, False
+        self.image = cv2.imread(str(IMAGES / "pets.jpg"))
+
+    def read(self):
+        self.left -= 1
+        return (self.image, None, None) if self.left >= 0 else None
+
+    def release(self):
+        self.released = True
+
+
+def test_a_camera_that_never_opened_is_bad_input_not_retried():
+    attempts = []
+
+    def never_opens():
+        attempts.append(1)
+        raise OSError("OpenCV could not open it")
+    source = LiveSource("/dev/video3", never_opens, backoff=FAST_BACKOFF)
+    with pytest.raises(EdgecamError) as raised:
+        source.open_now("plug it in")
+    assert str(raised.value) == "camera /dev/video3 did not open (OpenCV could not open it): plug it in"
+    assert attempts == [1]
+
+
+def test_a_camera_that_opened_at_start_and_went_away_is_reopened():
+    cameras, opened, statuses = [StillCamera(frames=3), StillCamera()], [], []
+
+    def open_device():
+        opened.append(cameras[len(opened)])
+        return opened[-1]
+    source = LiveSource("cam", open_device, stall_timeout=0.5, on_status=statuses.append,
+                        backoff=FAST_BACKOFF).open_now("plug it in")
+    assert opened == cameras[:1], "opened at once, before any frame is asked for"
+    frames = source.frames()
+    seen = [next(frames) for _ in range(6)]  # 3 from the first camera, 3 after reopening
+    frames.close()
+    assert [f.seq for f in seen] == list(range(6)) and opened == cameras
+    assert statuses == [True, False, True]
+    assert cameras[0].released and cameras[1].released
+
+
+def test_a_camera_opened_at_start_is_released_when_its_frames_are_never_read():
+    camera = StillCamera()
+    source = LiveSource("cam", lambda: camera).open_now("plug it in")
+    source.close()  # the run's setup failed after the source opened
+    assert camera.released
 
 
 def test_live_sources_are_told_from_files_without_opening_them(tmp_path):

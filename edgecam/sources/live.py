@@ -55,7 +55,7 @@ class OpenCVCapture(CaptureDevice):
                 self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         if not self.cap.isOpened():
             self.cap.release()
-            raise OSError(f"cannot open {uri}")
+            raise OSError("OpenCV could not open it")
 
     def read(self) -> Optional[Captured]:
         ok, image = self.cap.read()
@@ -139,7 +139,21 @@ class LiveSource(Source):
         self.name, self._open_device, self.stall_timeout = name, open_device, stall_timeout
         self.on_status, self.backoff = on_status, tuple(backoff)
         self._device: Optional[DeadlineReader] = None
+        self._reading = False  # frames() has started: only it may release the device then
         self.reconnecting = False
+
+    def open_now(self, fix: str) -> "LiveSource":
+        """Open the device once, here and now, for a camera that must work at start: one that
+        never opened is bad input (an EdgecamError naming it, the driver's reason and `fix`),
+        not a loss to retry. Only a camera that worked and then went away is reopened."""
+        try:
+            device = self._open_device()
+        except EdgecamError:
+            raise
+        except Exception as exc:
+            raise EdgecamError(f"camera {self.name} did not open ({exc}): {fix}") from None
+        self._device = DeadlineReader(device)
+        return self
 
     def _try_open(self) -> Optional[CaptureDevice]:
         try:
@@ -150,7 +164,15 @@ class LiveSource(Source):
             log.debug("opening %s failed: %s", self.name, exc)
             return None
 
+    def close(self) -> None:
+        """Stop producing frames; a device opened by open_now that frames() never took over is
+        released here (a run whose setup failed after the source opened)."""
+        super().close()
+        if not self._reading:
+            self._drop_device()
+
     def frames(self) -> Iterator[Frame]:
+        self._reading = True
         try:
             yield from self._frames_with_reconnect()
         finally:  # also when the consumer stops iterating: the camera must be released

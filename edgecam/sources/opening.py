@@ -140,8 +140,14 @@ def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool]
     if uri == "picamera":
         picamera2_class = import_picamera2()
         return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, recorder=recorder),
-                          spec.stall_timeout, on_status)
-    if not uri.startswith(STREAM_SCHEMES) and not uri.isdigit() and not os.path.exists(uri):
-        raise EdgecamError(f"camera {uri} does not exist: plug it in, or list cameras with "
-                           "`ls /dev/video*`")
-    return LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
+                          spec.stall_timeout, on_status).open_now(
+            "is it connected (`rpicam-hello --list-cameras`), or in use by another program?")
+    source = LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
+    if uri.startswith(STREAM_SCHEMES):
+        return source  # a stream that is not up yet (a camera still booting) is waited for
+    device = f"/dev/video{uri}" if uri.isdigit() else uri  # V4L2 opens index N as /dev/videoN
+    if not os.path.exists(device):
+        raise EdgecamError(f"camera {uri} does not exist{f' (no {device})' if device != uri else ''}: "
+                           "plug it in, or list cameras with `ls /dev/video*`")
+    return source.open_now(f"is it in use by another program (`fuser {device}`), or not a "
+                           "capture device? List them with `v4l2-ctl --list-devices`")
