@@ -1,6 +1,7 @@
 """Home Assistant device-based discovery against a real broker: the payload checked against a
-JSON schema written from HA's docs, the migration of older per-entity configs in HA's documented
-order, stale entities cleared, and the answer to HA's birth message."""
+JSON schema written from HA's docs, the migration of older per-entity configs with HA's
+migrate_discovery procedure, stale entities cleared, and the answer to HA's birth message.
+(scripts/check_ha_migration.py checks the migration against a real Home Assistant.)"""
 
 from __future__ import annotations
 
@@ -111,15 +112,17 @@ def test_older_per_entity_configs_are_migrated_in_home_assistants_order(mqtt_bro
     sink, *_ = build_mqtt(mqtt_config(mqtt_broker), detect_config(watch), tmp_path / "state", "ssd")
     try:
         migrated = [t for t in legacy if t != dog]
-        assert sub.wait_for(lambda s: all(s.on(t)[-1:] == [b""] for t in legacy), 10)
+        assert sub.wait_for(lambda s: all(s.on(t)[-1:] == [b""] for t in legacy)
+                            and _device_configs(s), 10)
         log = [(m.topic, m.payload) for m in sub.messages[seen:]]
         device_at = [i for i, (t, _) in enumerate(log) if t == DEVICE_TOPIC]
         assert len(device_at) == 1 and json.loads(log[device_at[0]][1]) == wanted
         for topic in migrated:
             steps = [(i, p) for i, (t, p) in enumerate(log) if t == topic]
-            # 1. the migrate marker, 2. (after every marker) the device config, 3. the clear.
+            # 1. the migrate marker, 2. the clear, 3. (after every marker and clear) the
+            # device config: the order a real HA migrates without a warning.
             assert [p for _, p in steps] == [MIGRATE.encode(), b""], topic
-            assert steps[0][0] < device_at[0] < steps[1][0], topic
+            assert steps[0][0] < steps[1][0] < device_at[0], topic
         assert [p for t, p in log if t == dog] == [b""]  # no marker: HA deletes it
         late = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "homeassistant/+/+/+/config")
         late2 = subscriber_factory(mqtt_broker.host, mqtt_broker.port, DEVICE_TOPIC)

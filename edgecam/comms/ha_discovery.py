@@ -3,18 +3,25 @@
 The config lives on `<discovery_prefix>/device/edgecam_<device>/config` and carries the device
 (`dev`), the origin (`o`), the shared availability and every entity under `cmps`, keyed by the
 object id the per-entity configs of older edgecam versions used. Those older configs
-(`<discovery_prefix>/<component>/edgecam_<device>/<object_id>/config`) are migrated the way
-Home Assistant documents it, so entity ids, settings and history are kept:
+(`<discovery_prefix>/<component>/edgecam_<device>/<object_id>/config`) are migrated with Home
+Assistant's `migrate_discovery` procedure, so entity ids, settings and history are kept:
 
 1. `{"migrate_discovery": true}` (retained) on each old topic: HA unloads the entity but keeps
    its registry entry;
-2. the device config: HA takes each component over by its unique_id, unchanged;
-3. an empty retained payload on each old topic: nothing is left behind, and HA deletes nothing
-   because the entity was migrated.
+2. an empty retained payload on each old topic: nothing is left behind, and HA deletes nothing
+   because the entity was unloaded for migration;
+3. the device config: HA takes each component over by its discovery id (`edgecam_<device>
+   <object_id>`, the same in both schemas) and unique_id, unchanged.
+
+HA's own log line asks for the empty payload after the device config; done in that order a
+real HA (2025.4) keeps every registry entry too but logs a "conflicting MQTT discovery message"
+warning per entity, as the new entity sees a message on a topic that is not its own. In this
+order the same run keeps every entity id and registry id and logs nothing
+(scripts/check_ha_migration.py runs a real HA across the upgrade).
 
 The device config is held back on the first connect until every retained old config has been
 seen (a sync message to ourselves follows the subscription), so step 1 always reaches HA
-before step 2. An old config whose unique_id is no longer wanted (a label removed from
+before steps 2 and 3. An old config whose unique_id is no longer wanted (a label removed from
 `watch`) is cleared as before, which deletes that entity. The config is re-sent after HA's
 birth message (`<discovery_prefix>/status` = `online`) after a random delay of 0-5 s, as HA
 asks of fleets, so twenty cameras do not answer in the same instant.
@@ -201,8 +208,8 @@ class HaDiscovery:
         except ValueError:
             config = None
         if isinstance(config, dict) and config.get("migrate_discovery"):
-            # Before the sync: step 1 of an interrupted run, cleared by step 3; after it: our
-            # own step 1 coming back, already cleared.
+            # Before the sync: step 1 of an interrupted run, to be cleared by step 2; after
+            # it: our own step 1 coming back, already cleared.
             if not self._synced:
                 self._queue_clear(topic)
             return
@@ -226,12 +233,12 @@ class HaDiscovery:
                 self._to_clear.append(topic)
 
     def _hand_over(self) -> None:
-        # Steps 2 and 3, in this order on the one connection.
-        self.publish_all()
+        # Steps 2 and 3, in this order on the one connection, after every step 1.
         with self._lock:
             clear, self._to_clear = self._to_clear, []
         for topic in clear:
             self._comm.publish(topic, b"", retain=True, qos=1)
+        self.publish_all()
 
     def _on_ha_status(self, _topic: str, payload: bytes) -> None:
         if payload.strip().lower() == b"online":
