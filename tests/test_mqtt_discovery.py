@@ -87,10 +87,11 @@ def test_one_device_config_with_every_entity(mqtt_broker, tmp_path, subscriber_f
         sink.close()
 
 
-def test_without_the_tracker_there_is_no_image_or_event_entity():
+def test_without_the_tracker_there_is_an_event_entity_but_no_image():
     cmps = device_discovery("cam1", Topics(PREFIX), ("person",), "ssd", __version__)["cmps"]
     assert {c["p"] for c in cmps.values()} == {"binary_sensor", "sensor", "camera", "number",
-                                               "switch", "button"}
+                                               "switch", "button", "event"}
+    assert cmps["person_event"]["state_topic"] == f"{PREFIX}/person/event"
 
 
 def test_older_per_entity_configs_are_migrated_in_home_assistants_order(mqtt_broker, tmp_path,

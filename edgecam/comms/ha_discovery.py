@@ -79,8 +79,9 @@ def device_discovery(device_id: str, topics: Topics, watch: Iterable[str], model
     """The device-based discovery payload: `dev`, `o`, shared availability and `cmps`.
 
     `backend`: the detector backend (the AI Camera also gets its sensor's inference time).
-    `tracking`: the tracker runs, so each watched label has an `image` (the best frame of its
-    last tracked object) and an `event` entity (its objects' starts and ends).
+    Each watched label has an `event` entity (its starts and ends: per tracked object with the
+    tracker, per stretch of time in view without); `tracking`: the tracker runs, so each label
+    also has an `image` entity (the best frame of its last tracked object).
     """
     node = node_id(device_id)
     components: Dict[str, dict] = {}
@@ -97,11 +98,11 @@ def device_discovery(device_id: str, topics: Topics, watch: Iterable[str], model
         add("sensor", f"{key}_count", f"{label} count", state_topic=topics.count(label),
             value_template="{{ value_json.count }}", state_class="measurement",
             icon="mdi:counter")
+        add("event", f"{key}_event", f"{label} event", state_topic=topics.label_event(label),
+            event_types=["start", "end"], icon="mdi:motion-sensor")
         if tracking:
             add("image", f"{key}_snapshot", f"{label} snapshot",
                 image_topic=topics.label_snapshot(label), content_type="image/jpeg")
-            add("event", f"{key}_event", f"{label} event", state_topic=topics.label_event(label),
-                event_types=["start", "end"], icon="mdi:motion-sensor")
     add("sensor", "inference_ms", "Inference time", state_topic=topics.stats,
         value_template="{{ value_json.inference_ms.p50 }}", unit_of_measurement="ms",
         state_class="measurement", entity_category="diagnostic", icon="mdi:timer-outline")
@@ -128,6 +129,28 @@ def device_discovery(device_id: str, topics: Topics, watch: Iterable[str], model
     return {"dev": device_block(device_id, model_name, sw_version), "o": origin_block(sw_version),
             "availability_topic": topics.availability, "payload_available": "online",
             "payload_not_available": "offline", "qos": 1, "cmps": components}
+
+
+def ha_event_payload(ev, image_topic: Optional[str] = None) -> dict:
+    """The `event` entity's payload for a tracked object's `start` or `end` (`ev`: a
+    datatypes.Event): `event_type` plus what an automation tests without a template, as the
+    entity's attributes: the label, the zones (a list, and `in_<zone>: true` for each, so a
+    state condition can say "in zone driveway"), the score, and when present the snapshot
+    (`snapshot`: the file written, `image_topic`: where its JPEG went) and the clip."""
+    payload = {"event_type": ev.kind, "id": ev.id, "label": ev.label,
+               "score": ev.top_score, "zones": list(ev.zones),
+               **{f"in_{slug(zone)}": True for zone in ev.zones},
+               "start_ts": ev.first_seen}
+    if ev.kind == "end":
+        payload.update(end_ts=ev.last_seen, duration_s=ev.duration, reason=ev.reason)
+    if ev.snapshot_path is not None:
+        payload["snapshot"] = ev.snapshot_path
+    if image_topic is not None:
+        payload["image_topic"] = image_topic
+    for key in ("clip", "clip_seconds", "clip_url"):
+        if getattr(ev, key, None) is not None:
+            payload[key] = getattr(ev, key)
+    return payload
 
 
 def random_birth_delay() -> float:

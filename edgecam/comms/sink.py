@@ -23,6 +23,7 @@ from ..datatypes import (CountChange, EndReason, Event, FrameResult, OccupancyCh
                          ZoneChange)
 from ..stages import Sink
 from .base import Communicator
+from .ha_discovery import ha_event_payload
 from .packets import fit_jpeg
 from .reliable import ReliablePublisher
 from .stats_message import StatsCollector
@@ -224,8 +225,13 @@ class MqttSink(Sink):
             payload = self._fit_crop(event_payload(ev, self._device))
             self._reliable.publish(self.topics.events, json.dumps(payload).encode(),
                                    **_lifecycle(ev.kind, ev.id))
+            image = None
             if ev.snapshot is not None:
-                publish_jpeg(self._comm, self.topics.label_snapshot(ev.label), ev.snapshot.full)
+                image = self.topics.label_snapshot(ev.label)
+                publish_jpeg(self._comm, image, ev.snapshot.full)
+            if ev.kind in ("start", "end"):  # Home Assistant's event entity of the label
+                self._comm.publish(self.topics.label_event(ev.label),
+                                   json.dumps(ha_event_payload(ev, image)), qos=1)
             if ev.clip is not None:
                 self._comm.publish(self.topics.clips_latest, json.dumps(clip_latest_payload(ev)),
                                    retain=True, qos=1)
