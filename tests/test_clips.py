@@ -357,3 +357,23 @@ def test_doctor_says_a_pi5_encodes_clips_in_software(tmp_path):
     assert "hardware H.264 encoder" in check_clips(on, pi4)[0].detail
     asked = cfg.from_mapping({"clips": {"enabled": True, "encoder": "h264_v4l2m2m"}})
     assert check_clips(asked, pi5)[0].status == FAIL
+
+
+def test_service_clips_go_to_its_state_directory(monkeypatch, tmp_path):
+    from edgecam import config as cfg
+    from edgecam.app import clips_folder
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/edgecam")  # what systemd sets for the unit
+    assert clips_folder(cfg.from_mapping({"clips": {"enabled": True}})) == Path("/var/lib/edgecam/clips")
+    assert clips_folder(cfg.from_mapping({"clips": {"enabled": True, "dir": str(tmp_path)}})) == tmp_path
+
+
+def test_a_clips_folder_that_cannot_be_written_is_one_line(tmp_path, edgecam_cmd, cli_env):
+    (tmp_path / "a-file").write_text("in the way")
+    tv.write_video(tmp_path / "x.avi", tv.static_frames(3), FPS)
+    proc = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--source",
+                           str(tmp_path / "x.avi"), "--track", "--clips", str(tmp_path / "a-file" / "clips")],
+                          env=cli_env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"edgecam: error: [clips] dir {tmp_path / 'a-file' / 'clips'} "
+                                                   "cannot be written (Not a directory)")
