@@ -143,6 +143,13 @@ def test_version_names_the_runtime(edgecam_cmd, cli_env):
     assert out.stdout.startswith("edgecam ") and "ai-edge-litert" in out.stdout
 
 
+def truncated_jpeg(path):
+    """The first third of a shared photo's bytes, as a file still being written has them."""
+    data = (IMAGES / "kite_and_cold.jpg").read_bytes()
+    path.write_bytes(data[:len(data) // 3])
+    return path
+
+
 def _bad(tmp_path):
     not_tflite = tmp_path / "model.tflite"
     not_tflite.write_bytes(b"this is not a flatbuffer" * 10)
@@ -166,6 +173,8 @@ def _bad(tmp_path):
                            "has 90 classes"),
         "mismatched labels": (["--model", str(SSD_MODEL), "--labels", str(IMAGENET_LABELS)], "90 classes"),
         "bad source": ([*MODEL_ARGS, "--source", str(tmp_path / "none.mp4")], "source not found"),
+        "truncated image": ([*MODEL_ARGS, "--source", str(truncated_jpeg(tmp_path / "cut.jpg"))],
+                            f"cannot read image {tmp_path / 'cut.jpg'}: it is truncated"),
         "unreadable image": ([*MODEL_ARGS, "--source", str(not_an_image)], "cannot read image"),
         "no picamera2": ([*MODEL_ARGS, "--source", "picamera"], "python3-picamera2"),
         "bad camera": ([*MODEL_ARGS, "--source", "/dev/video99"], "/dev/video99"),
@@ -327,6 +336,22 @@ def test_an_unreadable_source_is_one_line_naming_the_likely_cause(edgecam_cmd, c
     assert lines[0].startswith(f"edgecam: error: cannot read source {source}: permission denied")
     # systemd's ProtectHome= is the likely cause only for a service.
     assert ("ProtectHome" in lines[0]) == under_systemd
+
+
+def test_a_truncated_jpeg_in_a_folder_is_skipped_once_without_the_decoders_noise(
+        edgecam_cmd, cli_env, tmp_path):
+    shutil.copy(IMAGES / "pets.jpg", tmp_path / "a.jpg")
+    truncated = truncated_jpeg(tmp_path / "b.jpg")
+    shutil.copy(IMAGES / "traffic.bmp", tmp_path / "c.bmp")
+    out = run(edgecam_cmd, cli_env, *MODEL_ARGS, "--source", str(tmp_path), "--loop",
+              "--max-frames", "4", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [os.path.basename(f["source"]) for f in json_lines(out.stdout)] == ["a.jpg", "c.bmp"] * 2
+    lines = out.stderr.splitlines()
+    assert [line for line in lines if "edgecam.sources" in line] == [
+        line for line in lines if line.endswith(f"WARNING edgecam.sources: skipping truncated image {truncated}")]
+    assert sum("skipping" in line for line in lines) == 1, out.stderr
+    assert "JPEG" not in out.stderr, out.stderr  # libjpeg's "Premature end of JPEG file"
 
 
 def test_a_looping_folder_logs_a_summary_not_a_line_per_frame(edgecam_cmd, cli_env, tmp_path):

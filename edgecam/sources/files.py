@@ -4,17 +4,65 @@ run out (or repeat with `loop`)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, List, Set
+from typing import Callable, Iterator, List, Optional, Set, Tuple, TypeVar
 
 import cv2
+import numpy as np
 
 from ..datatypes import Frame
 from ..errors import EdgecamError
 from .base import IMAGE_SUFFIXES, Source
 
 log = logging.getLogger("edgecam.sources")
+
+
+# What libjpeg prints when a file ends before its image does. It fills the rest with grey and
+# OpenCV returns that as a whole image; its other warnings are about damage inside an image
+# that still decodes whole.
+TRUNCATED_JPEG = "Premature end of JPEG file"
+
+T = TypeVar("T")
+
+
+def read_image(path: Path) -> Tuple[Optional[np.ndarray], bool]:
+    """(BGR image or None when OpenCV cannot decode it, whether the file is truncated).
+
+    The image libraries (libjpeg, libpng) print their warnings straight to the process's
+    stderr, past OpenCV's log level: what they say is caught here, and logged at debug level
+    only (`--log-level debug` shows it).
+    """
+    image, said = _stderr_of(lambda: cv2.imread(str(path), cv2.IMREAD_COLOR))
+    if said:
+        log.debug("decoding %s: %s", path, said.strip())
+    return image, TRUNCATED_JPEG in said
+
+
+def _stderr_of(call: Callable[[], T]) -> Tuple[T, str]:
+    """call()'s result and what native code wrote to fd 2 meanwhile. The log handlers are held
+    for that time, so no log line of another thread lands in the capture."""
+    handlers = logging.getLogger().handlers
+    for handler in handlers:
+        handler.acquire()
+    try:
+        sys.stderr.flush()
+        with tempfile.TemporaryFile() as caught:
+            saved = os.dup(2)
+            os.dup2(caught.fileno(), 2)
+            try:
+                result = call()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            caught.seek(0)
+            return result, caught.read().decode("utf-8", "replace")
+    finally:
+        for handler in reversed(handlers):
+            handler.release()
 
 
 def list_image_files(folder: Path) -> List[Path]:
@@ -27,6 +75,9 @@ class ImageSource(Source):
 
     A folder's unreadable images are skipped with a warning, once per file however often the
     folder loops; a single named image that cannot be decoded is bad input, reported at open.
+    A truncated image counts as unreadable: its missing part would reach the model as grey,
+    where nothing can be detected, and a file still being written into a watched folder is
+    read whole on a later pass instead.
     """
 
     def __init__(self, path: Path, loop: bool = False):
@@ -41,7 +92,11 @@ class ImageSource(Source):
         else:
             self.files = [path]
             # Decoded once up front so a bad file fails before the run starts, not as 0 frames.
-            if cv2.imread(str(path), cv2.IMREAD_COLOR) is None:
+            image, truncated = read_image(path)
+            if truncated:
+                raise EdgecamError(f"cannot read image {path}: it is truncated (the file ends "
+                                   "before the image does): give the whole file")
+            if image is None:
                 raise EdgecamError(f"cannot read image {path}: OpenCV cannot decode it (corrupt, "
                                    "truncated or not an image): give a JPEG, PNG, BMP, WebP, TIFF, "
                                    "PPM or PGM file, or a folder")
@@ -52,11 +107,11 @@ class ImageSource(Source):
             for p in self.files:
                 if self.closed:
                     return
-                image = cv2.imread(str(p), cv2.IMREAD_COLOR)
-                if image is None:
+                image, truncated = read_image(p)
+                if image is None or truncated:
                     if p not in self._skipped:
                         self._skipped.add(p)
-                        log.warning("skipping unreadable image %s", p)
+                        log.warning("skipping %s image %s", "truncated" if truncated else "unreadable", p)
                     continue
                 readable += 1
                 yield self._frame(image, name=str(p))
