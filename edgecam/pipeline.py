@@ -25,12 +25,14 @@ from .errors import EdgecamError
 from .motion import Motion, MotionDetector
 from .processing import IDLE_TICK_S, ProcessorStage
 from .queues import BoundedQueue, Closed, LatestSlot
-from .regions import RegionPlan
+from .regions import Region, RegionPlan
 from .settings import LiveSettings
 from .stages import Processor, Sink
 from .stats import PipelineStats
 
 log = logging.getLogger(__name__)
+
+TRACKS_WAIT_S = 1.0  # longest an inference waits for the tracks of the frames before it
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class Pipeline:
     `motion`: measures every frame's motion once, before the gate, for the gate and the region
     plan; None: not measured.
     `gate(frame, motion) -> bool` may skip inference for a frame (motion gating).
-    `plan(width, height, moving boxes)`: the crops inferred beside the whole frame
+    `plan(width, height, moving boxes, seq)`: the crops inferred beside the whole frame
     (edgecam.regions); None: the whole frame only.
     `pause_ends_tracks_after`: once detection has been switched off (settings) for this many
     seconds, the processors end what they hold open, reason `paused` (None: never; timed by
@@ -113,6 +115,8 @@ class Pipeline:
         self._pending: List[Tuple[int, int, FrameResult]] = []
         self._next_order = 0
         self._emitted = 0
+        self._dispatched = 0  # results through the processors (or passed over), in order
+        self._dispatched_cond = threading.Condition()
         self.error: Optional[BaseException] = None
         self._inbox: Union[LatestSlot, BoundedQueue]
         if drop:
@@ -193,8 +197,11 @@ class Pipeline:
         if not settings.enabled or (self.gate is not None and not self.gate(frame, motion)):
             self.stats.skipped += 1
             return FrameResult(frame, (), 0.0, {}, state=FrameState.SKIPPED)
-        regions = self.plan(frame.width, frame.height, motion.boxes if motion else ()) \
-            if self.plan is not None else ()
+        regions: Tuple[Region, ...] = ()
+        if self.plan is not None:
+            if self.plan.follows_tracks:
+                self._wait_dispatched(job.order)
+            regions = self.plan(frame.width, frame.height, motion.boxes if motion else (), frame.seq)
         # Live frames are preprocessed only here, so dropped or gated-out ones cost nothing.
         result = timed_detect(detector, frame, settings.threshold, job.prepared, regions)
         if result.state is FrameState.NO_INFORMATION:
@@ -230,20 +237,10 @@ class Pipeline:
                 if isinstance(ready, _EndTracks):
                     self._stages.finish(ready.reason)
                     continue
-                if self.max_frames is not None and self._emitted >= self.max_frames:
-                    continue
-                if ready.state is FrameState.NO_INFORMATION:
-                    # Nothing was seen or missed: trackers, events and outputs must not take
-                    # it for an empty frame.
-                    continue
-                ready = self._stages.frame(ready)
-                self._emitted += 1
-                self.stats.processed += 1
-                self.stats.fps.tick()
-                for q in self._sink_queues:
-                    q.put(ready)
-                if self.max_frames is not None and self._emitted >= self.max_frames:
-                    self.stop()
+                self._dispatch_one(ready)
+                with self._dispatched_cond:
+                    self._dispatched += 1
+                    self._dispatched_cond.notify_all()
             self._stages.finish(EndReason.SHUTDOWN)
         except BaseException as exc:  # surfaced by run()
             self.error = self.error or exc
@@ -251,6 +248,30 @@ class Pipeline:
         finally:
             for q in self._sink_queues:
                 q.close()
+
+    def _dispatch_one(self, ready: FrameResult) -> None:
+        if self.max_frames is not None and self._emitted >= self.max_frames:
+            return
+        if ready.state is FrameState.NO_INFORMATION:
+            # Nothing was seen or missed: trackers, events and outputs must not take it for
+            # an empty frame.
+            return
+        ready = self._stages.frame(ready)
+        self._emitted += 1
+        self.stats.processed += 1
+        self.stats.fps.tick()
+        for q in self._sink_queues:
+            q.put(ready)
+        if self.max_frames is not None and self._emitted >= self.max_frames:
+            self.stop()
+
+    def _wait_dispatched(self, order: int) -> None:
+        # Crops that follow tracked objects are planned from the tracks as the frames before
+        # this one left them, not as far as the dispatcher happens to have got: the same
+        # video then gives the same crops, whatever the machine's load.
+        with self._dispatched_cond:
+            self._dispatched_cond.wait_for(lambda: self._dispatched >= order or self._stop.is_set(),
+                                           TRACKS_WAIT_S)
 
     def _drain(self, sink: Sink, q: BoundedQueue) -> None:
         if self._yield_cpu:

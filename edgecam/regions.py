@@ -132,7 +132,7 @@ def _share_inside(box: BBox, region: Region) -> float:
 
 def plan_motion(frame_w: int, frame_h: int, input_size: Tuple[int, int],
                 tracked: Sequence[Tuple[BBox, bool]], moving: Sequence[BBox],
-                max_regions: int) -> Tuple[Region, ...]:
+                max_regions: int, turn: int = 0) -> Tuple[Region, ...]:
     """Crops to run beside the full frame: around the tracked objects that are due first, then
     around motion no tracked object explains, largest first.
 
@@ -141,7 +141,8 @@ def plan_motion(frame_w: int, frame_h: int, input_size: Tuple[int, int],
     found is looked at every other frame, coasting in between (edgecam.events.EventStage
     decides). Motion mostly (80 %) inside a tracked object's crop, due or not, is that object.
     A box whose crop would be as large as the frame's shorter side is left to the full-frame
-    pass; at most `max_regions` crops.
+    pass; at most `max_regions` crops. When motion outnumbers the crops left, the blobs take
+    turns (`turn`: the frame's number).
     """
     smallest = min_side(input_size)
     limit = min(frame_w, frame_h)
@@ -159,10 +160,16 @@ def plan_motion(frame_w: int, frame_h: int, input_size: Tuple[int, int],
         explained.append(region)
         if due and len(chosen) < max_regions and not inside_one(box, chosen):
             chosen.append(region)
-    for box in sorted(moving, key=lambda b: -b.area):
+    unexplained = [b for b in sorted(moving, key=lambda b: -b.area)
+                   if b.valid and not inside_one(b, explained)]
+    if unexplained and len(unexplained) > max_regions - len(chosen):
+        # More motion than crops: each blob gets its turn over the next frames.
+        k = turn % len(unexplained)
+        unexplained = unexplained[k:] + unexplained[:k]
+    for box in unexplained:
         if len(chosen) >= max_regions:
             break
-        if not box.valid or inside_one(box, chosen) or inside_one(box, explained):
+        if inside_one(box, chosen):
             continue
         region = region_for_motion(box, frame_w, frame_h, smallest)
         if max(region.size) < limit:
@@ -200,11 +207,18 @@ class RegionPlan:
     tile_size: int = 0  # tiles' side in pixels; 0: the model input's larger side
     tracked: Callable[[], Sequence[Tuple[BBox, bool]]] = field(default=lambda: (), compare=False)
 
-    def __call__(self, frame_w: int, frame_h: int, moving: Sequence[BBox] = ()) -> Tuple[Region, ...]:
-        """The crops for one frame (none in mode `full`)."""
+    @property
+    def follows_tracks(self) -> bool:
+        """True when the crops depend on the tracks (mode `motion`): the pipeline then plans
+        a frame once the frames before it went through the tracker."""
+        return self.mode == "motion"
+
+    def __call__(self, frame_w: int, frame_h: int, moving: Sequence[BBox] = (),
+                 turn: int = 0) -> Tuple[Region, ...]:
+        """The crops for one frame (none in mode `full`); `turn` is its number."""
         if self.mode == "motion":
             return plan_motion(frame_w, frame_h, self.input_size, tuple(self.tracked()), moving,
-                               self.max_regions)
+                               self.max_regions, turn)
         if self.mode == "tiles":
             return plan_tiles(frame_w, frame_h, self.tile_size or max(self.input_size))
         return ()
@@ -213,7 +227,8 @@ class RegionPlan:
 def from_region(region: Region, detections: Iterable[Detection]) -> Tuple[Detection, ...]:
     """A crop's detections (boxes normalised to the crop) in frame coordinates; boxes cut by an
     inner edge of the crop are dropped (the full frame, or a neighbouring tile, sees that
-    object whole)."""
+    object whole). Measured: keeping them for crops around motion lost an object of
+    scenes.twelve_objects and added starts (part and whole tracked apart)."""
     if region.is_full:
         return tuple(detections)
     return tuple(Detection(d.label, d.class_id, d.score, region.to_frame(d.bbox).clip())

@@ -72,6 +72,13 @@ def test_motion_plan_due_objects_first_motion_they_explain_adds_none_large_left_
     assert plan_motion(W, H, (300, 300), [], [BBox(0.5, 0.5, 0.5, 0.6)], 4) == ()  # empty box
 
 
+def test_more_motion_than_crops_takes_turns():
+    blobs = [BBox(0.1 + 0.3 * i, 0.5, 0.13 + 0.3 * i, 0.6) for i in range(3)]
+    looked = {plan_motion(W, H, (300, 300), [], blobs, 1, turn)[0] for turn in range(3)}
+    assert looked == {region_for_motion(b, W, H, 150) for b in blobs}
+    assert len(plan_motion(W, H, (300, 300), [], blobs, 4, 7)) == 3  # room for all: no turns
+
+
 def test_a_crop_for_motion_follows_the_blob_across_and_holds_its_trail():
     trail = BBox(150 / W, 136 / H, 305 / W, 208 / H)  # a 68 x 50 cat and 90 px of trail
     r = region_for_motion(trail, W, H, 150)
