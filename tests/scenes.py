@@ -419,3 +419,46 @@ def static_frames(n: int, size=(640, 360)) -> List[np.ndarray]:
     """An empty scene that never changes."""
     bg = background(*size)
     return [bg.copy() for _ in range(n)]
+
+
+# -- detection at a distance ([detect] regions) ------------------------------------------------
+WIDE = (1280, 720)
+
+
+def small_objects(fps: float) -> Scene:
+    """Far objects in a 1280x720 view, 40-80 px tall (a few percent of the frame): six walk in
+    from an edge, one after another (at most two in view at a time), cross part of the view
+    and leave or stop. The whole frame fitted to 300x300 shows each at 10-35 px, below what
+    the SSD finds; a crop around each shows it at 1-2x."""
+    walks = (  # sprite, box height, start s, (x from, x to), y of the feet
+        ("person_grace", 60, 0.0, (-30, 520), 300),
+        ("car", 40, 1.5, (1310, 700), 560),
+        ("dog_right", 60, 3.5, (-40, 480), 650),
+        ("person_kite", 80, 5.0, (1310, 760), 420),
+        ("cat", 50, 7.0, (-40, 500), 200),
+        ("dog_left", 70, 8.5, (1320, 820), 700),
+    )
+    actors = tuple(Actor(i + 1, name, height, ((t, x0, y), (t + 3.5, x1, y)))
+                   for i, (name, height, t, (x0, x1), y) in enumerate(walks))
+    return Scene("small_objects", fps, WIDE, (Shot(KITE_BG, 12.0, actors),))
+
+
+def twelve_objects(fps: float) -> Scene:
+    """Twelve objects in view at once in a 1280x720 view, 60-150 px tall, in three rows walking
+    left or right (more than the model's 10 boxes per pass): people, dogs, cars, a cat."""
+    kinds = ("person_grace", "dog_right", "car", "person_kite", "cat", "dog_left")
+    actors = []
+    for i in range(12):
+        row, col = divmod(i, 4)
+        name = kinds[i % len(kinds)]
+        height = (60, 100, 150)[row]
+        y = (250, 450, 700)[row]
+        x = 160 + col * 300 + (row * 60)
+        step = 120 if (row + col) % 2 else -120
+        actors.append(Actor(i + 1, name, height, ((0.0, x, y), (8.0, x + step, y))))
+    return Scene("twelve_objects", fps, WIDE, (Shot(KITE_BG, 8.0, tuple(actors)),))
+
+
+REGION_FIXTURES: Dict[str, Callable[[float], Scene]] = {
+    "small_objects": small_objects, "twelve_objects": twelve_objects,
+}
