@@ -332,14 +332,14 @@ def check_regions(config: Config) -> None:
 
 
 def region_stages(config: Config, stage, input_size):
-    """(motion detector or None, region plan or None) from [detect] regions and [motion]: one
-    MotionDetector measures each frame for the gate and the plan (README: Detection at a
-    distance); the plan looks again where `stage` tracks watched objects."""
+    """(motion detector or None, region plan or None) from [detect] regions, [motion] and
+    [track] require_motion: one MotionDetector measures each frame for the gate, the plan and
+    the event stage (docs/events.md); the plan looks again where `stage` tracks objects."""
     from .motion import MotionDetector, MotionOptions
     from .regions import RegionPlan
     d, m = config.detect, config.motion
     motion = None
-    if m.enabled or d.regions == "motion":
+    if m.enabled or d.regions == "motion" or (config.track.enabled and config.track.require_motion):
         motion = MotionDetector(MotionOptions(m.threshold, m.min_area, m.keepalive, m.width))
     if d.regions == "full":
         return motion, None

@@ -226,6 +226,7 @@ class TrackConfig:
     required_zones: Tuple[str, ...] = field(default=(), metadata=_opt(list, help="events start only once the object entered one of these zones"))
     update_interval: float = field(default=5.0, metadata=_opt(float, _non_negative, "at most one score update per track per this many seconds"))
     snapshot_dir: Optional[str] = field(default=None, metadata=_opt(str, help="write each ended track's best frame and crop as JPEGs here"))
+    require_motion: bool = field(default=True, metadata=_opt(bool, help="an object starts its event only once it was seen moving: its box moved, or motion was measured in it (an object in view from the start that never moves, a rock taken for a person, starts none); false: still objects start too (a still photo)", cli='require-motion'))
 
 
 @dataclass(frozen=True)

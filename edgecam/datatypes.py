@@ -307,6 +307,8 @@ class FrameResult:
     events: Tuple[StageEvent, ...] = ()
     # How many times the model ran on this frame: 1, plus one per crop (edgecam.regions).
     invokes: int = 0
+    # Where the frame moved (normalised boxes, edgecam.motion), when motion was measured.
+    motion: Optional[Tuple[BBox, ...]] = None
 
     @property
     def skipped(self) -> bool:

@@ -52,6 +52,9 @@ class EventOptions:
     snapshots: bool = False  # encode the best snapshot at the end even without a folder (MQTT)
     stationary_after: float = 10.0  # seconds without moving before an object stops forcing inference
     still_distance: float = 0.02  # centre movement (fraction of the frame) that counts as moving
+    # Start only objects seen moving: centre moved by still_distance, or motion measured on at
+    # least MOTION_SHARE of the box (FrameResult.motion). Off here; on in [track] by default.
+    require_motion: bool = False
 
 
 @dataclass
@@ -72,6 +75,7 @@ class _TrackState:
     best: Optional[_Best] = None
     moved_ts: float = 0.0
     anchor: Tuple[float, float] = (0.0, 0.0)
+    seen_moving: bool = False
 
 
 class EventStage(Processor):
@@ -141,7 +145,8 @@ class EventStage(Processor):
             if t.id not in update.matched:
                 continue  # coasting: nothing new was seen
             if _distance(centre(t.box), st.anchor) > o.still_distance:
-                st.anchor, st.moved_ts = centre(t.box), frame.mono
+                st.anchor, st.moved_ts, st.seen_moving = centre(t.box), frame.mono, True
+            st.seen_moving = st.seen_moving or _in_motion(t.box, result.motion)
             if not self._watched(t.label):
                 continue
             if st.best is None or t.score > st.best.score:
@@ -153,6 +158,8 @@ class EventStage(Processor):
                 continue
             if not st.started:
                 if o.required_zones and not any(z in o.required_zones for z in st.entered):
+                    continue
+                if o.require_motion and not st.seen_moving:
                     continue
                 st.started = True
                 self.started += 1
@@ -222,6 +229,17 @@ class EventStage(Processor):
         return changed
 
 
+MOTION_SHARE = 0.1  # of an object's box: measured motion there means the object moved
+
+
+def _in_motion(box: BBox, motion: Optional[Tuple[BBox, ...]]) -> bool:
+    """True when the frame's measured motion covers at least MOTION_SHARE of `box` (a scene
+    cut or an object walking in covers all of it; a branch brushing a corner does not)."""
+    if not motion or box.area <= 0:
+        return False
+    return sum(box.intersect(m).area for m in motion) >= MOTION_SHARE * box.area
+
+
 def _distance(a: Tuple[float, float], b: Tuple[float, float]) -> float:
     return ((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2) ** 0.5
 
@@ -272,5 +290,6 @@ def stage_from_config(track_cfg, watch, snapshots: bool = False) -> EventStage:
     options = EventOptions(labels=tuple(watch), zones=tuple(track_cfg.zones), masks=tuple(track_cfg.masks),
                            required_zones=tuple(track_cfg.required_zones),
                            update_interval=track_cfg.update_interval,
-                           snapshot_dir=track_cfg.snapshot_dir, snapshots=snapshots)
+                           snapshot_dir=track_cfg.snapshot_dir, snapshots=snapshots,
+                           require_motion=track_cfg.require_motion)
     return EventStage(Tracker(base, per_label), options)

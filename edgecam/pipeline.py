@@ -10,6 +10,7 @@ results are put back in frame order before the sinks.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import os
@@ -81,8 +82,8 @@ class Pipeline:
     (latest-frame slot, sinks drop when behind) or file behaviour (nothing dropped).
     `processors` run in frame order on their own thread between inference and the sinks
     (tracking, events).
-    `motion`: measures every frame's motion once, before the gate, for the gate and the region
-    plan; None: not measured.
+    `motion`: measures every frame's motion once, before the gate, for the gate, the region
+    plan and (on the result) the event stage; None: not measured.
     `gate(frame, motion) -> bool` may skip inference for a frame (motion gating).
     `plan(width, height, moving boxes, seq)`: the crops inferred beside the whole frame
     (edgecam.regions); None: the whole frame only.
@@ -204,6 +205,8 @@ class Pipeline:
             regions = self.plan(frame.width, frame.height, motion.boxes if motion else (), frame.seq)
         # Live frames are preprocessed only here, so dropped or gated-out ones cost nothing.
         result = timed_detect(detector, frame, settings.threshold, job.prepared, regions)
+        if motion is not None:
+            result = dataclasses.replace(result, motion=motion.boxes)
         if result.state is FrameState.NO_INFORMATION:
             self.stats.skipped += 1
         else:

@@ -54,7 +54,7 @@ def test_a_long_pause_ends_tracked_objects_and_empties_the_zones(
     # The real `edgecam run --track` process: a person in view on a looping photo, then
     # detection switched off over MQTT for longer than occupancy_off_delay.
     config = tmp_path / "config.toml"
-    config.write_text("[mqtt]\noccupancy_off_delay = 1.0\n\n[track]\nmin_hits = 2\n\n"
+    config.write_text("[mqtt]\noccupancy_off_delay = 1.0\n\n[track]\nmin_hits = 2\nrequire_motion = false\n\n"
                       "[track.zones]\nroom = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]\n")
     sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, f"{PREFIX}/#")
     proc = subprocess.Popen(
