@@ -113,6 +113,16 @@ def test_edgetpu_model_on_cpu_fails_clearly(tmp_path):
     assert rows["labels"].status == WARN
 
 
+def test_a_label_file_run_refuses_is_a_failed_row_too(tmp_path):
+    three = tmp_path / "three.txt"
+    three.write_text("person\nbicycle\ncar\n")
+    config = cfg.from_mapping({"model": {"path": str(SSD_MODEL), "labels": str(three)}})
+    rows = {r.name: r for r in check_model(config, env={})}
+    assert rows["model"].status == OK
+    assert rows["labels"].status == FAIL, rows["labels"]
+    assert f"label file {three} has 3 labels (ids up to 2) but the model has 90 classes" in rows["labels"].detail
+
+
 def test_mqtt_unreachable_and_bad_login(mqtt_acl_broker, tmp_path):
     from mqtt_fixtures import free_port
     down = cfg.from_mapping({"mqtt": {"host": "127.0.0.1", "port": free_port()}})

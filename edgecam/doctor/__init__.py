@@ -131,7 +131,8 @@ def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
 
 def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> List[Check]:
     """The configured (else default) model loads with the configured delegate; its labels parse."""
-    from ..labels import load_labels
+    from ..labels import check_labels_fit, load_labels
+    from ..modelinfo import model_info
     from ..models import resolve_model
     from ..runtime import input_details, load_interpreter
     try:
@@ -140,9 +141,12 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
         return [Check("model", FAIL, "default model not installed", str(exc).split(": ", 1)[-1])]
     delegate = config.model.delegate
     rows = []
+    num_classes = None
     try:
         interpreter = load_interpreter(model, threads=config.model.threads,
                                        delegate=None if delegate == "cpu" else delegate)
+        ssd = model_info(model).ssd
+        num_classes = ssd.num_classes if ssd is not None else None
         shape = input_details(interpreter)["shape"]
         size = "x".join(str(int(v)) for v in shape[1:3]) if len(shape) >= 3 else str(list(shape))
         # load_interpreter raises rather than fall back, so this is the delegate in use.
@@ -153,7 +157,10 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
         rows.append(Check("model", FAIL, str(exc), fix))
     if labels:
         try:
-            rows.append(Check("labels", OK, f"{labels} ({len(load_labels(labels))} labels)"))
+            names = load_labels(labels)
+            if num_classes:  # the rule `edgecam run` refuses a label file by
+                check_labels_fit(names, num_classes, labels)
+            rows.append(Check("labels", OK, f"{labels} ({len(names)} labels)"))
         except EdgecamError as exc:
             rows.append(Check("labels", FAIL, str(exc), "fix [model] labels, or refetch the model"))
     else:
