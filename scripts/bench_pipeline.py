@@ -18,7 +18,8 @@ Measured in ONE run, on the same machine state:
    [clips] (every frame encoded by x264 ultrafast into the pre-roll ring, clips written),
    alternated --clips-repeats times; the ratios and the clip sink's CPU per second of video;
 5. the CPU ceiling: cores x 1000 ms divided by the CPU ms one frame needs (invoke, plus the
-   side work - decode, preprocess, JSON, drawing, MQTT - done once in one thread). No
+   side work - decode, preprocess, per-label events, JSON, drawing, MQTT - done once in one
+   thread). No
    schedule of the same work on this machine can beat it.
 
 MQTT: a mosquitto is started on a free local port when `mosquitto` is installed (or give
@@ -51,6 +52,7 @@ from edgecam.annotate import Annotator, draw, encode_jpeg, overlay_text  # noqa:
 from edgecam.comms.mqtt import DirectPublisher  # noqa: E402
 from edgecam.datatypes import FrameResult  # noqa: E402
 from edgecam.detector import Detector  # noqa: E402
+from edgecam.label_events import LabelEventOptions, LabelEvents  # noqa: E402
 from edgecam.pipeline import Pipeline  # noqa: E402
 from edgecam.runtime import load_interpreter, set_input  # noqa: E402
 from edgecam.sinks import JsonLinesSink  # noqa: E402
@@ -61,6 +63,7 @@ from edgecam.stats import PipelineStats, summarize  # noqa: E402
 SHARED = ROOT.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "ssd_mobilenet_v1_coco_quant.tflite"
 DEFAULT_LABELS = SHARED / "models" / "coco_labels.txt"
+WATCH = ("person", "kite", "dog")  # the labels the MQTT sink and the per-label events watch
 W, H = 640, 480
 
 
@@ -232,11 +235,12 @@ def side_work_cpu_ms(model, labels, video: Path, frames: List[np.ndarray], *, mq
         tensor, transform = det.preprocess(image)
         found.append(det.postprocess(det.invoke(tensor), transform))
     sinks, close = _sinks(model, mqtt_port, state_dir, jpeg, Annotator(lambda: 0.0))
+    per_label = LabelEvents(LabelEventOptions(WATCH))
     try:
         n, start = 0, time.process_time()
         for frame in VideoSource(video).frames():
             det.preprocess(frame.image)  # the resize every frame needs; the tensor is not used
-            result = FrameResult(frame, found[n % len(found)], 4.0, {})
+            result = per_label(FrameResult(frame, found[n % len(found)], 4.0, {}))
             for sink in sinks:
                 sink.handle(result)
             n += 1
@@ -279,6 +283,8 @@ def run_pipeline(model, labels, source, *, workers, threads, drop, mqtt_port=Non
     sinks, close = _sinks(model, mqtt_port, state_dir, jpeg, annotate)
     processors, extra = stages(annotate) if stages is not None else ([], [])
     sinks += extra
+    # Per-label events, counts and occupancy, as `edgecam run` always has (after the tracker).
+    processors = [*processors, LabelEvents(LabelEventOptions(WATCH, events=stages is None))]
     pipeline = Pipeline(source, detectors, sinks + [recorder], drop=drop, stats=stats,
                         processors=processors)
     try:
@@ -301,7 +307,7 @@ def _sinks(model, mqtt_port, state_dir, jpeg, annotate):
         from edgecam.config import DetectConfig, MqttConfig
         mqtt_sink, _, _, _ = build_mqtt(
             MqttConfig(host="127.0.0.1", port=mqtt_port, device_id="bench", discovery=False),
-            DetectConfig(watch=("person", "kite", "dog")), Path(state_dir), Path(model).name,
+            DetectConfig(watch=WATCH), Path(state_dir), Path(model).name,
             annotate=annotate)
         sinks.append(mqtt_sink)
 

@@ -16,7 +16,7 @@ from edgecam import comms
 from edgecam.config import Config, DetectConfig, EventsConfig, MqttConfig
 from edgecam.label_events import label_events_from_config
 from edgecam.processing import IDLE_TICK_S, ProcessorStage
-from edgecam.datatypes import BBox, Detection, Frame, FrameResult
+from edgecam.datatypes import BBox, Detection, EndReason, Frame, FrameResult
 
 _IMAGE = None
 
@@ -64,13 +64,13 @@ class Wired:
         self.sink.camera_status(online)
         if not online:
             with self._lock:
-                self.stage.finish("camera_offline")
+                self.stage.finish(EndReason.CAMERA_OFFLINE)
 
     def close(self, timeout: float = 2.0) -> None:
         self._stop.set()
         self._ticker.join(5)
         with self._lock:
-            self.stage.finish("shutdown")
+            self.stage.finish(EndReason.SHUTDOWN)
         self.sink.close(timeout)
 
     def __getattr__(self, name):
