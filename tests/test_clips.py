@@ -377,3 +377,21 @@ def test_a_clips_folder_that_cannot_be_written_is_one_line(tmp_path, edgecam_cmd
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"edgecam: error: [clips] dir {tmp_path / 'a-file' / 'clips'} "
                                                    "cannot be written (Not a directory)")
+
+
+def test_clip_index_reads_a_sidecar_once(tmp_path):
+    from edgecam.clips.store import ClipIndex
+    names = [f"2026120{i}T120000Z-cat-abc{i}" for i in range(1, 3)]
+    for i, name in enumerate(names):
+        write_clip(tmp_path, name, 1000.0 + i * 60, encoded(10, t0=1000.0 + i * 60))
+    index = ClipIndex(tmp_path)
+    assert index.clips() == list_clips(tmp_path)
+    # A sidecar rewritten behind the index's back is not read again while its clip is unchanged
+    # (the page polls every few seconds; each sidecar holds every frame's boxes)...
+    side = tmp_path / f"{names[0]}.json"
+    side.write_text(side.read_text().replace('"cat"', '"dog"'))
+    assert [c.labels for c in index.clips()] == [("cat",), ("cat",)]
+    # ...a new or deleted clip is seen at once.
+    write_clip(tmp_path, "20261203T120000Z-cat-new", 2000.0, encoded(10, t0=2000.0))
+    (tmp_path / f"{names[1]}.mp4").unlink()
+    assert [c.name for c in index.clips()] == ["20261203T120000Z-cat-new", names[0]]

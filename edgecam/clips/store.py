@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..labels import slug
 
@@ -70,24 +70,57 @@ def _size(path: Path) -> int:
         return 0
 
 
-def list_clips(folder: Path) -> List[ClipInfo]:
-    """The complete clips in `folder`, newest first (an absent folder has none)."""
+def _clip_info(video: Path) -> Optional[ClipInfo]:
+    side = read_sidecar(video.parent, video.stem) or {}
+    size = _size(video) + sum(_size(video.with_suffix(s)) for s in SIDE_FILES)
+    labels = tuple(sorted({e.get("label", "") for e in side.get("events", [])} - {""}))
     try:
-        videos = [p for p in folder.iterdir() if p.suffix == ".mp4" and valid_name(p.stem)]
+        start = float(side.get("start", video.stat().st_mtime))
+    except (OSError, TypeError, ValueError):
+        return None
+    return ClipInfo(video.stem, start, float(side.get("seconds", 0.0) or 0.0), size, labels,
+                    video.with_suffix(".jpg").exists())
+
+
+def _videos(folder: Path) -> List[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.suffix == ".mp4" and valid_name(p.stem)]
     except OSError:
         return []
-    out = []
-    for video in videos:
-        side = read_sidecar(folder, video.stem) or {}
-        size = _size(video) + sum(_size(video.with_suffix(s)) for s in SIDE_FILES)
-        labels = tuple(sorted({e.get("label", "") for e in side.get("events", [])} - {""}))
-        try:
-            start = float(side.get("start", video.stat().st_mtime))
-        except (OSError, TypeError, ValueError):
-            continue
-        out.append(ClipInfo(video.stem, start, float(side.get("seconds", 0.0) or 0.0), size,
-                            labels, video.with_suffix(".jpg").exists()))
-    return sorted(out, key=lambda c: (c.start, c.name), reverse=True)
+
+
+def list_clips(folder: Path) -> List[ClipInfo]:
+    """The complete clips in `folder`, newest first (an absent folder has none)."""
+    found = (_clip_info(v) for v in _videos(folder))
+    return sorted((c for c in found if c is not None), key=lambda c: (c.start, c.name), reverse=True)
+
+
+class ClipIndex:
+    """list_clips for a reader that asks often (the preview page polls): a clip's sidecar,
+    which holds every frame's boxes, is read once, not at every request."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._known: Dict[str, Tuple[Tuple[int, int], ClipInfo]] = {}
+
+    def clips(self) -> List[ClipInfo]:
+        """As list_clips(folder), newest first."""
+        known: Dict[str, Tuple[Tuple[int, int], ClipInfo]] = {}
+        for video in _videos(self.folder):
+            try:
+                st = video.stat()
+            except OSError:
+                continue
+            stamp = (st.st_mtime_ns, st.st_size)
+            cached = self._known.get(video.stem)
+            if cached is not None and cached[0] == stamp:
+                known[video.stem] = cached
+                continue
+            info = _clip_info(video)
+            if info is not None:
+                known[video.stem] = (stamp, info)
+        self._known = known  # deleted clips drop out
+        return sorted((i for _, i in known.values()), key=lambda c: (c.start, c.name), reverse=True)
 
 
 def delete_clip(folder: Path, name: str) -> int:

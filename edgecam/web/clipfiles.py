@@ -7,16 +7,16 @@ import re
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ..clips.store import list_clips, valid_name
+from ..clips.store import ClipIndex, valid_name
 
 TYPES = {".mp4": "video/mp4", ".json": "application/json", ".jpg": "image/jpeg"}
 LIST_MAX = 200
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-def clips_document(folder: Path) -> dict:
+def clips_document(index: ClipIndex) -> dict:
     """`/api/clips`: the newest complete clips first (at most LIST_MAX)."""
-    return {"v": 1, "clips": [c.to_json() for c in list_clips(folder)[:LIST_MAX]]}
+    return {"v": 1, "clips": [c.to_json() for c in index.clips()[:LIST_MAX]]}
 
 
 def clip_file(folder: Path, filename: str) -> Optional[Tuple[Path, str]]:

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .. import __version__
 from ..errors import EdgecamError
+from ..clips.store import ClipIndex
 from .clipfiles import byte_range, clip_file, clips_document
 from .hub import JpegHub
 from .metrics import CONTENT_TYPE as METRICS_TYPE
@@ -106,6 +107,7 @@ class PreviewServer(HTTPServer):
             self.address_family = socket.AF_INET6
         self.hub, self.metrics, self.status, self.token = hub, metrics, status, token
         self.clips = clips  # the clips folder ([clips] on), or None
+        self.clip_index = ClipIndex(clips) if clips is not None else None
         self.max_idle, self.idle_timeout = max_idle, idle_timeout
         self.request_timeout, self.send_timeout = request_timeout, send_timeout
         self.page = PAGE.read_bytes()
@@ -303,8 +305,8 @@ class PreviewHandler(BaseHTTPRequestHandler):
         self._send(200, body, "application/json")
 
     def _clips(self) -> None:
-        folder = self.server.clips
-        body = {"v": 1, "clips": []} if folder is None else clips_document(folder)
+        index = self.server.clip_index
+        body = {"v": 1, "clips": []} if index is None else clips_document(index)
         self._send(200, json.dumps(body, separators=(",", ":")).encode(), "application/json")
 
     def _clip(self, filename: str) -> None:
