@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -222,6 +222,14 @@ class RegionPlan:
         if self.mode == "tiles":
             return plan_tiles(frame_w, frame_h, self.tile_size or max(self.input_size))
         return ()
+
+
+def runs_per_frame(frame_w: int, frame_h: int, input_size: Tuple[int, int], max_regions: int = 4,
+                   tile_size: int = 0) -> Dict[str, Tuple[int, int]]:
+    """(fewest, most) model runs per frame of each mode at this frame size (`edgecam probe`):
+    `motion` runs the whole frame alone while nothing small moves or is tracked."""
+    tiles = 1 + len(plan_tiles(frame_w, frame_h, tile_size or max(input_size)))
+    return {"full": (1, 1), "motion": (1, 1 + max_regions), "tiles": (tiles, tiles)}
 
 
 def from_region(region: Region, detections: Iterable[Detection]) -> Tuple[Detection, ...]:

@@ -186,3 +186,18 @@ def test_tiles_find_far_people_the_whole_frame_misses(edgecam_cmd, cli_env):
         frame = json.loads(out.stdout.splitlines()[0])
         people[mode] = [d for d in frame["detections"] if d["label"] == "person"]
     assert len(people["tiles"]) > len(people["full"]) >= 3, people
+
+
+def test_the_probe_says_what_each_mode_costs_at_the_frame_size():
+    from edgecam.probe.measure import run_probe
+    from edgecam.probe.report import format_report
+    from edgecam.regions import runs_per_frame
+    assert runs_per_frame(W, H, (300, 300)) == {"full": (1, 1), "motion": (1, 5), "tiles": (19, 19)}
+    assert runs_per_frame(256, 256, (300, 300))["tiles"] == (1, 1)
+    report = run_probe([str(SSD_MODEL)], threads=(1,), runs=2, warmup=0,
+                       labels=str(COCO_LABELS), source=str(IMAGES / "cat_720p.jpg"))
+    regions = report.to_dict()["results"][0]["regions"]
+    assert regions["frame"] == [W, H] and regions["tiles"]["runs_per_frame"] == [19, 19]
+    full_ms = regions["full"]["ms_per_frame"][0]
+    assert regions["tiles"]["ms_per_frame"][0] == pytest.approx(19 * full_ms, rel=0.01)
+    assert "[detect] regions at 1280x720, per frame: full 1 run(s)" in format_report(report)

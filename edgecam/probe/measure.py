@@ -110,6 +110,15 @@ class ProbeResult:
     skip_reason: str = ""
     detections: int = 0
     raw_samples_ms: Tuple[float, ...] = field(default=(), repr=False)
+    # Detectors: (fewest, most) model runs per frame of each [detect] regions mode on the
+    # probe's first frame, of `frame_size` (edgecam.regions.runs_per_frame).
+    regions: Dict[str, Tuple[int, int]] = field(default_factory=dict)
+    frame_size: Tuple[int, int] = (0, 0)
+
+    def region_ms(self) -> Dict[str, Tuple[float, float]]:
+        """(fewest, most) ms per frame of each regions mode: its runs at the raw invoke p50."""
+        p50 = self.raw_invoke.p50
+        return {mode: (lo * p50, hi * p50) for mode, (lo, hi) in self.regions.items()}
 
     def to_dict(self) -> dict:
         """JSON form (one entry of the `--json` "results" list)."""
@@ -127,6 +136,10 @@ class ProbeResult:
             d["skip_reason"] = self.skip_reason
         if self.kind == "detector":
             d["detections"] = self.detections
+            d["regions"] = {"frame": list(self.frame_size), **{
+                mode: {"runs_per_frame": list(self.regions[mode]),
+                       "ms_per_frame": [round(v, 2) for v in ms]}
+                for mode, ms in self.region_ms().items()}}
         return d
 
 
@@ -262,12 +275,17 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
         stages, pipeline_fps, found = {"invoke": raw_summary}, None, 0
         skipped = DETECTION_ONLY_STAGES
         reason = f"classifier (no {DETECTION_POSTPROCESS_OP}): raw invoke only"
+    regions: Dict[str, Tuple[int, int]] = {}
+    if detector is not None:
+        from ..regions import runs_per_frame
+        regions = runs_per_frame(image.shape[1], image.shape[0], detector.input_size)
     return ProbeResult(model=model, kind="detector" if detector is not None else "classifier",
                        threads=threads, delegate=delegate or "cpu", runs=runs, warmup=warmup,
                        raw_invoke=raw_summary, raw_invoke_fps=raw_fps, stages=stages,
                        pipeline_fps=pipeline_fps, macs=info.macs, params=info.params,
                        usage=sampler.sample(), skipped_stages=skipped, skip_reason=reason,
-                       detections=found, raw_samples_ms=tuple(raw))
+                       detections=found, raw_samples_ms=tuple(raw), regions=regions,
+                       frame_size=(image.shape[1], image.shape[0]))
 
 
 def parse_threads(text: Optional[str]) -> Tuple[Optional[int], ...]:

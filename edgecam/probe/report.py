@@ -27,6 +27,12 @@ def _health_line(label: str, h: Mapping) -> str:
     return f"{label}: SoC temperature {temp}, throttling {throttle}"
 
 
+def _region_cost(mode: str, runs, ms) -> str:
+    if runs[0] == runs[1]:
+        return f"{mode} {runs[0]} run(s) {ms[0]:.0f} ms"
+    return f"{mode} {runs[0]}-{runs[1]} runs {ms[0]:.0f}-{ms[1]:.0f} ms"
+
+
 def format_report(report: ProbeReport) -> str:
     """The human-readable probe report: per-result stage table, comparison, budget pick."""
     lines = [f"runtime: {report.runtime} | {platform.machine()}, {os.cpu_count()} cores",
@@ -42,6 +48,10 @@ def format_report(report: ProbeReport) -> str:
             lines.append(f"  {name:<12}{_ms(s.p50)}{_ms(s.p95)}{_ms(s.p99)}{_ms(s.max)}")
         if r.skipped_stages:
             lines.append(f"  skipped: {', '.join(r.skipped_stages)} ({r.skip_reason})")
+        if r.regions:
+            lines.append(f"  [detect] regions at {r.frame_size[0]}x{r.frame_size[1]}, per frame: "
+                         + " | ".join(_region_cost(mode, r.regions[mode], ms)
+                                      for mode, ms in r.region_ms().items()))
         pipe = (f" | sequential pipeline {r.pipeline_fps:.1f} fps"
                 if r.pipeline_fps is not None else "")
         lines.append(f"  raw invoke {r.raw_invoke_fps:.1f} fps{pipe}"
