@@ -268,7 +268,28 @@ def cpu_us_per_frame(n_objects: int = 10, n_frames: int = 300, repeat: int = 3) 
 
 # -- report ------------------------------------------------------------------------------------
 COLUMNS = ("fixture", "mode", "tracker", "objects", "starts_per_object", "missed", "false_starts",
-           "wrong_label", "start_delay_s", "mota", "idf1", "id_switches", "fragmentations")
+           "wrong_label", "start_delay_s", "mota", "idf1", "id_switches", "fragmentations",
+           "invokes_per_frame", "cpu_ms_per_frame")
+
+
+def region_rows(fixtures: Sequence[str], modes: Sequence[str], fps: float, folder: Path) -> List[dict]:
+    """Rows per `[detect] regions` mode on the far-object scenes (scenes.REGION_FIXTURES): each
+    mode is one real run (scripts/bench_regions.py, whose crops follow edgecam's tracks), and
+    both trackers get the detections that run fed edgecam's; with its model runs and CPU ms
+    per frame."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_regions
+
+    rows = []
+    for name in fixtures:
+        scene = scenes.REGION_FIXTURES[name](fps)
+        video = scene.write(folder / f"{name}_{fps:g}.avi")
+        for mode in modes:
+            run = bench_regions.one_run(scene, video, mode, sorted(set(WATCH) & set(scene.labels().values())))
+            for row in fixture_rows(scene, run["detections"], mode=mode):
+                rows.append({**row, "invokes_per_frame": run["invokes_per_frame"],
+                             "cpu_ms_per_frame": run["cpu_ms_per_frame"]})
+    return rows
 
 
 def table(rows: Sequence[dict]) -> str:
@@ -298,9 +319,17 @@ def main(argv=None) -> int:
     p.add_argument("--fixture", nargs="+", default=[*scenes.FIXTURES, "photo_cut"],
                    choices=[*scenes.FIXTURES, "photo_cut"])
     p.add_argument("--objects", type=int, default=10, help="objects in view for the CPU figure")
+    p.add_argument("--regions", nargs="*", default=[], choices=["full", "motion", "tiles"],
+                   help="also rows per [detect] regions mode on the far-object scenes")
+    p.add_argument("--region-fixture", nargs="+", default=list(scenes.REGION_FIXTURES),
+                   choices=list(scenes.REGION_FIXTURES))
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = p.parse_args(argv)
     rows = bench(args.fixture, args.fps)
+    if args.regions:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += region_rows(args.region_fixture, args.regions, 10.0, Path(tmp))
     cpu = cpu_us_per_frame(args.objects)
     if args.json:
         print(json.dumps({"rows": rows, "cpu_us_per_frame": cpu, "cpu_objects": args.objects}, indent=1))

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -38,7 +38,7 @@ import scenes  # noqa: E402
 from conftest import COCO_LABELS, SSD_MODEL  # noqa: E402
 from edgecam.app import run  # noqa: E402
 from edgecam.config import from_mapping  # noqa: E402
-from edgecam.datatypes import BBox  # noqa: E402
+from edgecam.datatypes import BBox, Detection  # noqa: E402
 from edgecam.regions import REGION_MODES  # noqa: E402
 
 MATCH_IOU = 0.3
@@ -74,6 +74,7 @@ def one_run(scene, video: Path, mode: str, watch: Sequence[str], threads: int = 
     summary = run(from_mapping(sections), json_output=True, stdout=out)
     t1, w1 = os.times(), time.monotonic()
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    frames = [x for x in lines if x["type"] == "frame"]
     starts = [x for x in lines if x["type"] == "event" and x["event"] == "start"]
     objects = {i for i, label in scene.labels().items() if label in watch}
     per_object: Dict[object, int] = {}
@@ -84,16 +85,22 @@ def one_run(scene, video: Path, mode: str, watch: Sequence[str], threads: int = 
             false_starts += 1
         else:
             per_object[oid] = per_object.get(oid, 0) + 1
-    frames = max(1, summary.processed)
+    n = max(1, summary.processed)
     cpu_ms = ((t1.user - t0.user) + (t1.system - t0.system)) * 1e3
     return {"scene": scene.name, "mode": mode, "objects": len(objects),
             "started": len(set(per_object) & objects),
             "recall": round(len(set(per_object) & objects) / max(1, len(objects)), 3),
             "starts_per_object": round(sum(per_object.values()) / max(1, len(per_object)), 2),
             "false_starts": false_starts, "missed": sorted(objects - set(per_object)),
-            "invokes_per_frame": round(summary.invokes / frames, 2),
-            "cpu_ms_per_frame": round(cpu_ms / frames, 1), "wall_s": round(w1 - w0, 1),
-            "frames": summary.processed}
+            "invokes_per_frame": round(summary.invokes / n, 2),
+            "cpu_ms_per_frame": round(cpu_ms / n, 1), "wall_s": round(w1 - w0, 1),
+            "frames": summary.processed, "detections": [detections_of(f) for f in frames]}
+
+
+def detections_of(frame_line: dict) -> Tuple[Detection, ...]:
+    """The detections of one `--json` frame line (what the tracker was fed)."""
+    return tuple(Detection(d["label"], d["class_id"], d["score"], BBox(*d["box"]))
+                 for d in frame_line["detections"])
 
 
 def bench(names: Sequence[str], modes: Sequence[str], fps: float, folder: Path) -> List[dict]:
@@ -135,6 +142,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = bench(args.scenes.split(","), args.modes.split(","), args.fps, Path(tmp))
+    for row in rows:
+        row.pop("detections")
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
 
