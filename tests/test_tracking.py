@@ -262,3 +262,21 @@ def test_motion_gate_keepalive_and_motion():
     assert gate(Frame(25, 2.5, 2.5, moved)) and gate.stats.motion == 1
     busy = MotionGate(MotionOptions(keepalive=1000.0), active=lambda: True)
     assert all(busy(Frame(i, float(i), float(i), bg)) for i in range(5)) and busy.stats.tracking == 5
+
+
+# -- times ------------------------------------------------------------------------------------
+def test_event_times_are_the_files_time_however_fast_it_is_processed(tmp_path):
+    # issue 16: on a file processed faster than real time, a 4 s crossing read 0.38 s.
+    walker = tv.Actor(1, "person_kite", 200, ((1.0, -40, 440), (5.0, 680, 440)))
+    scene = tv.Scene("crossing", 10, tv.SIZE, (tv.Shot(tv.KITE_BG, 7.0, (walker,)),))
+    seen = [i for i, truth in enumerate(scene.truths()) if truth and truth[0].observable]
+    lines, _ = run_json(scene.write(tmp_path / "crossing.avi"), detect={"watch": ["person"]},
+                        track={"enabled": True})
+    frames = of_type(lines, "frame")
+    ts = [f["ts"] for f in frames]
+    assert len(ts) == 70 and all(b - a == pytest.approx(0.1, abs=2e-3) for a, b in zip(ts, ts[1:]))
+    (end,) = [e for e in of_type(lines, "event") if e["event"] == "end"]
+    visible = (seen[-1] - seen[0]) / scene.fps  # about 3.8 s in view
+    assert end["duration"] == pytest.approx(visible, abs=0.35)
+    first = next(f for f in frames if f["detections"])
+    assert end["first_seen"] == pytest.approx(first["ts"], abs=2e-3)

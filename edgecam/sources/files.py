@@ -123,7 +123,12 @@ DECODE_THREADS = 1
 
 
 class VideoSource(Source):
-    """A video file read frame by frame through OpenCV; `realtime` paces it at its own fps."""
+    """A video file read frame by frame through OpenCV; `realtime` paces it at its own fps.
+
+    Frames carry the file's time: the wall time the file was opened plus frame index / fps
+    (a loop goes on from where the last pass ended), so event times and durations are those
+    of the video however fast it is processed.
+    """
 
     MAX_BAD_FRAMES = 25
     fps: float  # the file's own rate (30 when it does not say)
@@ -146,10 +151,11 @@ class VideoSource(Source):
         return cap
 
     def frames(self) -> Iterator[Frame]:
+        origin = time.time()
         while not self.closed:
             cap = self._open()
             total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            start, produced, bad = time.monotonic(), 0, 0
+            start, produced, bad, index = time.monotonic(), 0, 0, 0  # index: frames read or skipped
             try:
                 while not self.closed:
                     ok, image = cap.read()
@@ -159,6 +165,7 @@ class VideoSource(Source):
                         if total and pos < total - 1 and bad < self.MAX_BAD_FRAMES:
                             log.warning("skipping unreadable frame %d of %s", pos, self.path)
                             cap.set(cv2.CAP_PROP_POS_FRAMES, pos + 1)
+                            index += 1
                             continue
                         break
                     bad = 0
@@ -169,8 +176,10 @@ class VideoSource(Source):
                         if delay > 0:
                             self._closed.wait(delay)
                     produced += 1
-                    yield self._frame(image)
+                    index += 1
+                    yield self._frame(image, ts=origin + (index - 1) / self.fps)
             finally:
                 cap.release()
+            origin += index / self.fps
             if not self.loop or not produced:
                 return
