@@ -60,6 +60,7 @@ def _snapshot_interval():
 def _parse_label_overrides(where, value):
     """[track.labels.<label>] tables of tracker options -> ((label, {key: value}), ...)."""
     allowed = {"min_hits": (int, _between(1, 1000)), "max_missed": (int, _between(0, 100000)),
+               "min_age": (float, _between(0.0, 3600.0)), "max_lost": (float, _between(0.0, 86400.0)),
                "iou": (float, _between(0.0, 1.0)), "max_distance": (float, _between(0.0, 1.0))}
     if not isinstance(value, dict):
         raise EdgecamError(f"config {where}: expected a table of label = {{option = value}}, got {value!r}")
@@ -217,7 +218,9 @@ class TrackConfig:
 
     enabled: bool = field(default=False, metadata=_opt(bool, help="track watched labels and emit start/update/end events", cli='track'))
     min_hits: int = field(default=3, metadata=_opt(int, _between(1, 1000), "frames an object must be matched before its track starts"))
+    min_age: float = field(default=0.4, metadata=_opt(float, _between(0.0, 3600.0), "seconds an object must be matched (every frame) before its track starts"))
     max_missed: int = field(default=10, metadata=_opt(int, _between(0, 100000), "inferred frames without it before its track ends"))
+    max_lost: float = field(default=2.0, metadata=_opt(float, _between(0.0, 86400.0), "and seconds without it before its track ends (source time for files)"))
     iou: float = field(default=0.3, metadata=_opt(float, _between(0.0, 1.0), "minimum IoU with the predicted box to match"))
     max_distance: float = field(default=0.15, metadata=_opt(float, _between(0.0, 1.0), "else match centres this close (fraction of the frame diagonal)"))
     labels: Tuple = field(default=(), metadata=_opt(dict, help="per-label overrides: [track.labels.car] max_missed = 30", parse=_parse_label_overrides))

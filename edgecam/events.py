@@ -285,7 +285,8 @@ def stage_from_config(track_cfg, watch, snapshots: bool = False) -> EventStage:
     """The EventStage for a `[track]` config section; `watch` (detect.watch) picks the labels."""
     from .tracker import TrackerOptions
 
-    base = TrackerOptions(track_cfg.min_hits, track_cfg.max_missed, track_cfg.iou, track_cfg.max_distance)
+    base = TrackerOptions(min_hits=track_cfg.min_hits, min_age=track_cfg.min_age, max_missed=track_cfg.max_missed,
+                          max_lost=track_cfg.max_lost, iou=track_cfg.iou, max_distance=track_cfg.max_distance)
     per_label = {label: dataclasses.replace(base, **dict(items)) for label, items in track_cfg.labels}
     options = EventOptions(labels=tuple(watch), zones=tuple(track_cfg.zones), masks=tuple(track_cfg.masks),
                            required_zones=tuple(track_cfg.required_zones),

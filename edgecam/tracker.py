@@ -5,9 +5,17 @@ IoU of the detection with the track's predicted box (last box moved by its veloc
 they do not overlap enough, by centre distance; the best pairs are taken first. Predicting the
 box keeps ids when two objects cross: each track looks for its object where it is heading.
 
-A track is tentative until it has `min_hits` matched frames, then confirmed; it is dropped
-after `max_missed` consecutive inferred frames without a match. Frames whose inference was
-skipped are not fed here at all: they carry no information about the objects.
+A track is tentative until it was matched in `min_hits` frames in a row spanning `min_age`
+seconds, then confirmed (its label settled by a score-weighted vote of its boxes); a confirmed
+track coasts through misses and is dropped once it has gone unmatched for more than
+`max_missed` inferred frames and more than `max_lost` seconds. Times are the frames' `ts`: the
+source's time for files, so the rules read the same at 10 and 30 fps and however fast a file
+is processed. Frames whose inference was skipped are not fed here at all: they carry no
+information about the objects.
+
+Rules measured by scripts/bench_events.py (docs/events.md has the table): a confirmed track
+never takes another label's box; only tracks matched this frame, of the same label, keep a
+new box from starting a track (never a coasting one).
 """
 
 from __future__ import annotations
@@ -20,12 +28,21 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from .datatypes import BBox, Detection
 
 
+# A coasting track is predicted along its velocity for at most this many frames, then waits
+# there: the boxes of a partly hidden object drift (it shrinks behind whatever passes in front),
+# and extrapolating that drift loses a sitting dog behind a passing one (scripts/bench_events.py,
+# scene_cut: 1.2 starts per object with 5 frames or unlimited, 1.0 with 1, 2 or 3).
+PREDICT_FRAMES = 2
+
+
 @dataclass(frozen=True)
 class TrackerOptions:
     """How detections are associated and when a track starts and ends."""
 
     min_hits: int = 3
+    min_age: float = 0.4  # seconds a track must be seen for (every frame) before it is confirmed
     max_missed: int = 10
+    max_lost: float = 2.0  # seconds a confirmed track may also coast beyond max_missed frames
     iou: float = 0.3
     max_distance: float = 0.15  # centre distance (fraction of the frame diagonal) still matched
     contained: float = 0.5  # unmatched boxes this much covered by tracked ones start no track
@@ -51,7 +68,7 @@ class Track:
 
     def predicted(self) -> BBox:
         """Where the box should be this frame, assuming constant velocity since the last match."""
-        steps = self.missed + 1
+        steps = min(self.missed + 1, PREDICT_FRAMES)
         dx, dy = self.velocity[0] * steps, self.velocity[1] * steps
         b = self.box
         return BBox(b.x1 + dx, b.y1 + dy, b.x2 + dx, b.y2 + dy)
@@ -70,22 +87,25 @@ def centre_distance(a: BBox, b: BBox) -> float:
 
 def match(predicted: Sequence[BBox], detected: Sequence[BBox], iou_threshold: float,
           max_distance: float, same_label: Optional[Sequence[Sequence[bool]]] = None,
-          relabel_iou: float = 0.5) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
+          relabel_iou: float = 0.5, may_relabel: Optional[Sequence[bool]] = None,
+          ) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
     """Greedy one-to-one assignment of detections to tracks.
 
     Returns (pairs of (track index, detection index), unmatched tracks, unmatched detections).
     Same-label pairs with IoU >= `iou_threshold` are taken first (highest IoU first), then
     same-label pairs whose centres are within `max_distance` (nearest first), then pairs of
-    different labels overlapping by at least `relabel_iou`: SSD models flicker between
-    similar classes (dog/horse/cat), which must not split one object into two tracks.
+    different labels overlapping by at least `relabel_iou`, for the tracks whose
+    `may_relabel` is true (default: all): SSD models flicker between similar classes
+    (dog/horse/cat) while a track is new, which must not split one object into two tracks.
     `same_label[t][d]` says whether track t and detection d have the same label (default: all).
     """
     candidates = []
     for t, p in enumerate(predicted):
+        relabel = may_relabel is None or may_relabel[t]
         for d, box in enumerate(detected):
             iou = p.iou(box)
             if same_label is not None and not same_label[t][d]:
-                if iou >= max(relabel_iou, iou_threshold):
+                if relabel and iou >= max(relabel_iou, iou_threshold):
                     candidates.append((2, -iou, t, d))
             elif iou >= iou_threshold:
                 candidates.append((0, -iou, t, d))
@@ -147,7 +167,10 @@ class Tracker:
         iou = min((o.iou for o in opts), default=self.options.iou)
         dist = max((o.max_distance for o in opts), default=self.options.max_distance)
         same = [[t.label == d.label for d in dets] for t in tracks]
-        pairs, lost, new = match([t.predicted() for t in tracks], [d.bbox for d in dets], iou, dist, same)
+        # Once a track has started, its label is settled: another label's box is another object
+        # (a person walking past a parked car), never this track's.
+        pairs, lost, new = match([t.predicted() for t in tracks], [d.bbox for d in dets], iou, dist, same,
+                                 may_relabel=[not t.confirmed for t in tracks])
         for ti, di in pairs:
             t, d = tracks[ti], dets[di]
             o = opts[ti]
@@ -158,7 +181,7 @@ class Tracker:
                 continue
             self._hit(t, d, ts)
             matched[t.id] = d
-            if not t.confirmed and t.hits >= o.min_hits:
+            if not t.confirmed and t.hits >= o.min_hits and ts - t.first_seen >= o.min_age - 1e-6:
                 t.confirmed = True
                 confirmed.append(t)
             survivors.append(t)
@@ -166,24 +189,28 @@ class Tracker:
             t, o = tracks[ti], opts[ti]
             t.missed += 1
             # A tentative track must be seen every frame; a confirmed one may coast.
-            if not t.confirmed or t.missed > o.max_missed:
+            if not t.confirmed or (t.missed > o.max_missed and not 0.0 <= ts - t.last_seen <= o.max_lost):
                 if t.confirmed:
                     ended.append(t)
                 continue
             survivors.append(t)
-        held = [t.box for t in survivors if t.id in matched]
-        coasting = [t.predicted() for t in survivors if t.id not in matched]
+        # Only what is seen this frame, of the same label, can explain a new box away: a coasting
+        # track is a guess (the object may be gone: a scene cut), and another label's box is
+        # another object (a dog beside its owner).
+        held = [(t.label, t.box) for t in survivors if t.id in matched]
         c = self.options.contained
-        for di in sorted(new):
+        for di in sorted(new, key=lambda i: -dets[i].score):
             d = dets[di]
             # SSD often adds a box on part of an object already tracked, or one box around two
             # overlapping objects: neither is a new object.
-            if sum(d.bbox.intersect(b).area for b in held + coasting) >= c * d.bbox.area:
+            if sum(d.bbox.intersect(b).area for label, b in held if label == d.label) >= c * d.bbox.area:
                 continue
             t = Track(self._new_id(), d.label, d.bbox, float(d.score), ts, ts,
                       top_score=float(d.score), votes={d.label: float(d.score)})
             matched[t.id] = d
-            if self.options_for(d.label).min_hits <= 1:
+            held.append((t.label, t.box))
+            o = self.options_for(d.label)
+            if o.min_hits <= 1 and o.min_age <= 0:
                 t.confirmed = True
                 confirmed.append(t)
             survivors.append(t)

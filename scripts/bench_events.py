@@ -82,8 +82,11 @@ def to_pixels(box: BBox, size: Tuple[int, int]) -> Box:
 
 
 # -- trackers ----------------------------------------------------------------------------------
-def run_edgecam(scene: scenes.Scene, dets: Detections, options: TrackerOptions = TrackerOptions()) -> Run:
-    """edgecam's Tracker + EventStage, fed frame by frame at the source's time."""
+DEFAULTS = TrackerOptions()
+
+
+def run_edgecam(scene: scenes.Scene, dets: Detections, options: TrackerOptions = DEFAULTS) -> Run:
+    """edgecam's Tracker + EventStage (default options), fed frame by frame at the source's time."""
     counter = iter(range(1, 1 << 30))
     stage = EventStage(Tracker(options, new_id=lambda: f"e{next(counter)}"), EventOptions(labels=WATCH))
     run = Run("edgecam")
@@ -100,7 +103,7 @@ def run_edgecam(scene: scenes.Scene, dets: Detections, options: TrackerOptions =
     return run
 
 
-def run_bytetrack(scene: scenes.Scene, dets: Detections, min_hits: int = TrackerOptions().min_hits) -> Run:
+def run_bytetrack(scene: scenes.Scene, dets: Detections, min_hits: int = DEFAULTS.min_hits) -> Run:
     """ByteTrack (supervision's implementation), class-agnostic as it is made, with as many
     consecutive frames before a track is reported as edgecam's min_hits; a track starts when it
     is first reported."""
@@ -251,7 +254,7 @@ def cpu_us_per_frame(n_objects: int = 10, n_frames: int = 300, repeat: int = 3) 
             tracker.update(f, i / 10)
 
     def peer():
-        bt = _bytetrack(10, TrackerOptions().min_hits)
+        bt = _bytetrack(10, DEFAULTS.min_hits)
         for xyxy, conf, cls in arrays:
             bt.update_with_detections(sv.Detections(xyxy=xyxy, confidence=conf, class_id=cls))
 
@@ -314,6 +317,7 @@ def bench(fixtures: Sequence[str], fps_list: Sequence[float], detector: Optional
 
 
 def main(argv=None) -> int:
+    """Print the table (or JSON) of every fixture, then the CPU figures."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fps", type=float, nargs="+", default=[10, 30])
     p.add_argument("--fixture", nargs="+", default=[*scenes.FIXTURES, "photo_cut"],

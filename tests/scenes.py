@@ -336,12 +336,12 @@ def pause_dropout(fps: float) -> Scene:
 
 def scene_cut(fps: float) -> Scene:
     """A person stands beside a parked car; the view cuts to another place, where a dog sits
-    where the car was and a person stands where the first one stood, and a second dog walks
-    across in front of them."""
+    where the person stood and a person stands where the car was (the old tracks, coasting,
+    must not take or hide them), and a second dog walks across in front of them."""
     first = (Actor(1, "car", 140, ((0.0, 460, 330), (3.0, 460, 330))),
              Actor(2, "person_grace", 200, ((0.0, 170, 420), (3.0, 200, 420))))
-    second = (Actor(3, "dog_right", 210, ((0.0, 470, 380), (4.0, 450, 380))),
-              Actor(4, "person_kite", 200, ((0.0, 190, 430), (4.0, 170, 430))),
+    second = (Actor(3, "dog_right", 210, ((0.0, 200, 420), (4.0, 180, 420))),
+              Actor(4, "person_kite", 200, ((0.0, 460, 430), (4.0, 480, 430))),
               Actor(5, "dog_left", 220, ((0.5, 720, 475), (4.0, -80, 475)), z=1))
     return Scene("scene_cut", fps, SIZE, (Shot(KITE_BG, 3.0, first), Shot(PETS_BG, 4.0, second)))
 

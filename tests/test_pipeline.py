@@ -170,7 +170,9 @@ def test_slow_sink_still_gets_every_event(detector):
     from edgecam.events import stage_from_config
     from edgecam.config import Config
     import dataclasses
-    track = dataclasses.replace(Config().track, enabled=True, require_motion=False)  # still photos
+    # Still photos, each shown for 0.1 s of the camera's time (100 frames at 1000 fps): no
+    # motion needed and no minimum age.
+    track = dataclasses.replace(Config().track, enabled=True, require_motion=False, min_age=0.0)
     stage = stage_from_config(track, ("dog", "car", "person"), snapshots=False)
 
     class EventSink(SleepySink):

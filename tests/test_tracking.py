@@ -30,7 +30,8 @@ RIGHT = [[0.6, 0.0], [1.0, 0.0], [1.0, 1.0], [0.6, 1.0]]
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
     d = tmp_path_factory.mktemp("videos")
-    return {"cat": tv.write_video(d / "cat.avi", tv.cat_frames()),
+    # 3.5 s still after the cat: longer than a track coasts (max_lost), so its track ends.
+    return {"cat": tv.write_video(d / "cat.avi", tv.cat_frames(still_after=35)),
             "crossing": tv.write_video(d / "crossing.avi", tv.crossing_frames()),
             "static": tv.write_video(d / "static.avi", tv.static_frames(30))}
 
@@ -60,7 +61,7 @@ def test_cat_crossing_makes_one_track_with_zone_entry(videos, tmp_path):
                               track={"enabled": True, "zones": {"right": RIGHT},
                                      "snapshot_dir": str(tmp_path / "snaps")})
     frames = of_type(lines, "frame")
-    assert len(frames) == 55
+    assert len(frames) == 70
     seen = [f["seq"] for f in frames if any(d["label"] == "cat" for d in f["detections"])]
     assert len(seen) >= 25  # the detector really sees the cat walking
 
@@ -127,8 +128,10 @@ def test_static_video_skips_the_detector_after_the_keepalive(videos):
 
 
 def test_motion_gating_keeps_the_cat_event(videos):
+    # A track coasts max_lost seconds of the file's time after the cat has left, inferring every
+    # frame (it may come back): 0.5 s leaves the rest of the 2 s still end uninferred.
     lines, summary = run_json(videos["cat"], detect={"watch": ["cat"]},
-                              track={"enabled": True, "zones": {"right": RIGHT}},
+                              track={"enabled": True, "zones": {"right": RIGHT}, "max_lost": 0.5},
                               motion={"enabled": True, "keepalive": 3600.0})
     events = of_type(lines, "event")
     assert [e["event"] for e in events] == ["start", "update", "end"]
@@ -194,7 +197,7 @@ def test_matcher_prefers_overlap_then_distance_and_follows_velocity():
     pairs, lost, new = match(tracks, dets, 0.3, 0.1)
     assert sorted(pairs) == [(0, 1), (1, 0)] and lost == [] and new == [2]
     # two objects crossing: with their velocities each track keeps its own object
-    tr = Tracker(TrackerOptions(min_hits=1, max_missed=3, iou=0.2, max_distance=0.1))
+    tr = Tracker(TrackerOptions(min_hits=1, min_age=0.0, max_missed=3, iou=0.2, max_distance=0.1))
     ids = None
     for step in range(12):
         a, b = 0.05 + step * 0.07, 0.82 - step * 0.07
@@ -207,7 +210,9 @@ def test_matcher_prefers_overlap_then_distance_and_follows_velocity():
 
 
 def test_track_lifecycle_and_skipped_frames_are_no_information():
-    stage = EventStage(Tracker(TrackerOptions(min_hits=2, max_missed=2)), EventOptions(labels=("cat",)))
+    # Counted in frames only (no minimum age or coasting time), so the frames tell the story.
+    options = TrackerOptions(min_hits=2, min_age=0.0, max_missed=2, max_lost=0.0)
+    stage = EventStage(Tracker(options), EventOptions(labels=("cat",)))
     out = [stage(result(0, [det("cat", 0.1, 0.1, 0.3, 0.3)]))]
     assert out[0].events == ()  # tentative
     out.append(stage(result(1, [det("cat", 0.12, 0.1, 0.32, 0.3)])))
@@ -228,7 +233,7 @@ def test_events_and_frames_are_immutable_values_with_their_json_lines():
     import dataclasses
     from edgecam.annotate import Annotator
     everywhere = parse_zones("zones", {"all": [[0, 0], [1, 0], [1, 1], [0, 1]]})
-    stage = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(zones=everywhere))
+    stage = EventStage(Tracker(TrackerOptions(min_hits=1, min_age=0.0)), EventOptions(zones=everywhere))
     out = stage(result(0, [det("cat", 0.1, 0.1, 0.3, 0.3)]))
     start, zone = out.events
     assert start.kind == start.to_json()["event"] == "start" and start.to_json()["type"] == "event"
@@ -243,7 +248,7 @@ def test_events_and_frames_are_immutable_values_with_their_json_lines():
 
 
 def test_score_updates_are_rate_limited():
-    stage = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(update_interval=5.0, score_step=0.05))
+    stage = EventStage(Tracker(TrackerOptions(min_hits=1, min_age=0.0)), EventOptions(update_interval=5.0, score_step=0.05))
     kinds = []
     for seq in range(20):
         r = stage(result(seq, [det("cat", 0.1, 0.1, 0.3, 0.3, score=0.5 + seq * 0.02)]))
@@ -262,6 +267,109 @@ def test_motion_gate_keepalive_and_motion():
     assert gate(Frame(25, 2.5, 2.5, moved)) and gate.stats.motion == 1
     busy = MotionGate(MotionOptions(keepalive=1000.0), active=lambda: True)
     assert all(busy(Frame(i, float(i), float(i), bg)) for i in range(5)) and busy.stats.tracking == 5
+
+
+# -- the tracker's rules (issue 16: each failed before its fix) ----------------------------------
+def feed(tracker, frames, fps=10.0):
+    """Feed per-frame detection lists at `fps`; the ids of the tracks confirmed, in order."""
+    started = []
+    for i, dets in enumerate(frames):
+        started += [t.id for t in tracker.update(dets, i / fps).confirmed]
+    return started
+
+
+def labels_of(tracker, ids):
+    return {t.id: t.label for t in tracker.tracks if t.id in ids}
+
+
+def test_a_coasting_track_of_another_label_hides_no_new_detection():
+    # A cat seen for 1 s, then gone (a scene cut); a person appears inside the cat's old box.
+    tr = Tracker()
+    cat = [det("cat", 0.1, 0.1, 0.9, 0.9)]
+    person = [det("person", 0.3, 0.3, 0.45, 0.8)]
+    started = feed(tr, [cat] * 10 + [person] * 10)
+    assert [lbl for lbl in (t.label for t in tr.tracks)].count("person") == 1
+    assert len(started) == 2 and sorted(labels_of(tr, started).values()) == ["cat", "person"]
+
+
+def test_a_coasting_track_of_the_same_label_hides_no_new_detection():
+    # One person's track coasts (big box); another, smaller person appears in its corner,
+    # too far from its centre to be matched to it.
+    tr = Tracker()
+    started = feed(tr, [[det("person", 0.0, 0.0, 0.6, 0.6)]] * 10 + [[det("person", 0.45, 0.45, 0.55, 0.58)]] * 10)
+    assert len(started) == 2
+
+
+def test_a_confirmed_track_never_takes_another_labels_box():
+    # A confirmed cat, then a person standing where the cat was (IoU 0.8): the person gets a
+    # track of its own and the cat keeps its label.
+    tr = Tracker()
+    started = feed(tr, [[det("cat", 0.1, 0.1, 0.6, 0.9)]] * 10 + [[det("person", 0.1, 0.1, 0.55, 0.9)]] * 10)
+    assert len(started) == 2 and sorted(labels_of(tr, started).values()) == ["cat", "person"]
+
+
+def test_a_label_flicker_of_a_new_track_does_not_split_it():
+    # SSD calls a new dog a cat in some frames before the track starts: one track, voted dog.
+    tr = Tracker()
+    flicker = [[det("dog" if i % 3 else "cat", 0.2 + i * 0.01, 0.2, 0.5 + i * 0.01, 0.6)] for i in range(12)]
+    started = feed(tr, flicker)
+    assert len(started) == 1 and tr.tracks[0].label == "dog"
+
+
+def test_a_parked_car_hidden_for_1_5_s_at_30_fps_stays_one_track():
+    # 45 frames without the car (more than max_missed = 10 frames), less than max_lost = 2 s.
+    tr = Tracker()
+    car = [det("car", 0.4, 0.4, 0.6, 0.55)]
+    started = feed(tr, [car] * 30 + [[]] * 45 + [car] * 30, fps=30.0)
+    assert len(started) == 1 and len(tr.tracks) == 1
+    # ...and a track does end once both limits are passed.
+    ended = [tr.update([], 105 / 30 + 2.1 + k / 30).ended for k in range(12)]
+    assert sum(len(e) for e in ended) == 1 and not tr.tracks
+
+
+def test_a_person_walking_with_short_detection_gaps_is_one_track():
+    # Walking across at 30 fps: once started, detected in 2 of every 3 frames, and not at all
+    # for 20 frames (0.67 s: behind a pillar), more than max_missed frames.
+    tr = Tracker()
+    frames = []
+    for i in range(120):
+        x = 0.05 + i * 0.007
+        seen = i < 20 or (i % 3 != 2 and not 50 <= i < 70)
+        frames.append([det("person", x, 0.3, x + 0.08, 0.7, score=0.6)] if seen else [])
+    started = feed(tr, frames, fps=30.0)
+    assert len(started) == 1 and [t.id for t in tr.tracks] == started
+    assert tr.tracks[0].last_seen == pytest.approx(118 / 30)  # still the same track at the end
+
+
+def test_a_misread_lasting_a_few_frames_starts_nothing():
+    # At 30 fps a person box on a dog for 5 frames in a row (0.13 s) is not a person.
+    tr = Tracker()
+    frames = [[det("dog", 0.2, 0.2, 0.5, 0.6)] for _ in range(30)]
+    for i in range(10, 15):
+        frames[i] = frames[i] + [det("person", 0.25, 0.2, 0.5, 0.6, score=0.55)]
+    started = feed(tr, frames, fps=30.0)
+    assert list(labels_of(tr, started).values()) == ["dog"]
+
+
+@pytest.fixture(scope="module")
+def photo_video(tmp_path_factory):
+    return tv.photo_cut_scene().write(tmp_path_factory.mktemp("photos") / "photos.avi")
+
+
+def test_the_five_photo_video_starts_every_person_dog_and_car(photo_video, edgecam_cmd, cli_env):
+    # issue 16: this video printed no event at all (a coasting cat hid every later box).
+    proc = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
+                           "--source", str(photo_video), "--track", "--json", "--watch", "person,cat,dog,car"],
+                          env=cli_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    starts = [e for e in of_type(lines, "event") if e["event"] == "start"]
+    by_label = {label: sum(e["label"] == label for e in starts) for label in ("cat", "person", "dog", "car")}
+    # Grace Hopper and the five people of the kite photo, two dogs, two cars. The cat is in view
+    # from the first frame and never moves: [track] require_motion (on by default) starts none.
+    assert by_label == {"cat": 0, "person": 6, "dog": 2, "car": 2}
+    ends = [e for e in of_type(lines, "event") if e["event"] == "end"]
+    assert sorted(e["id"] for e in ends) == sorted(e["id"] for e in starts)
 
 
 # -- times ------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def test_tracker_events_zone_counts_and_snapshot_on_mqtt(mqtt_broker, tmp_path, 
     sub = subscriber_factory(mqtt_broker.host, mqtt_broker.port, "#")
     sink, _comm, _d, _live = build_mqtt(mqtt_config(mqtt_broker), detect_config(("person",)),
                                         tmp_path / "state", "ssd", lambda: 0, tracked_events=True)
-    stage = EventStage(Tracker(TrackerOptions(min_hits=2, max_missed=1)),
+    stage = EventStage(Tracker(TrackerOptions(min_hits=2, min_age=0.0, max_missed=1, max_lost=0.0)),
                        EventOptions(labels=("person",), zones=(WHOLE,), snapshots=True))
     try:
         assert sub.wait_topic(f"{PREFIX}/availability") == [b"online"]
