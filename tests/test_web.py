@@ -171,24 +171,44 @@ def test_server_header_names_edgecam_and_its_version_only(live):
     assert [h["Server"] for h in served] == [f"edgecam/{__version__}"] * 3
 
 
+def scrape(url) -> dict:
+    """The metric families of one GET /metrics, by name (asserts the exposition format)."""
+    status, headers, body = get(url + "metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+def sample(families, fam, suffix="", **labels):
+    """The value of one sample of a scraped family."""
+    return next(s.value for s in families[fam].samples
+                if s.name == fam + suffix and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
 def test_metrics_parse_as_prometheus_text(live):
     sink, pipeline = live
-    assert wait_until(lambda: pipeline.stats.processed >= 5)
-    status, headers, body = get(sink.url + "metrics")
-    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    families = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    # The web sink observes a result after the pipeline counted it processed (and drops
+    # results when it falls behind), so wait for what the scrape shows, not for the pipeline.
+    scraped = []
+
+    def five_inferences_observed():
+        scraped.append(scrape(sink.url))
+        return sample(scraped[-1], "edgecam_inference_seconds", "_count") >= 5
+    assert wait_until(five_inferences_observed, 60), "the histogram never saw 5 inferences"
+    families = scraped[-1]
     for name, kind in [("edgecam_frames_processed", "counter"), ("edgecam_frames_dropped", "counter"),
                        ("edgecam_frames_captured", "counter"), ("edgecam_sink_dropped", "counter"),
                        ("edgecam_inference_seconds", "histogram"), ("edgecam_detections", "counter"),
                        ("edgecam_web_viewers", "gauge"), ("edgecam_web_jpeg_encoded", "counter"),
                        ("edgecam_fps", "gauge")]:
         assert families[name].type == kind, name
-    value = lambda fam, suffix="", **labels: next(  # noqa: E731
-        s.value for s in families[fam].samples
-        if s.name == fam + suffix and all(s.labels.get(k) == v for k, v in labels.items()))
-    assert value("edgecam_frames_processed", "_total") >= 5
-    assert value("edgecam_frames_captured", "_total") >= value("edgecam_frames_processed", "_total")
+    value = lambda fam, suffix="", **labels: sample(families, fam, suffix, **labels)  # noqa: E731
     count = value("edgecam_inference_seconds", "_count")
+    # What holds in every scrape, however the threads interleave: nothing is observed
+    # before it is processed, nor processed before it is captured.
+    for each in scraped:
+        assert (sample(each, "edgecam_inference_seconds", "_count")
+                <= sample(each, "edgecam_frames_processed", "_total")
+                <= sample(each, "edgecam_frames_captured", "_total"))
     assert count >= 5
     buckets = [s for s in families["edgecam_inference_seconds"].samples if s.name.endswith("_bucket")]
     assert [s.value for s in buckets] == sorted(s.value for s in buckets)
@@ -196,6 +216,55 @@ def test_metrics_parse_as_prometheus_text(live):
     assert value("edgecam_detections", "_total", label="person") >= 1  # kite_and_cold: >= 3 people
     assert value("edgecam_sink_dropped", "_total", sink="web") >= 0
     assert not any(n.startswith("edgecam_mqtt") for n in families)  # MQTT not configured
+
+
+class FramesDuringScrape:
+    """Pipeline counters that move on between any two reads of a scrape: right after each
+    read of a frame counter one more frame is captured, processed and handled by the web
+    sink (the worst interleaving of the pipeline's threads with a scrape)."""
+
+    def __init__(self, metrics, result):
+        self.metrics, self.result = metrics, result
+        self._captured = self._processed = 5
+        self.skipped = self.dropped = 0
+        self.sink_dropped = {}
+        self.moved_on = 0
+
+    def _one_more_frame(self):
+        self.moved_on += 1
+        self._captured += 1
+        self._processed += 1
+        self.metrics.observe(self.result)
+
+    @property
+    def captured(self):
+        value = self._captured
+        self._one_more_frame()
+        return value
+
+    @property
+    def processed(self):
+        value = self._processed
+        self._one_more_frame()
+        return value
+
+
+def test_a_scrape_never_counts_more_than_went_through_the_stage_before():
+    from edgecam.datatypes import Frame, FrameResult
+    from edgecam.web.metrics import Metrics
+    image = cv2.imread(str(IMAGES / "pets.jpg"))
+    result = FrameResult(Frame(0, time.time(), time.monotonic(), image), (), inference_ms=20.0)
+    stats = None
+    metrics = Metrics(lambda: stats)
+    stats = FramesDuringScrape(metrics, result)
+    for _ in range(5):
+        metrics.observe(result)
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    count = sample(families, "edgecam_inference_seconds", "_count")
+    processed = sample(families, "edgecam_frames_processed", "_total")
+    captured = sample(families, "edgecam_frames_captured", "_total")
+    assert stats.moved_on == 2, "the pipeline moved on during the scrape"
+    assert count <= processed <= captured, (count, processed, captured)
 
 
 def test_status_reports_frames_detections_and_no_mqtt(live):

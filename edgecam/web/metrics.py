@@ -31,12 +31,15 @@ class _PipelineCollector(Collector):
         stats = self._stats()
         if stats is None:
             return []
+        # Read downstream first: a frame counts as captured before it is processed, so
+        # captured >= processed holds in every scrape even while frames move on meanwhile.
+        values = {attr: getattr(stats, attr, 0) for attr in ("processed", "skipped", "dropped", "captured")}
         out: List[Metric] = []
         for name, attr, doc in (("frames_captured", "captured", "Frames read from the source."),
                                 ("frames_processed", "processed", "Frames that went through inference (or were skipped) and reached the sinks."),
                                 ("frames_dropped", "dropped", "Frames dropped because inference was busy (live sources)."),
                                 ("frames_skipped", "skipped", "Frames not inferred (motion gating or detection disabled).")):
-            out.append(CounterMetricFamily(f"edgecam_{name}", doc, value=getattr(stats, attr, 0)))
+            out.append(CounterMetricFamily(f"edgecam_{name}", doc, value=values[attr]))
         sink = CounterMetricFamily("edgecam_sink_dropped", "Results a slow sink had to drop.", labels=["sink"])
         for name, n in sorted(dict(getattr(stats, "sink_dropped", {})).items()):
             sink.add_metric([name], n)
@@ -55,11 +58,14 @@ class Metrics:
                  mqtt_connected: Optional[Callable[[], bool]] = None,
                  spool_depth: Optional[Callable[[], int]] = None):
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_PipelineCollector(stats))
+        # A scrape collects in registration order. The sink observes a result only after the
+        # pipeline counted it processed, so reading the histogram before the pipeline's
+        # counters keeps every scrape's inference count <= frames processed.
         self.inference = Histogram("edgecam_inference_seconds", "Interpreter invoke time per inferred frame.",
                                    buckets=LATENCY_BUCKETS, registry=self.registry)
         self.detections = Counter("edgecam_detections", "Detections reported, by label.",
                                   ["label"], registry=self.registry)
+        self.registry.register(_PipelineCollector(stats))
         Gauge("edgecam_web_viewers", "Clients streaming /stream.mjpg.",
               registry=self.registry).set_function(viewers)
         _counter_function("edgecam_web_jpeg_encoded", "Preview JPEGs encoded (once per frame for all viewers).",
