@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import tracemalloc
+from typing import Callable, Optional
 
 import cv2
 import pytest
@@ -20,7 +21,8 @@ from conftest import COCO_LABELS, IMAGES, SSD_MODEL
 
 class PhotoCamera(Source):
     """A live source made of real photos, produced as fast as `fps` allows; each photo is
-    shown for `hold` frames in a row (a scene), then the next one."""
+    shown for `hold` frames in a row (a scene), then the next one. `ended` is set after the
+    last frame."""
 
     live = True
 
@@ -29,6 +31,7 @@ class PhotoCamera(Source):
         self.name, self.fps, self.count, self.hold = "photo-camera", fps, count, hold
         self.images = [cv2.resize(cv2.imread(str(IMAGES / n)), (640, 480))
                        for n in ("pets.jpg", "traffic.bmp", "grace_hopper.bmp")]
+        self.ended = threading.Event()
 
     def frames(self):
         start = time.monotonic()
@@ -40,6 +43,26 @@ class PhotoCamera(Source):
                 return
             # A fresh buffer per frame, as a camera delivers.
             yield self._frame(self.images[(i // self.hold) % len(self.images)].copy())
+        self.ended.set()
+
+
+class PacedPhotoCamera(PhotoCamera):
+    """A live camera at up to 1000 fps that shows each of `scenes` photos (in turn) until
+    the pipeline has processed `hold` frames since it came into view: every scene is inferred
+    several frames in a row however slow inference is today."""
+
+    def __init__(self, scenes: int, hold: int, processed: Callable[[], int]):
+        super().__init__(fps=1000, count=0)
+        self.scenes, self.hold_processed, self.processed = scenes, hold, processed
+
+    def frames(self):
+        for scene in range(self.scenes):
+            shown = self.processed()
+            while self.processed() - shown < self.hold_processed:
+                if self._closed.wait(0.001):
+                    return
+                yield self._frame(self.images[scene % len(self.images)].copy())
+        self.ended.set()
 
 
 class SleepySink(Sink):
@@ -61,6 +84,46 @@ class RecordingSink(SleepySink):
         super().__init__(name, 0.0)
 
 
+STALL_S = 30.0  # far longer than any inference takes, even on this machine under load
+
+
+class BehindSink(RecordingSink):
+    """A sink slower than inference by construction, whatever the machine's speed: it holds
+    each frame until the pipeline has processed `behind(frames handled so far)` more (or the
+    source has ended or been closed). A pipeline that waited for its sinks would never get
+    there: `stalled` counts the frames held STALL_S in vain; `outrun` those the pipeline
+    left `behind` frames behind."""
+
+    def __init__(self, name: str, behind: Callable[[int], int]):
+        super().__init__(name)
+        self.behind = behind
+        self.pipeline: Optional[Pipeline] = None
+        self.stalled = self.outrun = 0
+
+    def handle(self, result):
+        pipeline = self.pipeline
+        target = pipeline.stats.processed + self.behind(len(self.seqs))
+        super().handle(result)
+        deadline = time.monotonic() + STALL_S
+        while pipeline.stats.processed < target:
+            if pipeline.source.closed or pipeline.source.ended.is_set():
+                return
+            if time.monotonic() > deadline:
+                self.stalled += 1
+                return
+            time.sleep(0.005)
+        self.outrun += 1
+
+
+def wait_until(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 @pytest.fixture(scope="module")
 def detector():
     return Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=2)
@@ -71,28 +134,36 @@ def test_slow_sink_drops_and_counts_but_never_holds_inference_back():
     # (one interpreter over several threads) any other load on the machine starves the fast
     # sink too, which says nothing about what the slow one does to it.
     detector = Detector.load(str(SSD_MODEL), str(COCO_LABELS), threads=1)
-    slow, fast = SleepySink("slow", 0.2), RecordingSink("fast")
-    pipeline = Pipeline(PhotoCamera(fps=1000, count=100_000), [detector], [slow, fast], drop=True)
+    # The slow sink holds every frame until inference is 2 frames past what its queue of 8
+    # can keep: slower than inference whatever the machine's speed or load.
+    queue, behind = 8, 10
+    slow, fast = BehindSink("slow", lambda handled: behind), RecordingSink("fast")
+    pipeline = Pipeline(PhotoCamera(fps=1000, count=100_000), [detector], [slow, fast], drop=True,
+                        sink_queue=queue)
+    slow.pipeline = pipeline
     assert not pipeline._yield_cpu
     tracemalloc.start()
     pipeline.start()
     try:
-        time.sleep(0.5)
+        assert wait_until(lambda: len(slow.seqs) >= 2, 120)
         early, _ = tracemalloc.get_traced_memory()
-        time.sleep(1.5)
+        assert wait_until(lambda: len(slow.seqs) >= 4, 120)
         late, _ = tracemalloc.get_traced_memory()
     finally:
         pipeline.stop()
         pipeline.wait(10)
         tracemalloc.stop()
     stats = pipeline.stats
-    assert stats.processed >= 3 * len(slow.seqs), (stats.processed, len(slow.seqs))
-    assert stats.sink_dropped["slow"] > 0
-    assert stats.sink_dropped["slow"] + len(slow.seqs) <= stats.processed
+    assert slow.stalled == 0, "inference waited for the slow sink"
+    assert slow.outrun >= 3
+    # Each frame the pipeline outran the sink by cost at least behind - queue drops.
+    assert stats.sink_dropped["slow"] >= (behind - queue) * slow.outrun, (stats.sink_dropped, slow.outrun)
+    assert stats.sink_dropped["slow"] + len(slow.seqs) == stats.processed, "every drop is counted"
     assert len(fast.seqs) == stats.processed, "a fast sink next to a slow one misses nothing"
     assert stats.dropped > 0, "the camera outpaces inference, so stale frames are dropped"
     assert stats.processed + stats.dropped <= stats.captured <= stats.processed + stats.dropped + 2
-    # Over 1.5 s of a 1000 fps camera nothing piles up: growth stays below two 640x480 frames.
+    # Over 20+ inferences of a 1000 fps camera nothing piles up: growth stays below two
+    # 640x480 frames.
     assert late - early < 2 * 640 * 480 * 3, (early, late)
     assert slow.seqs == sorted(slow.seqs) and fast.seqs == sorted(fast.seqs)
 
@@ -170,27 +241,30 @@ def test_slow_sink_still_gets_every_event(detector):
     from edgecam.events import stage_from_config
     from edgecam.config import Config
     import dataclasses
-    # Still photos, each shown for 0.1 s of the camera's time (100 frames at 1000 fps): no
-    # motion needed and no minimum age.
+    # Still photos: no motion needed and no minimum age.
     track = dataclasses.replace(Config().track, enabled=True, require_motion=False, min_age=0.0)
     stage = stage_from_config(track, ("dog", "car", "person"), snapshots=False)
 
-    class EventSink(SleepySink):
+    class EventSink(BehindSink):
         takes_flush = True
 
         def handle(self, result):
             self.labels.extend(e.kind for e in result.events)
-            # Stuck on the first frame while the tracks start, then merely slow.
-            time.sleep(0.5 if len(self.seqs) == 0 else self.delay)
-            self.seqs.append(result.frame.seq)
+            super().handle(result)
 
-    slow = EventSink("slow", 0.05)
-    # Scenes of 100 frames: a track starts only after several inferred frames in a row
-    # see its object, whatever the machine's speed (a photo per frame made that luck).
-    pipeline = Pipeline(PhotoCamera(fps=1000, count=400, hold=100), [detector], [slow], drop=True,
-                        processors=[stage])
+    # Stuck on the first frame while the tracks of two scenes start, then merely slow: each
+    # frame held until inference is 2 frames further.
+    hold = 8
+    slow = EventSink("slow", lambda handled: 2 * hold if handled == 0 else 2)
+    pipeline = None
+    # Each photo stays in view for 8 processed frames: a track starts only after several
+    # inferred frames in a row see its object, whatever the machine's speed.
+    camera = PacedPhotoCamera(scenes=4, hold=hold, processed=lambda: pipeline.stats.processed)
+    pipeline = Pipeline(camera, [detector], [slow], drop=True, processors=[stage])
+    slow.pipeline = pipeline
     pipeline.start()
-    assert pipeline.wait(60)
+    assert pipeline.wait(120)
+    assert slow.stalled == 0, "inference waited for the slow sink"
     assert pipeline.stats.sink_dropped["slow"] > 0, "the sink was too slow for every frame"
     assert slow.labels.count("start") == stage.started > 0
     assert slow.labels.count("end") == stage.ended == stage.started
