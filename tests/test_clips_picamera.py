@@ -24,8 +24,7 @@ def psnr(a, b):
 def test_picamera2_encoder_records_the_main_stream(standin, tmp_path):
     env = standin(camera="imx708", scene=str(IMAGES / "pets.jpg"))
     config = tmp_path / "c.toml"
-    config.write_text("[clips]\npre_roll = 1.0\npost_roll = 1.0\n\n"
-                      "[track]\nrequire_motion = false\n")  # the photo stands still
+    config.write_text("[clips]\npre_roll = 1.0\npost_roll = 1.0\n")
     folder = tmp_path / "clips"
     proc = run_edgecam(env, "--config", str(config), "--model", str(SSD_MODEL), "--labels",
                        str(COCO_LABELS), "--source", "picamera", "--width", "640", "--height",
