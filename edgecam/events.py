@@ -114,11 +114,14 @@ class EventStage(Processor):
         return False
 
     def watched_boxes(self) -> Tuple[Tuple[BBox, bool], ...]:
-        """(predicted box, due) of every watched object being tracked, for `[detect] regions =
+        """(predicted box, due) of the watched objects being tracked, for `[detect] regions =
         motion` (edgecam.regions.plan_motion): due while its track is tentative or the last
-        inferred frame missed it. Called from the inference thread."""
+        inferred frame missed it. A track missed more than LOOK_AGAIN frames in a row is left
+        out: where it was predicted is stale by then (the object left or stopped being seen),
+        and motion brings a crop back if it moves again. Called from the inference thread."""
         return tuple((t.predicted(), not t.confirmed or t.missed > 0)
-                     for t in list(self.tracker.tracks) if self._watched(t.label))
+                     for t in list(self.tracker.tracks)
+                     if self._watched(t.label) and t.missed <= LOOK_AGAIN)
 
     def _watched(self, label: str) -> bool:
         return not self.options.labels or label in self.options.labels
@@ -229,6 +232,7 @@ class EventStage(Processor):
         return changed
 
 
+LOOK_AGAIN = 2  # missed frames in a row after which a track's crop is no longer run
 MOTION_SHARE = 0.1  # of an object's box: measured motion there means the object moved
 
 

@@ -58,10 +58,10 @@ def result(seq, boxes, motion=None):
 
 def test_motion_on_a_tenth_of_the_box_counts_a_corner_does_not():
     box = BBox(0.4, 0.4, 0.6, 0.8)
-    stage = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(require_motion=True))
+    stage = EventStage(Tracker(TrackerOptions(min_hits=1, min_age=0.0)), EventOptions(require_motion=True))
     corner = (BBox(0.58, 0.4, 0.7, 0.5),)  # 2.5 % of the box
     assert [stage(result(i, [box], corner)).events for i in range(3)] == [(), (), ()]
     assert [e.kind for e in stage(result(3, [box], (BBox(0.4, 0.6, 0.6, 0.8),))).events] == ["start"]
-    drifting = EventStage(Tracker(TrackerOptions(min_hits=1)), EventOptions(require_motion=True))
+    drifting = EventStage(Tracker(TrackerOptions(min_hits=1, min_age=0.0)), EventOptions(require_motion=True))
     events = [drifting(result(i, [BBox(0.4 + 0.012 * i, 0.4, 0.6 + 0.012 * i, 0.8)])).events for i in range(4)]
     assert [len(e) for e in events] == [0, 0, 1, 0]  # by frame 2 it moved more than 2 % of the frame
