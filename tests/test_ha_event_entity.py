@@ -20,7 +20,7 @@ DRIVEWAY = Zone("driveway", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)))
 
 def test_a_tracked_person_fires_start_and_end_on_the_event_entity(mqtt_broker, tmp_path,
                                                                   subscriber_factory):
-    tracker = Tracker(TrackerOptions(min_hits=2, max_missed=1))
+    tracker = Tracker(TrackerOptions(min_hits=2, min_age=0.0, max_missed=1, max_lost=0.0))
     stage = EventStage(tracker, EventOptions(labels=("person",), zones=(DRIVEWAY,), snapshots=True))
     # The person is in view for 4 frames, then only the tie: a start, then an end.
     frames = [frame_result(i) for i in range(4)] + [frame_result(i, detections=(TIE,)) for i in range(4, 7)]
