@@ -17,6 +17,7 @@ from edgecam.sources import ImageSource, Source
 from edgecam.stages import Sink
 
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+from waiting import wait_until
 
 
 class PhotoCamera(Source):
@@ -104,24 +105,12 @@ class BehindSink(RecordingSink):
         pipeline = self.pipeline
         target = pipeline.stats.processed + self.behind(len(self.seqs))
         super().handle(result)
-        deadline = time.monotonic() + STALL_S
-        while pipeline.stats.processed < target:
-            if pipeline.source.closed or pipeline.source.ended.is_set():
-                return
-            if time.monotonic() > deadline:
-                self.stalled += 1
-                return
-            time.sleep(0.005)
-        self.outrun += 1
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+        outrun = lambda: pipeline.stats.processed >= target  # noqa: E731
+        source_done = lambda: pipeline.source.closed or pipeline.source.ended.is_set()  # noqa: E731
+        if not wait_until(lambda: outrun() or source_done(), STALL_S, step=0.005):
+            self.stalled += 1
+        elif outrun():
+            self.outrun += 1
 
 
 @pytest.fixture(scope="module")

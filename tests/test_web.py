@@ -28,6 +28,7 @@ from edgecam.sources import VideoSource
 from edgecam.web import WebSink, web_sink_from_config
 from edgecam.web.server import SHORT_WORKERS, parse_listen
 from media import pan_frames, write_video
+from waiting import wait_until
 
 TOKEN = "s3cret-token"
 MAX_FPS = 8.0
@@ -46,15 +47,6 @@ def get(url, token=TOKEN, header=False, timeout=5.0):
             return r.status, r.headers, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers, exc.read()
-
-
-def wait_until(predicate, timeout=10.0, step=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 class Viewer(threading.Thread):
