@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,8 +24,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import scenes as tv  # noqa: E402
 from conftest import COCO_LABELS, SSD_MODEL  # noqa: E402
-from edgecam.app import run  # noqa: E402
-from edgecam.config import from_mapping  # noqa: E402
+from json_run import run_json  # noqa: E402
 
 
 def make_video(folder: Path, static: int, fps: float) -> Path:
@@ -44,17 +40,13 @@ def one_run(video: Path, gated: bool, keepalive: float, realtime: bool, threads:
                 "source": {"uri": str(video), "realtime": realtime},
                 "detect": {"watch": ["cat"]}, "track": {"enabled": True},
                 "motion": {"enabled": gated, "keepalive": keepalive}}
-    out = io.StringIO()
-    t0, w0 = os.times(), time.monotonic()
-    summary = run(from_mapping(sections), json_output=True, stdout=out)
-    t1, w1 = os.times(), time.monotonic()
-    lines = [json.loads(x) for x in out.getvalue().splitlines()]
-    events = [x for x in lines if x["type"] == "event"]
-    return {"gated": gated, "cpu_s": round((t1.user - t0.user) + (t1.system - t0.system), 2),
-            "wall_s": round(w1 - w0, 2), "frames": summary.processed,
+    done = run_json(sections)
+    summary = done.summary
+    return {"gated": gated, "cpu_s": round(done.cpu_s, 2),
+            "wall_s": round(done.wall_s, 2), "frames": summary.processed,
             "inferred": summary.processed - summary.skipped, "skipped": summary.skipped,
             "motion": dataclasses.asdict(summary.motion) if summary.motion else None,
-            "events": events}
+            "events": done.of_type("event")}
 
 
 def main(argv=None) -> int:

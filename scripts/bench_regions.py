@@ -22,12 +22,9 @@ events, one interpreter on one thread) over the same MJPG video, in one run of t
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -36,8 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import scenes  # noqa: E402
 from conftest import COCO_LABELS, SSD_MODEL  # noqa: E402
-from edgecam.app import run  # noqa: E402
-from edgecam.config import from_mapping  # noqa: E402
+from json_run import run_json  # noqa: E402
 from edgecam.datatypes import BBox, Detection  # noqa: E402
 from edgecam.regions import REGION_MODES  # noqa: E402
 
@@ -69,13 +65,10 @@ def one_run(scene, video: Path, mode: str, watch: Sequence[str], threads: int = 
     sections = {"model": {"path": str(SSD_MODEL), "labels": str(COCO_LABELS), "threads": threads},
                 "source": {"uri": str(video)}, "pipeline": {"workers": 1},
                 "detect": detect, "track": {"enabled": True}}
-    out = io.StringIO()
-    t0, w0 = os.times(), time.monotonic()
-    summary = run(from_mapping(sections), json_output=True, stdout=out)
-    t1, w1 = os.times(), time.monotonic()
-    lines = [json.loads(x) for x in out.getvalue().splitlines()]
-    frames = [x for x in lines if x["type"] == "frame"]
-    starts = [x for x in lines if x["type"] == "event" and x["event"] == "start"]
+    done = run_json(sections)
+    summary = done.summary
+    frames = done.of_type("frame")
+    starts = [x for x in done.of_type("event") if x["event"] == "start"]
     objects = {i for i, label in scene.labels().items() if label in watch}
     per_object: Dict[object, int] = {}
     false_starts = 0
@@ -86,14 +79,14 @@ def one_run(scene, video: Path, mode: str, watch: Sequence[str], threads: int = 
         else:
             per_object[oid] = per_object.get(oid, 0) + 1
     n = max(1, summary.processed)
-    cpu_ms = ((t1.user - t0.user) + (t1.system - t0.system)) * 1e3
+    cpu_ms = done.cpu_s * 1e3
     return {"scene": scene.name, "mode": mode, "objects": len(objects),
             "started": len(set(per_object) & objects),
             "recall": round(len(set(per_object) & objects) / max(1, len(objects)), 3),
             "starts_per_object": round(sum(per_object.values()) / max(1, len(per_object)), 2),
             "false_starts": false_starts, "missed": sorted(objects - set(per_object)),
             "invokes_per_frame": round(summary.invokes / n, 2),
-            "cpu_ms_per_frame": round(cpu_ms / n, 1), "wall_s": round(w1 - w0, 1),
+            "cpu_ms_per_frame": round(cpu_ms / n, 1), "wall_s": round(done.wall_s, 1),
             "frames": summary.processed, "detections": [detections_of(f) for f in frames]}
 
 

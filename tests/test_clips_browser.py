@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -18,21 +17,14 @@ import scenes
 from browser import chromium
 from conftest import COCO_LABELS, SSD_MODEL
 from mqtt_fixtures import free_port
+import waiting
 
 TOKEN = "clips-browser-token"
 
 
 def wait_until(predicate, timeout=30.0, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # not up yet, not rendered yet
-            value = None
-        if value:
-            return value
-        time.sleep(step)
-    return None
+    """Polls until the page or server answers: a request that fails counts as not yet."""
+    return waiting.wait_until(predicate, timeout, step, ignoring=(Exception,))
 
 
 def api_clips(base):

@@ -6,12 +6,10 @@ Screenshot kept as artifacts/web_preview.png."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,22 +18,15 @@ import pytest
 from browser import box_edge_fraction, chromium, counter_clip
 from conftest import COCO_LABELS, IMAGES, ROOT, SSD_MODEL
 from mqtt_fixtures import free_port
+import waiting
 
 TOKEN = "browser-test-token"
 ARTIFACTS = ROOT / "artifacts"
 
 
 def wait_until(predicate, timeout=20.0, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except Exception:  # server not up yet, element not rendered yet
-            value = None
-        if value:
-            return value
-        time.sleep(step)
-    return None
+    """Polls until the page or server answers: a request that fails counts as not yet."""
+    return waiting.wait_until(predicate, timeout, step, ignoring=(Exception,))
 
 
 def status(base):
