@@ -26,8 +26,9 @@ def colour_for(class_id: int) -> Tuple[int, int, int]:
     return int(b), int(g), int(r)
 
 
-def draw(image: np.ndarray, detections: Iterable[Detection], overlay: Optional[str] = None,
-         copy: bool = True) -> np.ndarray:
+def draw(
+    image: np.ndarray, detections: Iterable[Detection], overlay: Optional[str] = None, copy: bool = True
+) -> np.ndarray:
     """The image with each detection's box and `label score`, and `overlay` text top-left."""
     out = image.copy() if copy else image
     h, w = out.shape[:2]
@@ -78,6 +79,7 @@ class Annotator:
         """The annotated image of a FrameResult, drawn on first use and kept on the result."""
         with self._lock:
             if result.annotated is None:
-                result.annotated = draw(result.frame.image, result.detections,
-                                        overlay_text(self._fps(), result.inference_ms))
+                result.annotated = draw(
+                    result.frame.image, result.detections, overlay_text(self._fps(), result.inference_ms)
+                )
             return result.annotated

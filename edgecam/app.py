@@ -45,6 +45,7 @@ def installed_labels(env=None) -> Optional[str]:
     """The label file installed with the default (COCO) model, or None: the labels an
     accelerator's COCO model falls back to."""
     from .models import default_model
+
     try:
         return str(default_model(env)[1] or "") or None
     except EdgecamError:
@@ -66,8 +67,9 @@ def lowest_threshold(config: Config) -> float:
 def resolved_backend(config: Config) -> Config:
     """The config with `[model] detector` made concrete (auto resolved, the delegate alias
     folded in), so everything downstream reads one name."""
-    return dataclasses.replace(config, model=with_backend(config.model,
-                                                          resolve_backend(config.model.backend)))
+    return dataclasses.replace(
+        config, model=with_backend(config.model, resolve_backend(config.model.backend))
+    )
 
 
 AUTO_WORKERS_MAX = 4  # beyond this, more interpreters add memory, not frames
@@ -81,9 +83,12 @@ def worker_count(config: Config, cores: int) -> int:
     deadline, and single-thread interpreters waste less CPU than one spread over the cores)."""
     if config.pipeline.workers:
         return config.pipeline.workers
-    if not backends.info(config.model.backend).parallel or config.motion.enabled \
-            or config.detect.regions == "motion" \
-            or is_live(config.source.uri, config.source.realtime):
+    if (
+        not backends.info(config.model.backend).parallel
+        or config.motion.enabled
+        or config.detect.regions == "motion"
+        or is_live(config.source.uri, config.source.realtime)
+    ):
         return 1
     return max(1, min(AUTO_WORKERS_MAX, cores // (config.model.threads or 1)))
 
@@ -95,13 +100,19 @@ def load_request(config: Config) -> LoadRequest:
     fall back on."""
     options = detect_options(config)
     if not backends.info(config.model.backend).tflite:
-        return LoadRequest(config.model.path, config.model.labels, options,
-                           score_floor=lowest_threshold(config), fallback_labels=installed_labels())
+        return LoadRequest(
+            config.model.path,
+            config.model.labels,
+            options,
+            score_floor=lowest_threshold(config),
+            fallback_labels=installed_labels(),
+        )
     model, labels = resolve_model(config.model)
     cores = os.cpu_count() or 1
     workers = worker_count(config, cores)
-    return LoadRequest(model, labels, options, workers=workers,
-                       threads=config.model.threads or max(1, cores // workers))
+    return LoadRequest(
+        model, labels, options, workers=workers, threads=config.model.threads or max(1, cores // workers)
+    )
 
 
 def make_state_dir(config: Config) -> Path:
@@ -110,13 +121,19 @@ def make_state_dir(config: Config) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise EdgecamError(f"cannot create the state directory {path}: {exc.strerror} "
-                           "(set [service] state_dir or --state-dir)") from None
+        raise EdgecamError(
+            f"cannot create the state directory {path}: {exc.strerror} "
+            "(set [service] state_dir or --state-dir)"
+        ) from None
     return path
 
 
-def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
-        stop: Optional[threading.Event] = None) -> RunSummary:
+def run(
+    config: Config,
+    json_output: bool = False,
+    stdout: TextIO = sys.stdout,
+    stop: Optional[threading.Event] = None,
+) -> RunSummary:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
     config = resolved_backend(config)
     check_regions(config)
@@ -137,15 +154,18 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         # Built in dependency order: the counters first, then what reads them, the pipeline last.
         stats = PipelineStats()
         annotate = Annotator(stats.fps.rate)
-        mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats,
-                                                    stage is not None)
+        mqtt_sink, settings, mqtt_reads = mqtt_side(config, model, labels, annotate, stats, stage is not None)
         if mqtt_sink is not None:
             sinks.append(mqtt_sink)
         s = config.source
         tap = picamera_tap(config)
-        source = open_source(SourceSpec(s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout,
-                                        s.realtime, detectors[0].input_size), sensor=sensor,
-                             recorder=tap)
+        source = open_source(
+            SourceSpec(
+                s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout, s.realtime, detectors[0].input_size
+            ),
+            sensor=sensor,
+            recorder=tap,
+        )
         setup.callback(source.close)
         if json_output:
             sinks.insert(0, JsonLinesSink(stdout))
@@ -160,23 +180,45 @@ def run(config: Config, json_output: bool = False, stdout: TextIO = sys.stdout,
         if clip_sink is not None:
             sinks.append(clip_sink)
         drop = config.pipeline.drop if config.pipeline.drop is not None else source.live
-        pipeline = Pipeline(source, detectors, sinks, drop=drop, settings=settings,
-                            max_frames=config.pipeline.max_frames,
-                            processors=[*([processor] if processor else []), per_label],
-                            gate=gate, motion=motion, plan=plan, stats=stats,
-                            pause_ends_tracks_after=config.events.occupancy_off_delay)
+        pipeline = Pipeline(
+            source,
+            detectors,
+            sinks,
+            drop=drop,
+            settings=settings,
+            max_frames=config.pipeline.max_frames,
+            processors=[*([processor] if processor else []), per_label],
+            gate=gate,
+            motion=motion,
+            plan=plan,
+            stats=stats,
+            pause_ends_tracks_after=config.events.occupancy_off_delay,
+        )
         # A source reports its status only while its frames are read, i.e. once the pipeline
         # runs: the pipeline it tells about a lost camera exists by then.
         source.on_status = functools.partial(camera_status, mqtt_sink=mqtt_sink, pipeline=pipeline)
         setup.pop_all()  # the pipeline owns the source and the sinks now: supervise closes them
-        log.info("model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s", model,
-                 first.describe(), first.name, len(detectors), first.threads, source.name)
-        summary = supervise(pipeline, stop or threading.Event(), config.pipeline.duration,
-                            starting=(lambda: sensor.loading) if sensor is not None else None)
+        log.info(
+            "model %s on %s (detector %s, %d worker(s) x %s thread(s)), source %s",
+            model,
+            first.describe(),
+            first.name,
+            len(detectors),
+            first.threads,
+            source.name,
+        )
+        summary = supervise(
+            pipeline,
+            stop or threading.Event(),
+            config.pipeline.duration,
+            starting=(lambda: sensor.loading) if sensor is not None else None,
+        )
     return dataclasses.replace(
-        summary, motion=dataclasses.replace(gate.stats) if gate is not None else None,
+        summary,
+        motion=dataclasses.replace(gate.stats) if gate is not None else None,
         events=EventCounts(stage.started, stage.ended) if stage is not None else None,
-        clips=ClipCounts(clip_sink.written, clip_sink.failed) if clip_sink is not None else None)
+        clips=ClipCounts(clip_sink.written, clip_sink.failed) if clip_sink is not None else None,
+    )
 
 
 def close_each(sinks: Sequence[Sink]) -> None:
@@ -204,8 +246,9 @@ def camera_status(online: bool, mqtt_sink, pipeline: Pipeline) -> None:
         pipeline.end_tracks(EndReason.CAMERA_OFFLINE)
 
 
-def mqtt_side(config: Config, model: str, labels: Optional[str], annotate: Annotate,
-              stats: PipelineStats, tracked: bool):
+def mqtt_side(
+    config: Config, model: str, labels: Optional[str], annotate: Annotate, stats: PipelineStats, tracked: bool
+):
     """(MQTT sink, live settings, readings for the preview) when [mqtt] host is set, else Nones.
 
     Also answers `<prefix>/cmd/probe` with a probe of the running model.
@@ -214,30 +257,51 @@ def mqtt_side(config: Config, model: str, labels: Optional[str], annotate: Annot
         return None, None, {}
     from .comms.builder import build_mqtt
     from .probe.remote import RemoteProbe
+
     sink, comm, dispatcher, settings = build_mqtt(
-        config.mqtt, config.detect, make_state_dir(config), Path(model).name,
-        stats_source=lambda: stats.dropped, annotate=annotate,
-        tracked_events=tracked, backend=config.model.backend)
+        config.mqtt,
+        config.detect,
+        make_state_dir(config),
+        Path(model).name,
+        stats_source=lambda: stats.dropped,
+        annotate=annotate,
+        tracked_events=tracked,
+        backend=config.model.backend,
+    )
     if backends.info(config.model.backend).tflite:  # probes time a .tflite on this machine
-        RemoteProbe(comm.publish, sink.topics.prefix, model, labels=labels,
-                    delegate=config.model.delegate).register(dispatcher)
+        RemoteProbe(
+            comm.publish, sink.topics.prefix, model, labels=labels, delegate=config.model.delegate
+        ).register(dispatcher)
     return sink, settings, {"mqtt_connected": lambda: comm.connected, "spool_depth": sink.spool_depth}
 
 
-def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_reads,
-                fps: float) -> list:
+def local_sinks(config: Config, annotate: Annotate, stats: PipelineStats, mqtt_reads, fps: float) -> list:
     """The sinks for --output, --snapshot-dir and --web, as configured; an --output video is
     written at `fps`, the source's own rate (a video file's), else [source] fps."""
     sinks = []
     if config.output.path:
         sinks.append(output_sink(config.output.path, fps, annotate))
     if config.output.snapshot_dir:
-        sinks.append(SnapshotSink(Path(config.output.snapshot_dir), config.detect.watch,
-                                  config.output.snapshot_interval, annotate))
+        sinks.append(
+            SnapshotSink(
+                Path(config.output.snapshot_dir),
+                config.detect.watch,
+                config.output.snapshot_interval,
+                annotate,
+            )
+        )
     if config.service.web:
         from .web import web_sink_from_config
-        sinks.append(web_sink_from_config(config.service, annotate, stats, **mqtt_reads,
-                                          clips=clips_folder(config) if config.clips.enabled else None))
+
+        sinks.append(
+            web_sink_from_config(
+                config.service,
+                annotate,
+                stats,
+                **mqtt_reads,
+                clips=clips_folder(config) if config.clips.enabled else None,
+            )
+        )
     return sinks
 
 
@@ -255,6 +319,7 @@ def clips_url(config: Config) -> Optional[str]:
         return None
     import socket
     from .web.server import parse_listen
+
     host, port = parse_listen(config.service.web)
     if host in ("0.0.0.0", "::"):
         host = socket.gethostname()
@@ -269,6 +334,7 @@ def picamera_tap(config: Config):
     if not c.enabled or c.annotate:
         return None
     from .clips.picamera import PicameraClipTap
+
     return PicameraClipTap(config.source.fps, c.bitrate, c.keyframe_interval)
 
 
@@ -283,13 +349,24 @@ def clip_side(config: Config, stage, annotate: Annotate, tap=None):
     from .clips.encoder import pick_encoder
     from .clips.plan import ClipNotes, ClipStage, ClipTimes
     from .clips.sink import ClipSettings, ClipSink
+
     folder = clips_folder(config)
     check_writable(folder)
     notes = ClipNotes()
-    processor = ClipStage(stage, notes, ClipTimes(c.pre_roll, c.post_roll, c.max_seconds),
-                          url_base=clips_url(config))
-    settings = ClipSettings(folder, c.pre_roll, c.max_mb, c.max_days, pick_encoder(c.encoder),
-                            c.preset, c.bitrate, c.keyframe_interval, config.source.fps)
+    processor = ClipStage(
+        stage, notes, ClipTimes(c.pre_roll, c.post_roll, c.max_seconds), url_base=clips_url(config)
+    )
+    settings = ClipSettings(
+        folder,
+        c.pre_roll,
+        c.max_mb,
+        c.max_days,
+        pick_encoder(c.encoder),
+        c.preset,
+        c.bitrate,
+        c.keyframe_interval,
+        config.source.fps,
+    )
     image = annotate if c.annotate else (lambda result: result.frame.image)
     return processor, ClipSink(settings, notes, image, tap)
 
@@ -303,9 +380,11 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
-        raise EdgecamError(f"[clips] dir {folder} cannot be written ({exc.strerror}): leave dir unset "
-                           "(clips/ in the state directory) or pick a writable folder; the service "
-                           "may write only its StateDirectory, /var/lib/edgecam") from None
+        raise EdgecamError(
+            f"[clips] dir {folder} cannot be written ({exc.strerror}): leave dir unset "
+            "(clips/ in the state directory) or pick a writable folder; the service "
+            "may write only its StateDirectory, /var/lib/edgecam"
+        ) from None
 
 
 def tracking_stages(config: Config):
@@ -313,11 +392,14 @@ def tracking_stages(config: Config):
     stage = gate = None
     if config.track.enabled:
         from .events import stage_from_config
+
         # The snapshot is encoded for MQTT, and for the clip's thumbnail.
-        stage = stage_from_config(config.track, config.detect.watch,
-                                  snapshots=bool(config.mqtt.host) or config.clips.enabled)
+        stage = stage_from_config(
+            config.track, config.detect.watch, snapshots=bool(config.mqtt.host) or config.clips.enabled
+        )
     if config.motion.enabled:
         from .motion import gate_from_config
+
         gate = gate_from_config(config.motion, (lambda: stage.active) if stage else (lambda: False))
     return stage, gate
 
@@ -326,9 +408,11 @@ def check_regions(config: Config) -> None:
     """Refuse `[detect] regions` other than `full` on a backend that cannot run on crops: the
     IMX500 runs its network on the sensor, over the whole frame, before edgecam sees it."""
     if config.detect.regions != "full" and not backends.info(config.model.backend).crops:
-        raise EdgecamError(f"[detect] regions = {config.detect.regions} needs a detector that runs "
-                           "on edgecam's frames; the IMX500 runs its network on the sensor over "
-                           "the whole frame: use regions = full with --detector imx500")
+        raise EdgecamError(
+            f"[detect] regions = {config.detect.regions} needs a detector that runs "
+            "on edgecam's frames; the IMX500 runs its network on the sensor over "
+            "the whole frame: use regions = full with --detector imx500"
+        )
 
 
 def region_stages(config: Config, stage, input_size):
@@ -337,6 +421,7 @@ def region_stages(config: Config, stage, input_size):
     the event stage (docs/events.md); the plan looks again where `stage` tracks objects."""
     from .motion import MotionDetector, MotionOptions
     from .regions import RegionPlan
+
     d, m = config.detect, config.motion
     motion = None
     if m.enabled or d.regions == "motion" or (config.track.enabled and config.track.require_motion):
@@ -347,8 +432,13 @@ def region_stages(config: Config, stage, input_size):
     return motion, RegionPlan(d.regions, tuple(input_size), d.max_regions, d.tile_size, tracked)
 
 
-def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[float],
-              env=None, starting: Optional[Callable[[], Optional[str]]] = None) -> RunSummary:
+def supervise(
+    pipeline: Pipeline,
+    stop: threading.Event,
+    duration: Optional[float],
+    env=None,
+    starting: Optional[Callable[[], Optional[str]]] = None,
+) -> RunSummary:
     """Start the pipeline, tell systemd how it goes, stop it on `stop`/duration, drain and
     close it; returns the run summary.
 
@@ -359,6 +449,7 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
     meanwhile start-up is extended before READY, and the watchdog fed after it.
     """
     from .notify import ServiceStatus
+
     stats = pipeline.stats
     with contextlib.ExitStack() as stack:  # undone in reverse: STOPPING, drain, socket closed
         service = ServiceStatus.from_env(env)
@@ -370,9 +461,13 @@ def supervise(pipeline: Pipeline, stop: threading.Event, duration: Optional[floa
         while pipeline.running:
             if stop.wait(0.2) or (duration and time.monotonic() - started >= duration):
                 break
-            service.poll(stats.processed, pipeline.source.reconnecting,
-                         starting() if starting is not None else None, pipeline.source.name,
-                         lambda: stats.summary().line())
+            service.poll(
+                stats.processed,
+                pipeline.source.reconnecting,
+                starting() if starting is not None else None,
+                pipeline.source.name,
+                lambda: stats.summary().line(),
+            )
             now = time.monotonic()
             if now - last_log >= LOG_EVERY_S:
                 last_log = now
@@ -399,9 +494,10 @@ def drain_and_close(pipeline: Pipeline) -> None:
 
 def install_signal_handlers(stop: threading.Event) -> None:
     """SIGTERM and SIGINT set `stop`, so the run finishes the frame in flight and exits cleanly."""
+
     def handler(signum, _frame):
         log.info("%s received: stopping", signal.Signals(signum).name)
         stop.set()
+
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
-

@@ -57,8 +57,9 @@ class BBox:
 
     def intersect(self, other: "BBox") -> "BBox":
         """The overlap of two boxes (possibly empty: check `valid`)."""
-        return BBox(max(self.x1, other.x1), max(self.y1, other.y1),
-                    min(self.x2, other.x2), min(self.y2, other.y2))
+        return BBox(
+            max(self.x1, other.x1), max(self.y1, other.y1), min(self.x2, other.x2), min(self.y2, other.y2)
+        )
 
     def iou(self, other: "BBox") -> float:
         """Intersection over union, 0 when the boxes do not overlap."""
@@ -68,13 +69,21 @@ class BBox:
 
     def to_pixels(self, width: int, height: int) -> Tuple[int, int, int, int]:
         """Pixel corners (x1, y1, x2, y2) in a frame of the given size."""
-        return (int(round(self.x1 * width)), int(round(self.y1 * height)),
-                int(round(self.x2 * width)), int(round(self.y2 * height)))
+        return (
+            int(round(self.x1 * width)),
+            int(round(self.y1 * height)),
+            int(round(self.x2 * width)),
+            int(round(self.y2 * height)),
+        )
 
     def as_list(self, ndigits: int = 4) -> list:
         """[x1, y1, x2, y2] rounded, for JSON."""
-        return [round(self.x1, ndigits), round(self.y1, ndigits),
-                round(self.x2, ndigits), round(self.y2, ndigits)]
+        return [
+            round(self.x1, ndigits),
+            round(self.y1, ndigits),
+            round(self.x2, ndigits),
+            round(self.y2, ndigits),
+        ]
 
 
 @dataclass(frozen=True)
@@ -88,8 +97,12 @@ class Detection:
 
     def to_dict(self, width: Optional[int] = None, height: Optional[int] = None) -> dict:
         """JSON form: label, class_id, score, normalised box, and pixel box when a size is given."""
-        d = {"label": self.label, "class_id": int(self.class_id),
-             "score": round(float(self.score), 4), "box": self.bbox.as_list()}
+        d = {
+            "label": self.label,
+            "class_id": int(self.class_id),
+            "score": round(float(self.score), 4),
+            "box": self.bbox.as_list(),
+        }
         if width and height:
             d["box_px"] = list(self.bbox.to_pixels(width, height))
         return d
@@ -217,12 +230,19 @@ class Event:
 
     def to_json(self) -> dict:
         """The `--json` event line (contract: see docs/events.md)."""
-        d = {"type": "event", "event": self.kind, "id": self.id, "label": self.label,
-             "score": self.score, "top_score": self.top_score, "first_seen": self.first_seen,
-             "last_seen": self.last_seen, "duration": self.duration}
+        d = {
+            "type": "event",
+            "event": self.kind,
+            "id": self.id,
+            "label": self.label,
+            "score": self.score,
+            "top_score": self.top_score,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "duration": self.duration,
+        }
         if self.box is not None:
-            d.update(box=list(self.box), zones=list(self.zones),
-                     entered_zones=list(self.entered_zones))
+            d.update(box=list(self.box), zones=list(self.zones), entered_zones=list(self.entered_zones))
         d.update(reason=self.reason, seq=self.seq)
         if self.snapshot_path is not None:
             d["snapshot"] = self.snapshot_path
@@ -246,8 +266,7 @@ class ZoneChange:
 
     def to_json(self) -> dict:
         """The `--json` zone line (contract: see docs/events.md)."""
-        return {"type": "zone", "zone": self.zone, "label": self.label, "count": self.count,
-                "ts": self.ts}
+        return {"type": "zone", "zone": self.zone, "label": self.label, "count": self.count, "ts": self.ts}
 
 
 @dataclass(frozen=True)
@@ -318,7 +337,13 @@ class FrameResult:
     def to_json(self) -> dict:
         """The `--json` frame line (contract: see docs/configuration.md, Output)."""
         f = self.frame
-        return {"type": "frame", "seq": f.seq, "ts": round(f.ts, 3), "source": f.source,
-                "width": f.width, "height": f.height,
-                "inference_ms": round(self.inference_ms, 2),
-                "detections": [d.to_dict() for d in self.detections]}
+        return {
+            "type": "frame",
+            "seq": f.seq,
+            "ts": round(f.ts, 3),
+            "source": f.source,
+            "width": f.width,
+            "height": f.height,
+            "inference_ms": round(self.inference_ms, 2),
+            "detections": [d.to_dict() for d in self.detections],
+        }

@@ -17,12 +17,22 @@ from .filtering import allowed_ids, keep
 from .labels import check_labels_fit, label_for, load_labels
 from .modelinfo import ssd_options
 from .regions import Region, from_region, suppress_duplicates
-from .runtime import (DETECTION_POSTPROCESS_OP, Runtime, find_runtime, input_converter, input_details,
-                      input_size, load_interpreter, output_tensors, set_input)
+from .runtime import (
+    DETECTION_POSTPROCESS_OP,
+    Runtime,
+    find_runtime,
+    input_converter,
+    input_details,
+    input_size,
+    load_interpreter,
+    output_tensors,
+    set_input,
+)
 from .stats import Stopwatch
 from .tflite_graph import Graph, read_graph
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Transform:
@@ -42,11 +52,13 @@ class Transform:
 
     def to_frame(self, ymin: float, xmin: float, ymax: float, xmax: float) -> BBox:
         """A model-space (ymin, xmin, ymax, xmax) box as a normalised frame BBox, clipped."""
+
         def fx(x):
             return (x * self.input_w - self.pad_x) / self.scale_x / self.frame_w
 
         def fy(y):
             return (y * self.input_h - self.pad_y) / self.scale_y / self.frame_h
+
         return BBox(fx(xmin), fy(ymin), fx(xmax), fy(ymax)).clip()
 
 
@@ -55,8 +67,16 @@ def fit_transform(frame_w: int, frame_h: int, input_w: int, input_h: int, resize
     if resize == "letterbox":
         s = min(input_w / frame_w, input_h / frame_h)
         new_w, new_h = int(round(frame_w * s)), int(round(frame_h * s))
-        return Transform(frame_w, frame_h, input_w, input_h, new_w / frame_w, new_h / frame_h,
-                         (input_w - new_w) // 2, (input_h - new_h) // 2)
+        return Transform(
+            frame_w,
+            frame_h,
+            input_w,
+            input_h,
+            new_w / frame_w,
+            new_h / frame_h,
+            (input_w - new_w) // 2,
+            (input_h - new_h) // 2,
+        )
     return Transform(frame_w, frame_h, input_w, input_h, input_w / frame_w, input_h / frame_h)
 
 
@@ -70,8 +90,9 @@ def fit_image(image: np.ndarray, t: Transform) -> np.ndarray:
     if (new_w, new_h) == (t.input_w, t.input_h):
         return resized
     px, py = int(t.pad_x), int(t.pad_y)
-    return cv2.copyMakeBorder(resized, py, t.input_h - new_h - py, px, t.input_w - new_w - px,
-                              cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    return cv2.copyMakeBorder(
+        resized, py, t.input_h - new_h - py, px, t.input_w - new_w - px, cv2.BORDER_CONSTANT, value=(0, 0, 0)
+    )
 
 
 @dataclass(frozen=True)
@@ -111,10 +132,13 @@ def output_roles(details: Sequence[Mapping], graph: Optional[Graph] = None) -> O
     return OutputMap(boxes[0], classes, scores, count[0])
 
 
-def image_to_input(image: np.ndarray, input_wh: Tuple[int, int],
-                   convert: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                   resize: str = "stretch", model_input: Optional[np.ndarray] = None
-                   ) -> Tuple[np.ndarray, Transform]:
+def image_to_input(
+    image: np.ndarray,
+    input_wh: Tuple[int, int],
+    convert: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+    resize: str = "stretch",
+    model_input: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, Transform]:
     """BGR frame -> (model input, transform back to the frame), for any model: the frame
     fitted to `input_wh` (stretched or letterboxed), as RGB, then `convert`ed.
 
@@ -138,9 +162,17 @@ class Detector:
     Not thread-safe: one Detector per inference thread (the interpreter owns its buffers).
     """
 
-    def __init__(self, interpreter, labels: Mapping[int, str], options: DetectOptions,
-                 runtime: Runtime, model_path: str, threads: Optional[int], delegate: Optional[str],
-                 outputs: Optional[OutputMap] = None):
+    def __init__(
+        self,
+        interpreter,
+        labels: Mapping[int, str],
+        options: DetectOptions,
+        runtime: Runtime,
+        model_path: str,
+        threads: Optional[int],
+        delegate: Optional[str],
+        outputs: Optional[OutputMap] = None,
+    ):
         self.interpreter = interpreter
         self.labels = dict(labels)
         self.options = options
@@ -160,9 +192,16 @@ class Detector:
         self._allowed = allowed_ids(self.labels, options.classes)
 
     @classmethod
-    def load(cls, model_path: str, labels_path: Optional[str] = None, *,
-             threads: Optional[int] = None, delegate: Optional[str] = None,
-             options: DetectOptions = DetectOptions(), runtime: Optional[Runtime] = None) -> "Detector":
+    def load(
+        cls,
+        model_path: str,
+        labels_path: Optional[str] = None,
+        *,
+        threads: Optional[int] = None,
+        delegate: Optional[str] = None,
+        options: DetectOptions = DetectOptions(),
+        runtime: Optional[Runtime] = None,
+    ) -> "Detector":
         """Load and check a model and its labels; a warm-up invoke runs before returning."""
         runtime = runtime or find_runtime()
         interpreter = load_interpreter(model_path, threads=threads, delegate=delegate, runtime=runtime)
@@ -174,12 +213,14 @@ class Detector:
             if num_classes:
                 check_labels_fit(labels, num_classes, labels_path)
         detector = cls(interpreter, labels, options, runtime, model_path, threads, delegate, outputs)
-        detector.invoke(np.zeros((1, detector.input_size[1], detector.input_size[0], 3),
-                                 detector.input_dtype))
+        detector.invoke(
+            np.zeros((1, detector.input_size[1], detector.input_size[0], 3), detector.input_dtype)
+        )
         return detector
 
-    def preprocess(self, image: np.ndarray, model_input: Optional[np.ndarray] = None
-                   ) -> Tuple[np.ndarray, Transform]:
+    def preprocess(
+        self, image: np.ndarray, model_input: Optional[np.ndarray] = None
+    ) -> Tuple[np.ndarray, Transform]:
         """BGR frame -> (input tensor, transform back to the frame) (see `image_to_input`)."""
         return image_to_input(image, self.input_size, self._to_tensor, self.options.resize, model_input)
 
@@ -218,15 +259,18 @@ class Detector:
         count = int(raw[m.count].reshape(-1)[0])
         return raw[m.boxes][0], classes, scores, max(0, min(count, len(classes)))
 
-    def postprocess(self, raw: Sequence[np.ndarray], transform: Transform,
-                    threshold: Optional[float] = None) -> Tuple[Detection, ...]:
+    def postprocess(
+        self, raw: Sequence[np.ndarray], transform: Transform, threshold: Optional[float] = None
+    ) -> Tuple[Detection, ...]:
         """Detections above the threshold, allowed and large enough, best first."""
         floor = self.options.threshold if threshold is None else threshold
         boxes, classes, scores, n = self.split_outputs(raw)
         # Only candidates over the threshold are decoded: most of the N outputs score near 0.
-        candidates = (Detection(label_for(self.labels, int(c)), int(c), float(s),
-                                transform.to_frame(*map(float, b)))
-                      for b, c, s in zip(boxes[:n], classes[:n], scores[:n]) if s >= floor)
+        candidates = (
+            Detection(label_for(self.labels, int(c)), int(c), float(s), transform.to_frame(*map(float, b)))
+            for b, c, s in zip(boxes[:n], classes[:n], scores[:n])
+            if s >= floor
+        )
         return keep(candidates, self.options, self._allowed, threshold)
 
     def close(self) -> None:
@@ -243,11 +287,20 @@ def load_interpreters(request: LoadRequest, delegate: Optional[str]) -> List[Det
     model = request.model
     if model is None:
         raise ValueError("the TFLite backends need a model path (models.resolve_model)")
-    first = Detector.load(model, request.labels, threads=request.threads, delegate=delegate,
-                          options=request.options)
-    rest = [Detector.load(model, request.labels, threads=request.threads, delegate=delegate,
-                          options=request.options, runtime=first.runtime)
-            for _ in range(request.workers - 1)]
+    first = Detector.load(
+        model, request.labels, threads=request.threads, delegate=delegate, options=request.options
+    )
+    rest = [
+        Detector.load(
+            model,
+            request.labels,
+            threads=request.threads,
+            delegate=delegate,
+            options=request.options,
+            runtime=first.runtime,
+        )
+        for _ in range(request.workers - 1)
+    ]
     return [first, *rest]
 
 
@@ -261,8 +314,13 @@ def load_edgetpu(request: LoadRequest) -> List[Detector]:
     return load_interpreters(request, "edgetpu")
 
 
-def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
-                 prepared: Optional[tuple] = None, regions: Sequence[Region] = ()) -> FrameResult:
+def timed_detect(
+    backend,
+    frame: Frame,
+    threshold: Optional[float] = None,
+    prepared: Optional[tuple] = None,
+    regions: Sequence[Region] = (),
+) -> FrameResult:
     """Prepare, invoke and postprocess one frame on any backend (edgecam.backends: the
     interface), timing each stage in ms: the one place a frame is detected and timed (the
     pipeline, the probe, Detector.detect). Times the backend measured elsewhere (an IMX500's
@@ -302,8 +360,7 @@ def timed_detect(backend, frame: Frame, threshold: Optional[float] = None,
         detections = keep(found, backend.options, None, threshold)
     detections = suppress_duplicates(detections)
     watch.lap("postprocess")
-    return FrameResult(frame, detections, invoke_ms, {**watch.laps, **timings},
-                       invokes=1 + len(regions))
+    return FrameResult(frame, detections, invoke_ms, {**watch.laps, **timings}, invokes=1 + len(regions))
 
 
 def _read_graph(model_path: str) -> Optional[Graph]:
@@ -315,15 +372,18 @@ def _read_graph(model_path: str) -> Optional[Graph]:
         return None
 
 
-def _check_is_detector(interpreter, model_path: str,
-                       graph: Optional[Graph]) -> Tuple[OutputMap, Optional[int]]:
+def _check_is_detector(
+    interpreter, model_path: str, graph: Optional[Graph]
+) -> Tuple[OutputMap, Optional[int]]:
     """(the output map, num_classes of the SSD post-process), or an EdgecamError for a
     model that is no detector."""
     try:
         outputs = output_roles(interpreter.get_output_details(), graph)
     except ValueError as exc:
-        raise EdgecamError(f"{model_path} is not an SSD detection model ({exc}; no "
-                           f"{DETECTION_POSTPROCESS_OP}): give a detection model such as "
-                           "ssd_mobilenet_v1_coco, or use `edgecam probe` for classifiers") from None
+        raise EdgecamError(
+            f"{model_path} is not an SSD detection model ({exc}; no "
+            f"{DETECTION_POSTPROCESS_OP}): give a detection model such as "
+            "ssd_mobilenet_v1_coco, or use `edgecam probe` for classifiers"
+        ) from None
     ssd = ssd_options(graph) if graph is not None else None
     return outputs, (ssd.num_classes or None) if ssd is not None else None

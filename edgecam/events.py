@@ -86,13 +86,17 @@ class EventStage(Processor):
         known = {z.name for z in options.zones}
         missing = [z for z in options.required_zones if z not in known]
         if missing:
-            raise EdgecamError(f"config [track] required_zones: unknown zone(s) {', '.join(missing)}; "
-                               f"define them under [track.zones]")
+            raise EdgecamError(
+                f"config [track] required_zones: unknown zone(s) {', '.join(missing)}; "
+                f"define them under [track.zones]"
+            )
         if options.snapshot_dir:
             try:
                 Path(options.snapshot_dir).mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise EdgecamError(f"cannot create snapshot folder {options.snapshot_dir}: {exc.strerror}") from None
+                raise EdgecamError(
+                    f"cannot create snapshot folder {options.snapshot_dir}: {exc.strerror}"
+                ) from None
         self._state: Dict[str, _TrackState] = {}
         self._counts: Dict[Tuple[str, str], int] = {}
         self._now = 0.0
@@ -108,8 +112,12 @@ class EventStage(Processor):
             if not self._watched(t.label):
                 continue
             st = self._state.get(t.id)
-            if (st is None or not t.confirmed or t.missed
-                    or self._now - st.moved_ts < self.options.stationary_after):
+            if (
+                st is None
+                or not t.confirmed
+                or t.missed
+                or self._now - st.moved_ts < self.options.stationary_after
+            ):
                 return True
         return False
 
@@ -119,9 +127,11 @@ class EventStage(Processor):
         inferred frame missed it. A track missed more than LOOK_AGAIN frames in a row is left
         out: where it was predicted is stale by then (the object left or stopped being seen),
         and motion brings a crop back if it moves again. Called from the inference thread."""
-        return tuple((t.predicted(), not t.confirmed or t.missed > 0)
-                     for t in list(self.tracker.tracks)
-                     if self._watched(t.label) and t.missed <= LOOK_AGAIN)
+        return tuple(
+            (t.predicted(), not t.confirmed or t.missed > 0)
+            for t in list(self.tracker.tracks)
+            if self._watched(t.label) and t.missed <= LOOK_AGAIN
+        )
 
     def _watched(self, label: str) -> bool:
         return not self.options.labels or label in self.options.labels
@@ -169,8 +179,10 @@ class EventStage(Processor):
                 events.append(self._event("start", t, st, frame.seq, None))
             elif new_zones:
                 events.append(self._event("update", t, st, frame.seq, "zone"))
-            elif (t.top_score >= st.last_event_score + o.score_step
-                  and self._now - st.last_event_ts >= o.update_interval):
+            elif (
+                t.top_score >= st.last_event_score + o.score_step
+                and self._now - st.last_event_ts >= o.update_interval
+            ):
                 events.append(self._event("update", t, st, frame.seq, "score"))
         for t in update.ended:
             st = self._state.pop(t.id, _TrackState())
@@ -182,8 +194,9 @@ class EventStage(Processor):
         events += self._zone_changes(update.alive, frame.ts)
         return events
 
-    def finish(self, seq: Optional[int] = None,
-               reason: EndReason = EndReason.SHUTDOWN) -> List[Union[Event, ZoneChange]]:
+    def finish(
+        self, seq: Optional[int] = None, reason: EndReason = EndReason.SHUTDOWN
+    ) -> List[Union[Event, ZoneChange]]:
         """End every started track now (e.g. at shutdown); returns their end events, and for a
         pause (reason `paused`) the zone counts going to 0."""
         events: List[Union[Event, ZoneChange]] = []
@@ -200,13 +213,25 @@ class EventStage(Processor):
         return events
 
     # -- internals ------------------------------------------------------------------------
-    def _event(self, kind: str, t: Track, st: _TrackState, seq: Optional[int],
-               reason: Optional[str]) -> Event:
+    def _event(
+        self, kind: str, t: Track, st: _TrackState, seq: Optional[int], reason: Optional[str]
+    ) -> Event:
         st.last_event_ts, st.last_event_score = self._now, t.top_score
-        return Event(kind, t.id, t.label, score=round(t.score, 4), top_score=round(t.top_score, 4),
-                     first_seen=round(t.first_seen, 3), last_seen=round(t.last_seen, 3),
-                     duration=round(t.last_seen - t.first_seen, 3), box=tuple(t.box.as_list()),
-                     zones=tuple(st.zones), entered_zones=tuple(st.entered), reason=reason, seq=seq)
+        return Event(
+            kind,
+            t.id,
+            t.label,
+            score=round(t.score, 4),
+            top_score=round(t.top_score, 4),
+            first_seen=round(t.first_seen, 3),
+            last_seen=round(t.last_seen, 3),
+            duration=round(t.last_seen - t.first_seen, 3),
+            box=tuple(t.box.as_list()),
+            zones=tuple(st.zones),
+            entered_zones=tuple(st.entered),
+            reason=reason,
+            seq=seq,
+        )
 
     def _end(self, t: Track, st: _TrackState, seq: Optional[int], reason: EndReason) -> Event:
         ev = self._event("end", t, st, seq, reason)
@@ -216,14 +241,19 @@ class EventStage(Processor):
         paths: Dict[str, str] = {}
         if snap is not None and self.options.snapshot_dir:
             paths = write_snapshot(Path(self.options.snapshot_dir), t, snap)
-        return dataclasses.replace(ev, snapshot=snap, snapshot_path=paths.get("snapshot"),
-                                   snapshot_crop_path=paths.get("snapshot_crop"))
+        return dataclasses.replace(
+            ev,
+            snapshot=snap,
+            snapshot_path=paths.get("snapshot"),
+            snapshot_crop_path=paths.get("snapshot_crop"),
+        )
 
     def _zone_changes(self, alive, ts: float) -> List[ZoneChange]:
         if not self.options.zones:
             return []
-        counts = zone_counts(((t.label, t.box) for t in alive if t.confirmed and self._watched(t.label)),
-                             self.options.zones)
+        counts = zone_counts(
+            ((t.label, t.box) for t in alive if t.confirmed and self._watched(t.label)), self.options.zones
+        )
         changed = []
         for key in sorted(set(counts) | set(self._counts)):
             if counts.get(key, 0) != self._counts.get(key, 0):
@@ -289,12 +319,23 @@ def stage_from_config(track_cfg, watch, snapshots: bool = False) -> EventStage:
     """The EventStage for a `[track]` config section; `watch` (detect.watch) picks the labels."""
     from .tracker import TrackerOptions
 
-    base = TrackerOptions(min_hits=track_cfg.min_hits, min_age=track_cfg.min_age, max_missed=track_cfg.max_missed,
-                          max_lost=track_cfg.max_lost, iou=track_cfg.iou, max_distance=track_cfg.max_distance)
+    base = TrackerOptions(
+        min_hits=track_cfg.min_hits,
+        min_age=track_cfg.min_age,
+        max_missed=track_cfg.max_missed,
+        max_lost=track_cfg.max_lost,
+        iou=track_cfg.iou,
+        max_distance=track_cfg.max_distance,
+    )
     per_label = {label: dataclasses.replace(base, **dict(items)) for label, items in track_cfg.labels}
-    options = EventOptions(labels=tuple(watch), zones=tuple(track_cfg.zones), masks=tuple(track_cfg.masks),
-                           required_zones=tuple(track_cfg.required_zones),
-                           update_interval=track_cfg.update_interval,
-                           snapshot_dir=track_cfg.snapshot_dir, snapshots=snapshots,
-                           require_motion=track_cfg.require_motion)
+    options = EventOptions(
+        labels=tuple(watch),
+        zones=tuple(track_cfg.zones),
+        masks=tuple(track_cfg.masks),
+        required_zones=tuple(track_cfg.required_zones),
+        update_interval=track_cfg.update_interval,
+        snapshot_dir=track_cfg.snapshot_dir,
+        snapshots=snapshots,
+        require_motion=track_cfg.require_motion,
+    )
     return EventStage(Tracker(base, per_label), options)

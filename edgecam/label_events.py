@@ -32,23 +32,43 @@ from .datatypes import CountChange, EndReason, Event, FrameResult, OccupancyChan
 from .stages import Processor
 
 
-def _label_event(kind: str, event_id: str, label: str, score: float, start_ts: float,
-                 end_ts: Optional[float] = None, reason: Optional[EndReason] = None,
-                 seq: Optional[int] = None) -> Event:
+def _label_event(
+    kind: str,
+    event_id: str,
+    label: str,
+    score: float,
+    start_ts: float,
+    end_ts: Optional[float] = None,
+    reason: Optional[EndReason] = None,
+    seq: Optional[int] = None,
+) -> Event:
     # Rounded as published; the duration from the exact times, as it always was.
     last = start_ts if end_ts is None else end_ts
-    return Event(kind, event_id, label, score=round(float(score), 4),
-                 top_score=round(float(score), 4), first_seen=round(start_ts, 3),
-                 last_seen=round(last, 3), duration=round(last - start_ts, 3),
-                 reason=reason, seq=seq)
+    return Event(
+        kind,
+        event_id,
+        label,
+        score=round(float(score), 4),
+        top_score=round(float(score), 4),
+        first_seen=round(start_ts, 3),
+        last_seen=round(last, 3),
+        duration=round(last - start_ts, 3),
+        reason=reason,
+        seq=seq,
+    )
 
 
 class LabelDebounce:
     """Debounce for one label: start after `start_frames` consecutive frames with it, end after
     `end_frames` consecutive frames without it. The event's score is the top score seen."""
 
-    def __init__(self, label: str, start_frames: int, end_frames: int,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex):
+    def __init__(
+        self,
+        label: str,
+        start_frames: int,
+        end_frames: int,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ):
         self.label = label
         self._start_frames, self._end_frames = start_frames, end_frames
         self._new_id = new_id
@@ -78,8 +98,9 @@ class LabelDebounce:
                 return []
             self._active = (self._new_id(), self._pending_score, self._pending_ts)
             self._seen, self._absent = 0, 0
-            return [_label_event("start", self._active[0], self.label, self._active[1],
-                                 self._active[2], seq=seq)]
+            return [
+                _label_event("start", self._active[0], self.label, self._active[1], self._active[2], seq=seq)
+            ]
         if top_score is not None:
             self._absent = 0
             event_id, score, start = self._active
@@ -158,15 +179,19 @@ class LabelEventOptions:
 class LabelEvents(Processor):
     """The per-label processor: events, counts and occupancy of each watched label."""
 
-    def __init__(self, options: LabelEventOptions = LabelEventOptions(),
-                 clock: Callable[[], float] = time.monotonic,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex):
+    def __init__(
+        self,
+        options: LabelEventOptions = LabelEventOptions(),
+        clock: Callable[[], float] = time.monotonic,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ):
         self.options = options
         self._watch = tuple(dict.fromkeys(options.watch))
         self._clock = clock
         now = clock()
-        self._debounce = {lb: LabelDebounce(lb, options.start_frames, options.end_frames, new_id)
-                          for lb in self._watch}
+        self._debounce = {
+            lb: LabelDebounce(lb, options.start_frames, options.end_frames, new_id) for lb in self._watch
+        }
         self._occupancy = {lb: Occupancy(options.off_delay, now) for lb in self._watch}
         self._counts: Dict[str, Optional[int]] = dict.fromkeys(self._watch)
 
@@ -205,8 +230,7 @@ class LabelEvents(Processor):
             out += self._occupy(label, False, now)
         return out
 
-    def finish(self, seq: Optional[int] = None,
-               reason: EndReason = EndReason.SHUTDOWN) -> List[StageEvent]:
+    def finish(self, seq: Optional[int] = None, reason: EndReason = EndReason.SHUTDOWN) -> List[StageEvent]:
         """End every open event (`reason`), occupancy OFF; for a pause every count reads 0.
 
         The ends carry no frame (`seq` None): no frame made them."""
@@ -239,6 +263,12 @@ class LabelEvents(Processor):
 def label_events_from_config(events_cfg, watch, tracked: bool) -> LabelEvents:
     """The LabelEvents for an `[events]` config section; `watch` (detect.watch) picks the
     labels; `tracked`: the tracker makes the events, so only counts and occupancy are made."""
-    return LabelEvents(LabelEventOptions(tuple(watch), events_cfg.start_frames,
-                                         events_cfg.end_frames, events_cfg.occupancy_off_delay,
-                                         events=not tracked))
+    return LabelEvents(
+        LabelEventOptions(
+            tuple(watch),
+            events_cfg.start_frames,
+            events_cfg.end_frames,
+            events_cfg.occupancy_off_delay,
+            events=not tracked,
+        )
+    )

@@ -39,8 +39,9 @@ def parse_labels(text: str) -> Dict[int, str]:
     if len(pairs) == len(candidates):
         return {int(m.group(1)): m.group(2) for m in pairs if not _placeholder(m.group(2))}
     offset = 1 if lines[0].lower() in _PLACEHOLDERS else 0
-    return {i - offset: name for i, name in enumerate(lines)
-            if i >= offset and name and not _placeholder(name)}
+    return {
+        i - offset: name for i, name in enumerate(lines) if i >= offset and name and not _placeholder(name)
+    }
 
 
 def _placeholder(name: str) -> bool:
@@ -71,12 +72,14 @@ def check_labels_fit(labels: Mapping[int, str], num_classes: int, path: str) -> 
     if top >= num_classes + 1 or len(labels) > num_classes + 1:
         raise EdgecamError(
             f"label file {path} has {len(labels)} labels (ids up to {top}) but the model has "
-            f"{num_classes} classes: give the label map that came with the model")
+            f"{num_classes} classes: give the label map that came with the model"
+        )
     if top < num_classes - 2:
         raise EdgecamError(
             f"label file {path} has {len(labels)} labels (ids up to {top}) but the model has "
             f"{num_classes} classes, so classes past id {top} would have no name: give the "
-            f"label map that came with the model (one line per class, or `ID label` pairs)")
+            f"label map that came with the model (one line per class, or `ID label` pairs)"
+        )
 
 
 def label_for(labels: Mapping[int, str], class_id: int) -> str:

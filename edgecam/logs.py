@@ -19,12 +19,16 @@ from typing import Mapping, Optional, TextIO, Union
 
 from .errors import EdgecamError
 
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-          "error": logging.ERROR, "critical": logging.CRITICAL}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 # sd-daemon(3) / syslog(3) priorities.
-_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
-               (logging.INFO, 6))
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
 _DEBUG_PRIORITY = 7
 
 TERMINAL_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -68,8 +72,9 @@ def stderr_is_journal(env: Mapping[str, str], stream: TextIO) -> bool:
     return st.st_dev == dev and st.st_ino == ino
 
 
-def journal_prefix(levelno: int, env: Optional[Mapping[str, str]] = None,
-                   stream: Optional[TextIO] = None) -> str:
+def journal_prefix(
+    levelno: int, env: Optional[Mapping[str, str]] = None, stream: Optional[TextIO] = None
+) -> str:
     """`<N>` for a line written straight to `stream` (default stderr) at `levelno` when that
     stream is the journal, else ''."""
     env = os.environ if env is None else env
@@ -77,8 +82,9 @@ def journal_prefix(levelno: int, env: Optional[Mapping[str, str]] = None,
     return f"<{syslog_priority(levelno)}>" if stderr_is_journal(env, stream) else ""
 
 
-def print_error(message: str, env: Optional[Mapping[str, str]] = None,
-                stream: Optional[TextIO] = None) -> None:
+def print_error(
+    message: str, env: Optional[Mapping[str, str]] = None, stream: Optional[TextIO] = None
+) -> None:
     """Write the one-line fatal error `message` to stderr (or `stream`), filed at err (3) when
     stderr is the journal: `journalctl -u edgecam -p err` must show why the service died."""
     stream = sys.stderr if stream is None else stream
@@ -97,9 +103,15 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is SystemExit:
         return
     where = args.thread.name if args.thread is not None else "a thread"
-    logging.getLogger("edgecam").critical("uncaught exception in %s", where,
-                                          exc_info=(args.exc_type, args.exc_value,  # type: ignore[arg-type]
-                                                    args.exc_traceback))
+    logging.getLogger("edgecam").critical(
+        "uncaught exception in %s",
+        where,
+        exc_info=(
+            args.exc_type,
+            args.exc_value,  # type: ignore[arg-type]
+            args.exc_traceback,
+        ),
+    )
 
 
 def parse_level(level: Union[str, int]) -> int:
@@ -112,8 +124,9 @@ def parse_level(level: Union[str, int]) -> int:
         raise EdgecamError(f"unknown log level {level!r}: use one of {', '.join(LEVELS)}") from None
 
 
-def setup_logging(level: Union[str, int] = "info", env: Optional[Mapping[str, str]] = None,
-                  stream: Optional[TextIO] = None) -> logging.Handler:
+def setup_logging(
+    level: Union[str, int] = "info", env: Optional[Mapping[str, str]] = None, stream: Optional[TextIO] = None
+) -> logging.Handler:
     """Send log records at `level` and above to stderr (or `stream`), formatted for journald
     when that is where stderr goes; returns the installed handler.
 

@@ -40,9 +40,14 @@ class TensorInfo:
 
     def to_dict(self) -> dict:
         """JSON form."""
-        d = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-             "quantization": (None if self.scale is None
-                              else {"scale": self.scale, "zero_point": self.zero_point})}
+        d = {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "quantization": (
+                None if self.scale is None else {"scale": self.scale, "zero_point": self.zero_point}
+            ),
+        }
         if self.role:
             d["role"] = self.role
         return d
@@ -59,8 +64,12 @@ class SsdOptions:
 
     def to_dict(self) -> dict:
         """JSON form."""
-        return {"num_classes": self.num_classes, "max_detections": self.max_detections,
-                "score_threshold": self.score_threshold, "iou_threshold": self.iou_threshold}
+        return {
+            "num_classes": self.num_classes,
+            "max_detections": self.max_detections,
+            "score_threshold": self.score_threshold,
+            "iou_threshold": self.iou_threshold,
+        }
 
 
 @dataclass(frozen=True)
@@ -84,12 +93,18 @@ class ModelInfo:
 
     def to_dict(self) -> dict:
         """JSON form (the `models info --json` contract)."""
-        return {"v": 1, "model": self.path, "size_bytes": self.size_bytes,
-                "inputs": [t.to_dict() for t in self.inputs],
-                "outputs": [t.to_dict() for t in self.outputs],
-                "ops": dict(self.op_counts), "edgetpu": self.edgetpu,
-                "detection_postprocess": self.ssd.to_dict() if self.ssd else None,
-                "macs": self.macs, "params": self.params}
+        return {
+            "v": 1,
+            "model": self.path,
+            "size_bytes": self.size_bytes,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+            "ops": dict(self.op_counts),
+            "edgetpu": self.edgetpu,
+            "detection_postprocess": self.ssd.to_dict() if self.ssd else None,
+            "macs": self.macs,
+            "params": self.params,
+        }
 
 
 def _quant(t: GraphTensor) -> Tuple[Optional[float], Optional[int]]:
@@ -117,10 +132,12 @@ def ssd_options(graph: Graph) -> Optional[SsdOptions]:
         return kind(v) if v is not None else None
 
     per_class = num("max_classes_per_detection", int, 1) or 1
-    return SsdOptions(num_classes=num("num_classes", int, 0),
-                      max_detections=num("max_detections", int, 0) * per_class,
-                      score_threshold=num("nms_score_threshold", float),
-                      iou_threshold=num("nms_iou_threshold", float))
+    return SsdOptions(
+        num_classes=num("num_classes", int, 0),
+        max_detections=num("max_detections", int, 0) * per_class,
+        score_threshold=num("nms_score_threshold", float),
+        iou_threshold=num("nms_iou_threshold", float),
+    )
 
 
 def _outputs(graph: Graph, ssd: Optional[SsdOptions]) -> Tuple[TensorInfo, ...]:
@@ -189,17 +206,21 @@ def analyze(model_bytes: bytes, path: str = "") -> ModelInfo:
     try:
         graph = read_graph(model_bytes)
     except ValueError as exc:
-        raise EdgecamError(f"{path or 'model'} is not a readable TFLite model ({exc}): "
-                           "give a .tflite file") from None
+        raise EdgecamError(
+            f"{path or 'model'} is not a readable TFLite model ({exc}): give a .tflite file"
+        ) from None
     ssd = ssd_options(graph)
     return ModelInfo(
-        path=path, size_bytes=len(model_bytes),
+        path=path,
+        size_bytes=len(model_bytes),
         inputs=tuple(_tensor_info(graph.tensors[i]) for i in graph.inputs),
         outputs=_outputs(graph, ssd),
-        op_counts=dict(sorted(Counter(op.name for op in graph.ops).items(),
-                              key=lambda kv: (-kv[1], kv[0]))),
+        op_counts=dict(sorted(Counter(op.name for op in graph.ops).items(), key=lambda kv: (-kv[1], kv[0]))),
         edgetpu=graph.custom_op(EDGETPU_CUSTOM_OP) is not None,
-        ssd=ssd, macs=count_macs(graph), params=count_params(graph))
+        ssd=ssd,
+        macs=count_macs(graph),
+        params=count_params(graph),
+    )
 
 
 def model_info(path: str) -> ModelInfo:
@@ -221,7 +242,7 @@ def human(n: float) -> str:
 
 def _short(name: str, width: int = 60) -> str:
     # Converters fuse layer names with ';' into very long tensor names; the tail is the layer.
-    return name if len(name) <= width else "..." + name[-(width - 3):]
+    return name if len(name) <= width else "..." + name[-(width - 3) :]
 
 
 def _tensor_line(t: TensorInfo) -> str:
@@ -233,19 +254,25 @@ def _tensor_line(t: TensorInfo) -> str:
 
 def format_info(info: ModelInfo) -> str:
     """The human-readable `models info` report."""
-    kind = ("Edge TPU compiled" if info.edgetpu
-            else "SSD detector" if info.ssd else "classifier (no detection post-process)")
-    lines: List[str] = [f"model: {info.path} ({info.size_bytes:,} bytes)", f"kind: {kind}",
-                        "inputs:"]
+    kind = (
+        "Edge TPU compiled"
+        if info.edgetpu
+        else "SSD detector"
+        if info.ssd
+        else "classifier (no detection post-process)"
+    )
+    lines: List[str] = [f"model: {info.path} ({info.size_bytes:,} bytes)", f"kind: {kind}", "inputs:"]
     lines += [_tensor_line(t) for t in info.inputs]
     lines.append("outputs:")
     lines += [_tensor_line(t) for t in info.outputs]
     if info.ssd:
         s = info.ssd
-        lines.append(f"detection post-process: num_classes={s.num_classes} "
-                     f"max_detections={s.max_detections}"
-                     + (f" score_threshold={s.score_threshold:g}" if s.score_threshold is not None else "")
-                     + (f" iou_threshold={s.iou_threshold:g}" if s.iou_threshold is not None else ""))
+        lines.append(
+            f"detection post-process: num_classes={s.num_classes} "
+            f"max_detections={s.max_detections}"
+            + (f" score_threshold={s.score_threshold:g}" if s.score_threshold is not None else "")
+            + (f" iou_threshold={s.iou_threshold:g}" if s.iou_threshold is not None else "")
+        )
     lines.append("ops: " + ", ".join(f"{name} x{n}" for name, n in info.op_counts.items()))
     note = " (layers inside the Edge TPU op are not visible)" if info.edgetpu else ""
     lines.append(f"Mult-Adds: {human(info.macs)} ({info.macs:,}){note}")

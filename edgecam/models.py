@@ -126,8 +126,11 @@ def _entry(raw: Mapping[str, object], where: str) -> ModelEntry:
             values[key] = tuple(values[key])  # type: ignore[arg-type]
     for key in ("sha256", "labels_sha256"):
         digest = values.get(key)
-        if digest is not None and (not isinstance(digest, str) or len(digest) != 64
-                                   or any(c not in "0123456789abcdef" for c in digest)):
+        if digest is not None and (
+            not isinstance(digest, str)
+            or len(digest) != 64
+            or any(c not in "0123456789abcdef" for c in digest)
+        ):
             raise EdgecamError(f"{where}: `{key}` must be 64 lower-case hex digits")
     for key in ("file", "labels_file"):
         name = values.get(key)
@@ -143,8 +146,10 @@ def load_manifest(path: Optional[Path] = None) -> Dict[str, ModelEntry]:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise EdgecamError(f"model manifest not found: {path} (set {MANIFEST_ENV}=FILE, "
-                           "or reinstall with scripts/install.sh)") from None
+        raise EdgecamError(
+            f"model manifest not found: {path} (set {MANIFEST_ENV}=FILE, "
+            "or reinstall with scripts/install.sh)"
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise EdgecamError(f"cannot read model manifest {path}: {exc}") from None
     entries: Dict[str, ModelEntry] = {}
@@ -164,16 +169,24 @@ def find_entry(name: str, entries: Mapping[str, ModelEntry]) -> ModelEntry:
     try:
         return entries[name]
     except KeyError:
-        raise EdgecamError(f"unknown model {name!r}: run `edgecam models list` "
-                           f"(known: {', '.join(entries)})") from None
+        raise EdgecamError(
+            f"unknown model {name!r}: run `edgecam models list` (known: {', '.join(entries)})"
+        ) from None
 
 
 def _artifacts(entry: ModelEntry) -> List[Artifact]:
-    out = [Artifact("model", entry.file, entry.sha256 or "", entry.url, entry.member,
-                    entry.local_names)]
+    out = [Artifact("model", entry.file, entry.sha256 or "", entry.url, entry.member, entry.local_names)]
     if entry.labels_file:
-        out.append(Artifact("labels", entry.labels_file, entry.labels_sha256 or "",
-                            entry.labels_url, entry.labels_member, entry.labels_local_names))
+        out.append(
+            Artifact(
+                "labels",
+                entry.labels_file,
+                entry.labels_sha256 or "",
+                entry.labels_url,
+                entry.labels_member,
+                entry.labels_local_names,
+            )
+        )
     return out
 
 
@@ -208,15 +221,19 @@ def _extract(blob: bytes, archive_name: str, member: str) -> bytes:
                     if fh is not None:
                         return fh.read()
     except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
-        raise EdgecamError(f"{archive_name} is not a readable archive ({exc}): "
-                           "delete it and fetch again") from None
-    raise EdgecamError(f"{archive_name} has no member {member!r} (it has: "
-                       f"{', '.join(names[:10])}): the manifest's `member` is wrong")
+        raise EdgecamError(
+            f"{archive_name} is not a readable archive ({exc}): delete it and fetch again"
+        ) from None
+    raise EdgecamError(
+        f"{archive_name} has no member {member!r} (it has: "
+        f"{', '.join(names[:10])}): the manifest's `member` is wrong"
+    )
 
 
 def _match_member(names: List[str], member: str) -> Optional[str]:
     def bare(n: str) -> str:
         return n[2:] if n.startswith("./") else n
+
     for name in names:
         if bare(name) == bare(member):
             return name
@@ -236,8 +253,10 @@ def download(url: str, timeout: float = DOWNLOAD_TIMEOUT, limit: int = MAX_DOWNL
             data = response.read(limit + 1)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise EdgecamError(f"cannot download {url}: {reason} (check the network, or copy the "
-                           "files over and use `--from DIR`)") from None
+        raise EdgecamError(
+            f"cannot download {url}: {reason} (check the network, or copy the "
+            "files over and use `--from DIR`)"
+        ) from None
     if len(data) > limit:
         raise EdgecamError(f"download of {url} is larger than {limit} bytes: refusing it")
     return data
@@ -255,9 +274,11 @@ class _Source:
         if self.from_dir is not None:
             return self._local(entry, art)
         if not art.url:
-            raise EdgecamError(f"no download URL for the {art.what} of {entry.name}: copy "
-                               f"{art.local_names[0] if art.local_names else art.file} into a "
-                               "folder and use `--from DIR`")
+            raise EdgecamError(
+                f"no download URL for the {art.what} of {entry.name}: copy "
+                f"{art.local_names[0] if art.local_names else art.file} into a "
+                "folder and use `--from DIR`"
+            )
         blob = self._blobs.get(art.url)
         if blob is None:
             blob = self._blobs[art.url] = self.downloader(art.url)
@@ -279,17 +300,24 @@ class _Source:
         if archive and _is_archive(archive) and (from_dir / archive).is_file():
             path = from_dir / archive
             return _extract(path.read_bytes(), str(path), art.member or art.file), f"{path}!{art.member}"
-        raise EdgecamError(f"{self.from_dir} has no {art.what} file for {entry.name} (looked for "
-                           f"{', '.join(names + ([archive] if archive else []))})")
+        raise EdgecamError(
+            f"{self.from_dir} has no {art.what} file for {entry.name} (looked for "
+            f"{', '.join(names + ([archive] if archive else []))})"
+        )
 
 
 def _installed(path: Path, sha256: str) -> bool:
     return path.is_file() and sha256_of(path) == sha256
 
 
-def fetch(name: str, from_dir: Optional[os.PathLike] = None, force: bool = False,
-          cache_dir: Optional[Path] = None, manifest: Optional[Mapping[str, ModelEntry]] = None,
-          downloader: Callable[[str], bytes] = download) -> FetchResult:
+def fetch(
+    name: str,
+    from_dir: Optional[os.PathLike] = None,
+    force: bool = False,
+    cache_dir: Optional[Path] = None,
+    manifest: Optional[Mapping[str, ModelEntry]] = None,
+    downloader: Callable[[str], bytes] = download,
+) -> FetchResult:
     """Install model `name` (and its labels) into the cache, verified against the manifest.
 
     Files already present with the right hash are kept unless `force`. Every file is fetched
@@ -298,8 +326,10 @@ def fetch(name: str, from_dir: Optional[os.PathLike] = None, force: bool = False
     entries = manifest if manifest is not None else load_manifest()
     entry = find_entry(name, entries)
     if not entry.verifiable:
-        raise EdgecamError(f"model {name} has no recorded sha256, so it cannot be verified: "
-                           "download it yourself and run with `--model PATH`")
+        raise EdgecamError(
+            f"model {name} has no recorded sha256, so it cannot be verified: "
+            "download it yourself and run with `--model PATH`"
+        )
     cache = Path(cache_dir) if cache_dir is not None else model_cache_dir()
     source_dir = Path(from_dir) if from_dir is not None else None
     if source_dir is not None and not source_dir.is_dir():
@@ -313,9 +343,11 @@ def fetch(name: str, from_dir: Optional[os.PathLike] = None, force: bool = False
         data, origin = source.get(entry, art)
         got = hashlib.sha256(data).hexdigest()
         if got != art.sha256:
-            raise EdgecamError(f"sha256 mismatch for the {art.what} of {name} from {origin}: "
-                               f"expected {art.sha256}, got {got}; nothing was written (the "
-                               "file is corrupt or not this model: fetch it again)")
+            raise EdgecamError(
+                f"sha256 mismatch for the {art.what} of {name} from {origin}: "
+                f"expected {art.sha256}, got {got}; nothing was written (the "
+                "file is corrupt or not this model: fetch it again)"
+            )
         pending.append((target, data))
     for target, data in pending:
         make_dir(target.parent)
@@ -333,8 +365,9 @@ def default_entry(entries: Optional[Mapping[str, ModelEntry]] = None) -> ModelEn
     return find_entry(DEFAULT_MODEL, entries)
 
 
-def default_model(env: Optional[Mapping[str, str]] = None,
-                  entries: Optional[Mapping[str, ModelEntry]] = None) -> Tuple[Path, Optional[Path]]:
+def default_model(
+    env: Optional[Mapping[str, str]] = None, entries: Optional[Mapping[str, ModelEntry]] = None
+) -> Tuple[Path, Optional[Path]]:
     """(model path, labels path) of the installed default model, or an EdgecamError naming
     the command that installs it."""
     entry = default_entry(entries)
@@ -342,12 +375,16 @@ def default_model(env: Optional[Mapping[str, str]] = None,
     model = cache / entry.file
     labels = cache / entry.labels_file if entry.labels_file else None
     if not model.is_file() or (labels is not None and not labels.is_file()):
-        raise EdgecamError(f"no model given and the default model is not installed in {cache}: "
-                           f"run `edgecam models fetch {entry.name}` (or give --model PATH)")
+        raise EdgecamError(
+            f"no model given and the default model is not installed in {cache}: "
+            f"run `edgecam models fetch {entry.name}` (or give --model PATH)"
+        )
     return model, labels
 
 
-def resolve_model(model_cfg: ModelConfig, env: Optional[Mapping[str, str]] = None) -> Tuple[str, Optional[str]]:
+def resolve_model(
+    model_cfg: ModelConfig, env: Optional[Mapping[str, str]] = None
+) -> Tuple[str, Optional[str]]:
     """(model path, labels path) of a `[model]` config section: its own, else the installed
     default model's (labels from the section win), else an EdgecamError from `default_model`."""
     if model_cfg.path:

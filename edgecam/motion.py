@@ -89,8 +89,11 @@ def _tight_boxes(moved: np.ndarray, blobs: np.ndarray, w: int, h: int) -> Tuple[
         inside = which == k
         if inside.any():
             bx, by = xs[inside], ys[inside]
-            boxes.append(BBox(float(bx.min()) / w, float(by.min()) / h,
-                              float(bx.max() + 1) / w, float(by.max() + 1) / h))
+            boxes.append(
+                BBox(
+                    float(bx.min()) / w, float(by.min()) / h, float(bx.max() + 1) / w, float(by.max() + 1) / h
+                )
+            )
     return tuple(boxes)
 
 
@@ -102,8 +105,7 @@ class MotionGate:
     with several workers the gate is called from each.
     """
 
-    def __init__(self, options: MotionOptions = MotionOptions(),
-                 active: Callable[[], bool] = lambda: False):
+    def __init__(self, options: MotionOptions = MotionOptions(), active: Callable[[], bool] = lambda: False):
         self.options = options
         self._active = active
         self._detector = MotionDetector(options)
@@ -137,5 +139,7 @@ class MotionGate:
 
 def gate_from_config(motion_cfg, active: Callable[[], bool] = lambda: False) -> MotionGate:
     """The MotionGate for a `[motion]` config section; `active` says whether objects are tracked."""
-    return MotionGate(MotionOptions(motion_cfg.threshold, motion_cfg.min_area, motion_cfg.keepalive,
-                                    motion_cfg.width), active)
+    return MotionGate(
+        MotionOptions(motion_cfg.threshold, motion_cfg.min_area, motion_cfg.keepalive, motion_cfg.width),
+        active,
+    )

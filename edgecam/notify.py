@@ -27,8 +27,10 @@ def _address(raw: str) -> str:
         return "\0" + raw[1:]
     if raw.startswith("/"):
         return raw
-    raise EdgecamError(f"NOTIFY_SOCKET={raw!r} is not a unix socket path or @abstract name: "
-                       "run edgecam under systemd with Type=notify, or unset NOTIFY_SOCKET")
+    raise EdgecamError(
+        f"NOTIFY_SOCKET={raw!r} is not a unix socket path or @abstract name: "
+        "run edgecam under systemd with Type=notify, or unset NOTIFY_SOCKET"
+    )
 
 
 def _format(fields: Mapping[str, object]) -> bytes:
@@ -97,8 +99,9 @@ class Notifier:
     def extend_timeout(self, seconds: float, status: Optional[str] = None) -> bool:
         """EXTEND_TIMEOUT_USEC (plus STATUS= when given): ask for more start-up/shutdown time
         (e.g. a camera uploading its firmware)."""
-        return self.send(EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000),
-                         **({"STATUS": status} if status else {}))
+        return self.send(
+            EXTEND_TIMEOUT_USEC=int(seconds * 1_000_000), **({"STATUS": status} if status else {})
+        )
 
     def close(self) -> None:
         """Close the socket (sending again reopens it)."""
@@ -113,8 +116,7 @@ class Notifier:
         self.close()
 
 
-def watchdog_interval(env: Optional[Mapping[str, str]] = None,
-                      pid: Optional[int] = None) -> Optional[float]:
+def watchdog_interval(env: Optional[Mapping[str, str]] = None, pid: Optional[int] = None) -> Optional[float]:
     """WatchdogSec= in seconds from WATCHDOG_USEC, or None when no watchdog applies to us.
 
     Like sd_watchdog_enabled(): None when WATCHDOG_USEC is unset, or when WATCHDOG_PID names
@@ -131,8 +133,10 @@ def watchdog_interval(env: Optional[Mapping[str, str]] = None,
         if int(owner) != (os.getpid() if pid is None else pid):
             return None
     if not raw.isdigit() or int(raw) == 0:
-        raise EdgecamError(f"WATCHDOG_USEC={raw!r} is not a positive number of microseconds: "
-                           "fix WatchdogSec= in the unit, or unset it")
+        raise EdgecamError(
+            f"WATCHDOG_USEC={raw!r} is not a positive number of microseconds: "
+            "fix WatchdogSec= in the unit, or unset it"
+        )
     return int(raw) / 1_000_000
 
 
@@ -145,21 +149,26 @@ class WatchdogPinger:
     interval (systemd's advice), without a datagram per frame.
     """
 
-    def __init__(self, notifier: Optional[Notifier], interval: Optional[float],
-                 spacing: Optional[float] = None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        notifier: Optional[Notifier],
+        interval: Optional[float],
+        spacing: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.notifier = notifier
         self.interval = interval if notifier is not None else None
         if self.interval is not None and self.interval <= 0:
             raise ValueError("watchdog interval must be > 0")
-        self.spacing = spacing if spacing is not None else (
-            self.interval / 4 if self.interval else None)
+        self.spacing = spacing if spacing is not None else (self.interval / 4 if self.interval else None)
         self._clock = clock
         self._last: Optional[float] = None
         self.pings = 0
 
     @classmethod
-    def from_env(cls, notifier: Optional[Notifier],
-                 env: Optional[Mapping[str, str]] = None) -> "WatchdogPinger":
+    def from_env(
+        cls, notifier: Optional[Notifier], env: Optional[Mapping[str, str]] = None
+    ) -> "WatchdogPinger":
         """A pinger for WATCHDOG_USEC in `env`; a disabled one when there is no watchdog."""
         return cls(notifier, watchdog_interval(env))
 
@@ -203,8 +212,12 @@ class ServiceStatus:
     Without NOTIFY_SOCKET it sends nothing.
     """
 
-    def __init__(self, notifier: Optional[Notifier], pinger: WatchdogPinger,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        notifier: Optional[Notifier],
+        pinger: WatchdogPinger,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.notifier, self.pinger, self._clock = notifier, pinger, clock
         self.ready = False
         self._seen = 0
@@ -217,8 +230,9 @@ class ServiceStatus:
         notifier = Notifier.from_env(env)
         return cls(notifier, WatchdogPinger.from_env(notifier, env))
 
-    def poll(self, processed: int, reconnecting: bool, busy: Optional[str], source: str,
-             summary: Callable[[], str]) -> None:
+    def poll(
+        self, processed: int, reconnecting: bool, busy: Optional[str], source: str, summary: Callable[[], str]
+    ) -> None:
         """One look at the run: `processed` frames so far, whether the source is reconnecting,
         what the camera is `busy` with (else None), the source's name, and its summary line."""
         if processed > self._seen or reconnecting or busy:

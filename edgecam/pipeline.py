@@ -94,21 +94,32 @@ class Pipeline:
     (overlay, MQTT, preview) share them; a fresh one otherwise.
     """
 
-    def __init__(self, source, detectors: Sequence[Backend], sinks: Sequence[Sink], *,
-                 drop: bool, processors: Sequence[Processor] = (), settings: Optional[LiveSettings] = None,
-                 gate: Optional[Callable[[Frame, Optional[Motion]], bool]] = None,
-                 motion: Optional[MotionDetector] = None, plan: Optional[RegionPlan] = None,
-                 max_frames: Optional[int] = None,
-                 sink_queue: int = 8, stats: Optional[PipelineStats] = None,
-                 pause_ends_tracks_after: Optional[float] = None):
+    def __init__(
+        self,
+        source,
+        detectors: Sequence[Backend],
+        sinks: Sequence[Sink],
+        *,
+        drop: bool,
+        processors: Sequence[Processor] = (),
+        settings: Optional[LiveSettings] = None,
+        gate: Optional[Callable[[Frame, Optional[Motion]], bool]] = None,
+        motion: Optional[MotionDetector] = None,
+        plan: Optional[RegionPlan] = None,
+        max_frames: Optional[int] = None,
+        sink_queue: int = 8,
+        stats: Optional[PipelineStats] = None,
+        pause_ends_tracks_after: Optional[float] = None,
+    ):
         self.source, self.detectors, self.sinks = source, list(detectors), list(sinks)
         self.drop, self.processors, self.gate = drop, list(processors), gate
         self.motion, self.plan = motion, plan
         self.settings = settings or LiveSettings(detectors[0].options.threshold)
         self.max_frames = max_frames
         self.stats = stats if stats is not None else PipelineStats()
-        self._stages = ProcessorStage(self.processors, self._deliver_flush, self.settings,
-                                      pause_ends_tracks_after)
+        self._stages = ProcessorStage(
+            self.processors, self._deliver_flush, self.settings, pause_ends_tracks_after
+        )
         self._stop = threading.Event()
         self._order = 0
         self._order_lock = threading.Lock()
@@ -127,9 +138,14 @@ class Pipeline:
         # Results carrying events are never dropped for the sinks that deliver them (MQTT,
         # --json): an event, a count or an occupancy change is said once.
         self._sink_queues = [
-            BoundedQueue(sink_queue, drop, self._sink_drop_counter(s),
-                         keep=_carries_events if getattr(s, "takes_flush", False) else _never)
-            for s in self.sinks]
+            BoundedQueue(
+                sink_queue,
+                drop,
+                self._sink_drop_counter(s),
+                keep=_carries_events if getattr(s, "takes_flush", False) else _never,
+            )
+            for s in self.sinks
+        ]
         self._ordered = BoundedQueue(sink_queue, drop=False)
         self._workers_left = len(self.detectors)
         # Only one interpreter spread over several threads suffers when other work preempts
@@ -147,6 +163,7 @@ class Pipeline:
 
         def count():
             self.stats.sink_dropped[name] += 1
+
         return count
 
     # -- stages -----------------------------------------------------------------------------
@@ -273,8 +290,9 @@ class Pipeline:
         # this one left them, not as far as the dispatcher happens to have got: the same
         # video then gives the same crops, whatever the machine's load.
         with self._dispatched_cond:
-            self._dispatched_cond.wait_for(lambda: self._dispatched >= order or self._stop.is_set(),
-                                           TRACKS_WAIT_S)
+            self._dispatched_cond.wait_for(
+                lambda: self._dispatched >= order or self._stop.is_set(), TRACKS_WAIT_S
+            )
 
     def _drain(self, sink: Sink, q: BoundedQueue) -> None:
         if self._yield_cpu:
@@ -308,12 +326,15 @@ class Pipeline:
     # -- control ----------------------------------------------------------------------------
     def start(self) -> "Pipeline":
         """Start every stage's thread; returns self."""
+
         def spawn(target, *args, name):
             t = threading.Thread(target=target, args=args, name=name, daemon=True)
             t.start()
             return t
-        self._sink_threads = [spawn(self._drain, s, q, name=f"sink-{s.name}")
-                              for s, q in zip(self.sinks, self._sink_queues)]
+
+        self._sink_threads = [
+            spawn(self._drain, s, q, name=f"sink-{s.name}") for s, q in zip(self.sinks, self._sink_queues)
+        ]
         self._dispatcher = spawn(self._dispatch, name="dispatch")
         self._workers = [spawn(self._infer, d, name=f"infer-{i}") for i, d in enumerate(self.detectors)]
         self._capture_thread = spawn(self._capture, name="capture")
@@ -330,12 +351,14 @@ class Pipeline:
         Returns False if `timeout` passed first (the pipeline keeps running).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+
         def joined(threads) -> bool:
             for t in threads:
                 t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 if t.is_alive():
                     return False
             return True
+
         return joined([self._capture_thread, *self._workers, self._dispatcher, *self._sink_threads])
 
     def end_tracks(self, reason: EndReason) -> None:
@@ -361,6 +384,8 @@ class Pipeline:
     @property
     def running(self) -> bool:
         """True while frames may still arrive."""
-        return (self._capture_thread.is_alive() or self._dispatcher.is_alive()
-                or any(t.is_alive() for t in self._workers))
-
+        return (
+            self._capture_thread.is_alive()
+            or self._dispatcher.is_alive()
+            or any(t.is_alive() for t in self._workers)
+        )

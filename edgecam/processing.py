@@ -31,9 +31,14 @@ IDLE_TICK_S = 0.25
 class ProcessorStage:
     """The processors of one run, with the pause timer. Not thread-safe: one caller."""
 
-    def __init__(self, processors: Sequence[Processor], deliver: Callable[[FrameResult], None],
-                 settings: Optional[LiveSettings] = None, pause_ends_after: Optional[float] = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        processors: Sequence[Processor],
+        deliver: Callable[[FrameResult], None],
+        settings: Optional[LiveSettings] = None,
+        pause_ends_after: Optional[float] = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.processors = list(processors)
         self._deliver = deliver
         self._settings = settings
@@ -73,14 +78,14 @@ class ProcessorStage:
 
     def _carry(self, events: List[StageEvent]) -> None:
         if events and self.last is not None:
-            self._deliver(FrameResult(self.last.frame, (), 0.0, {}, state=FrameState.FLUSH,
-                                      events=tuple(events)))
+            self._deliver(
+                FrameResult(self.last.frame, (), 0.0, {}, state=FrameState.FLUSH, events=tuple(events))
+            )
 
     def _check_pause(self, nothing_inferred: bool) -> None:
         # Timed from when the pause is seen here, not by capture times: a file source's frames
         # wait in the queues, so the first paused one may have been captured before the pause.
-        paused = (nothing_inferred and self._settings is not None
-                  and not self._settings.current().enabled)
+        paused = nothing_inferred and self._settings is not None and not self._settings.current().enabled
         if self._pause_ends_after is None or not paused:
             self._paused_since, self._pause_ended = None, False
             return

@@ -51,8 +51,13 @@ class LatestSlot:
 class BoundedQueue:
     """A FIFO of at most `size` items. `put` blocks when full, or drops the oldest if `drop`."""
 
-    def __init__(self, size: int, drop: bool, on_drop: Callable[[], None] = lambda: None,
-                 keep: Callable[[Any], bool] = lambda item: False):
+    def __init__(
+        self,
+        size: int,
+        drop: bool,
+        on_drop: Callable[[], None] = lambda: None,
+        keep: Callable[[Any], bool] = lambda item: False,
+    ):
         self._items: Deque = collections.deque()
         self._size, self._drop, self._on_drop, self._keep = size, drop, on_drop, keep
         self._closed = False

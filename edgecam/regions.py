@@ -66,12 +66,13 @@ class Region:
     @property
     def box(self) -> BBox:
         """The region as a box normalised to the frame."""
-        return BBox(self.x1 / self.frame_w, self.y1 / self.frame_h,
-                    self.x2 / self.frame_w, self.y2 / self.frame_h)
+        return BBox(
+            self.x1 / self.frame_w, self.y1 / self.frame_h, self.x2 / self.frame_w, self.y2 / self.frame_h
+        )
 
     def crop(self, image: np.ndarray) -> np.ndarray:
         """The region's pixels of `image` (a view, not a copy)."""
-        return image[self.y1:self.y2, self.x1:self.x2]
+        return image[self.y1 : self.y2, self.x1 : self.x2]
 
     def to_frame(self, box: BBox) -> BBox:
         """A box normalised to this region as one normalised to the frame."""
@@ -84,9 +85,12 @@ class Region:
         """True when a box normalised to this region touches one of its edges that lies inside
         the frame: the object probably goes on beyond the crop, and the box holds only part."""
         e = EDGE
-        return ((box.x1 <= e and self.x1 > 0) or (box.y1 <= e and self.y1 > 0)
-                or (box.x2 >= 1 - e and self.x2 < self.frame_w)
-                or (box.y2 >= 1 - e and self.y2 < self.frame_h))
+        return (
+            (box.x1 <= e and self.x1 > 0)
+            or (box.y1 <= e and self.y1 > 0)
+            or (box.x2 >= 1 - e and self.x2 < self.frame_w)
+            or (box.y2 >= 1 - e and self.y2 < self.frame_h)
+        )
 
 
 def full_region(frame_w: int, frame_h: int) -> Region:
@@ -99,8 +103,9 @@ def min_side(input_size: Tuple[int, int]) -> int:
     return int(math.ceil(max(input_size) / MIN_UPSCALE))
 
 
-def region_around(box: BBox, frame_w: int, frame_h: int, smallest: int,
-                  scale: float = REGION_SCALE) -> Region:
+def region_around(
+    box: BBox, frame_w: int, frame_h: int, smallest: int, scale: float = REGION_SCALE
+) -> Region:
     """A square crop centred on an object's `box` (normalised), `scale` times its larger side in
     pixels and at least `smallest`, moved (not cut) to lie inside the frame; never larger
     than the frame's shorter side."""
@@ -108,8 +113,9 @@ def region_around(box: BBox, frame_w: int, frame_h: int, smallest: int,
     return _square(box, frame_w, frame_h, max(smallest, scale * max(bw, bh)))
 
 
-def region_for_motion(box: BBox, frame_w: int, frame_h: int, smallest: int,
-                      scale: float = REGION_SCALE) -> Region:
+def region_for_motion(
+    box: BBox, frame_w: int, frame_h: int, smallest: int, scale: float = REGION_SCALE
+) -> Region:
     """A square crop for a moving blob: `scale` times its smaller side, and wide enough to hold
     it with a margin. A blob trails behind what moves (the background learns the object's old
     place slowly), so along the motion it is longer than the object; across, it is as wide."""
@@ -130,9 +136,15 @@ def _share_inside(box: BBox, region: Region) -> float:
     return inner / box.area if box.area > 0 else 1.0
 
 
-def plan_motion(frame_w: int, frame_h: int, input_size: Tuple[int, int],
-                tracked: Sequence[Tuple[BBox, bool]], moving: Sequence[BBox],
-                max_regions: int, turn: int = 0) -> Tuple[Region, ...]:
+def plan_motion(
+    frame_w: int,
+    frame_h: int,
+    input_size: Tuple[int, int],
+    tracked: Sequence[Tuple[BBox, bool]],
+    moving: Sequence[BBox],
+    max_regions: int,
+    turn: int = 0,
+) -> Tuple[Region, ...]:
     """Crops to run beside the full frame: around the tracked objects that are due first, then
     around motion no tracked object explains, largest first.
 
@@ -151,6 +163,7 @@ def plan_motion(frame_w: int, frame_h: int, input_size: Tuple[int, int],
 
     def inside_one(box: BBox, regions: Sequence[Region]) -> bool:
         return any(_share_inside(box, r) >= 0.8 for r in regions)
+
     for box, due in tracked:
         if not box.valid:
             continue
@@ -160,8 +173,9 @@ def plan_motion(frame_w: int, frame_h: int, input_size: Tuple[int, int],
         explained.append(region)
         if due and len(chosen) < max_regions and not inside_one(box, chosen):
             chosen.append(region)
-    unexplained = [b for b in sorted(moving, key=lambda b: -b.area)
-                   if b.valid and not inside_one(b, explained)]
+    unexplained = [
+        b for b in sorted(moving, key=lambda b: -b.area) if b.valid and not inside_one(b, explained)
+    ]
     if unexplained and len(unexplained) > max_regions - len(chosen):
         # More motion than crops: each blob gets its turn over the next frames.
         k = turn % len(unexplained)
@@ -191,8 +205,10 @@ def plan_tiles(frame_w: int, frame_h: int, side: int, overlap: float = TILE_OVER
         n = int(math.ceil((length - side * overlap) / (side * (1 - overlap))))
         n = max(n, 2)
         return [int(round(i * (length - side) / (n - 1))) for i in range(n)]
-    return tuple(Region(x, y, x + side, y + side, frame_w, frame_h)
-                 for y in starts(frame_h) for x in starts(frame_w))
+
+    return tuple(
+        Region(x, y, x + side, y + side, frame_w, frame_h) for y in starts(frame_h) for x in starts(frame_w)
+    )
 
 
 @dataclass(frozen=True)
@@ -213,19 +229,22 @@ class RegionPlan:
         a frame once the frames before it went through the tracker."""
         return self.mode == "motion"
 
-    def __call__(self, frame_w: int, frame_h: int, moving: Sequence[BBox] = (),
-                 turn: int = 0) -> Tuple[Region, ...]:
+    def __call__(
+        self, frame_w: int, frame_h: int, moving: Sequence[BBox] = (), turn: int = 0
+    ) -> Tuple[Region, ...]:
         """The crops for one frame (none in mode `full`); `turn` is its number."""
         if self.mode == "motion":
-            return plan_motion(frame_w, frame_h, self.input_size, tuple(self.tracked()), moving,
-                               self.max_regions, turn)
+            return plan_motion(
+                frame_w, frame_h, self.input_size, tuple(self.tracked()), moving, self.max_regions, turn
+            )
         if self.mode == "tiles":
             return plan_tiles(frame_w, frame_h, self.tile_size or max(self.input_size))
         return ()
 
 
-def runs_per_frame(frame_w: int, frame_h: int, input_size: Tuple[int, int], max_regions: int = 4,
-                   tile_size: int = 0) -> Dict[str, Tuple[int, int]]:
+def runs_per_frame(
+    frame_w: int, frame_h: int, input_size: Tuple[int, int], max_regions: int = 4, tile_size: int = 0
+) -> Dict[str, Tuple[int, int]]:
     """(fewest, most) model runs per frame of each mode at this frame size (`edgecam probe`):
     `motion` runs the whole frame alone while nothing small moves or is tracked."""
     tiles = 1 + len(plan_tiles(frame_w, frame_h, tile_size or max(input_size)))
@@ -239,19 +258,22 @@ def from_region(region: Region, detections: Iterable[Detection]) -> Tuple[Detect
     scenes.twelve_objects and added starts (part and whole tracked apart)."""
     if region.is_full:
         return tuple(detections)
-    return tuple(Detection(d.label, d.class_id, d.score, region.to_frame(d.bbox).clip())
-                 for d in detections if not region.cuts(d.bbox))
+    return tuple(
+        Detection(d.label, d.class_id, d.score, region.to_frame(d.bbox).clip())
+        for d in detections
+        if not region.cuts(d.bbox)
+    )
 
 
-def suppress_duplicates(detections: Sequence[Detection], iou: float = DUPLICATE_IOU,
-                        contained: float = CONTAINED) -> Tuple[Detection, ...]:
+def suppress_duplicates(
+    detections: Sequence[Detection], iou: float = DUPLICATE_IOU, contained: float = CONTAINED
+) -> Tuple[Detection, ...]:
     """One box per object, best first: class-aware non-maximum suppression at `iou` (OpenCV),
     then a box lying `contained` or more inside a larger, better-scoring box of the same label
     that holds no other such box is dropped (see the module docstring)."""
     if len(detections) < 2:
         return tuple(detections)
-    xywh = np.array([(d.bbox.x1, d.bbox.y1, d.bbox.width, d.bbox.height) for d in detections],
-                    np.float64)
+    xywh = np.array([(d.bbox.x1, d.bbox.y1, d.bbox.width, d.bbox.height) for d in detections], np.float64)
     scores = np.array([d.score for d in detections], np.float32)
     classes = np.array([d.class_id for d in detections], np.int32)
     kept = np.asarray(cv2_nms(xywh, scores, classes, iou), np.int64).reshape(-1)
@@ -262,11 +284,11 @@ def suppress_duplicates(detections: Sequence[Detection], iou: float = DUPLICATE_
 def cv2_nms(xywh: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float):
     """Indices kept by OpenCV's class-aware NMS (boxes as x, y, w, h)."""
     import cv2
+
     return cv2.dnn.NMSBoxesBatched(xywh.tolist(), scores.tolist(), classes.tolist(), 0.0, iou)
 
 
-def _drop_contained(xywh: np.ndarray, classes: np.ndarray, order: np.ndarray,
-                    contained: float) -> List[int]:
+def _drop_contained(xywh: np.ndarray, classes: np.ndarray, order: np.ndarray, contained: float) -> List[int]:
     # `order` is best first, so j < i means box j scores at least as well as box i.
     x1, y1 = xywh[order, 0], xywh[order, 1]
     x2, y2 = x1 + xywh[order, 2], y1 + xywh[order, 3]

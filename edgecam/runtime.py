@@ -59,8 +59,9 @@ def find_runtime() -> Runtime:
         else:
             interp, delegate = module.Interpreter, module.load_delegate
         return Runtime(name, str(version), interp, delegate)
-    raise EdgecamError("no TFLite runtime is installed: run `pip install ai-edge-litert` "
-                       "(or tflite-runtime / tensorflow)")
+    raise EdgecamError(
+        "no TFLite runtime is installed: run `pip install ai-edge-litert` (or tflite-runtime / tensorflow)"
+    )
 
 
 def read_model_bytes(model_path: str) -> bytes:
@@ -68,8 +69,10 @@ def read_model_bytes(model_path: str) -> bytes:
     if os.path.isdir(model_path):
         raise EdgecamError(_folder_given(model_path))
     if not os.path.isfile(model_path):
-        raise EdgecamError(f"model not found: {model_path} (give --model PATH, or fetch one "
-                           "with `edgecam models fetch ssd_mobilenet_v1_coco`)")
+        raise EdgecamError(
+            f"model not found: {model_path} (give --model PATH, or fetch one "
+            "with `edgecam models fetch ssd_mobilenet_v1_coco`)"
+        )
     try:
         with open(model_path, "rb") as fh:
             data = fh.read()
@@ -77,8 +80,7 @@ def read_model_bytes(model_path: str) -> bytes:
         raise EdgecamError(f"cannot read model {model_path}: {exc.strerror}") from None
     # Every TFLite flatbuffer carries the file identifier "TFL3" at byte 4.
     if len(data) < 8 or data[4:8] != b"TFL3":
-        raise EdgecamError(f"{model_path} is not a TFLite model (no TFL3 header): "
-                           "give a .tflite file")
+        raise EdgecamError(f"{model_path} is not a TFLite model (no TFL3 header): give a .tflite file")
     return data
 
 
@@ -102,8 +104,12 @@ def is_edgetpu_model(model_bytes: bytes) -> bool:
     return EDGETPU_CUSTOM_OP.encode() in model_bytes
 
 
-def load_interpreter(model_path: str, threads: Optional[int] = None,
-                     delegate: Optional[str] = None, runtime: Optional[Runtime] = None):
+def load_interpreter(
+    model_path: str,
+    threads: Optional[int] = None,
+    delegate: Optional[str] = None,
+    runtime: Optional[Runtime] = None,
+):
     """A ready interpreter (tensors allocated) for `model_path`.
 
     `delegate` is None for the CPU or "edgetpu" for a Coral. Every failure is an EdgecamError
@@ -113,8 +119,10 @@ def load_interpreter(model_path: str, threads: Optional[int] = None,
     data = read_model_bytes(model_path)
     edgetpu = is_edgetpu_model(data)
     if edgetpu and delegate != "edgetpu":
-        raise EdgecamError(f"{model_path} is compiled for the Edge TPU: run with "
-                           "`--delegate edgetpu` on a Coral, or use the CPU model")
+        raise EdgecamError(
+            f"{model_path} is compiled for the Edge TPU: run with "
+            "`--delegate edgetpu` on a Coral, or use the CPU model"
+        )
     delegates: List[Any] = []
     if delegate == "edgetpu":
         delegates.append(load_edgetpu_delegate(runtime))
@@ -143,9 +151,11 @@ def load_edgetpu_delegate(runtime: Runtime):
     except (ValueError, OSError, RuntimeError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "not found"
         reason = reason.replace(f"{EDGETPU_LIBRARY}: ", "")
-        raise EdgecamError(f"cannot load the Edge TPU library {EDGETPU_LIBRARY} ({reason}): install "
-                           "it with `sudo apt-get install libedgetpu1-std` and plug in the Coral, "
-                           "or run without --delegate edgetpu") from None
+        raise EdgecamError(
+            f"cannot load the Edge TPU library {EDGETPU_LIBRARY} ({reason}): install "
+            "it with `sudo apt-get install libedgetpu1-std` and plug in the Coral, "
+            "or run without --delegate edgetpu"
+        ) from None
 
 
 # The runtime prints this banner from C++ straight to fd 2 on the first CPU model; on a
@@ -171,13 +181,17 @@ def quiet_native_info():
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [ln for ln in capture.read().splitlines(keepends=True)
-                    if ln.strip() and not ln.strip().startswith(_NATIVE_BANNERS)]
+            kept = [
+                ln
+                for ln in capture.read().splitlines(keepends=True)
+                if ln.strip() and not ln.strip().startswith(_NATIVE_BANNERS)
+            ]
             if kept:
                 os.write(2, b"".join(kept))
 
 
 # -- a loaded interpreter -------------------------------------------------------------------
+
 
 def input_details(interpreter) -> Mapping:
     """The details (index, shape, dtype, quantization) of the model's first input."""
@@ -199,6 +213,7 @@ def input_converter(detail: Mapping) -> Callable[["np.ndarray"], "np.ndarray"]:
     values in [-1, 1], as the SSD MobileNet exports were trained.
     """
     import numpy as np
+
     dtype = detail["dtype"]
     if dtype == np.uint8:
         return lambda rgb: rgb[np.newaxis]
@@ -206,8 +221,9 @@ def input_converter(detail: Mapping) -> Callable[["np.ndarray"], "np.ndarray"]:
         return lambda rgb: (rgb ^ 0x80).view(np.int8)[np.newaxis]
     if dtype == np.float32:
         return lambda rgb: (rgb.astype(np.float32) * (1 / 127.5) - 1.0)[np.newaxis]
-    raise EdgecamError(f"unsupported model input type {np.dtype(dtype).name}: "
-                       "use a uint8, int8 or float32 model")
+    raise EdgecamError(
+        f"unsupported model input type {np.dtype(dtype).name}: use a uint8, int8 or float32 model"
+    )
 
 
 def set_input(interpreter, tensor: "np.ndarray", index: Optional[int] = None) -> None:
@@ -218,6 +234,7 @@ def set_input(interpreter, tensor: "np.ndarray", index: Optional[int] = None) ->
 def dequantize(values: "np.ndarray", detail: Mapping) -> "np.ndarray":
     """Output values as float32 (quantised outputs scaled by their scale and zero point)."""
     import numpy as np
+
     if values.dtype == np.float32:
         return values
     scale, zero = detail.get("quantization", (0.0, 0))

@@ -36,11 +36,16 @@ class JsonLinesSink(Sink):
         self.stream = stream
 
     def handle(self, result: FrameResult) -> None:
-        lines = [] if result.state is FrameState.FLUSH else [json.dumps(result.to_json(), separators=(",", ":"))]
+        lines = (
+            [] if result.state is FrameState.FLUSH else [json.dumps(result.to_json(), separators=(",", ":"))]
+        )
         # Events and zone counts; per-label counts and occupancy are MQTT's retained states (a
         # frame line's detections already say what is in view).
-        lines += [json.dumps(e.to_json(), separators=(",", ":")) for e in result.events
-                  if isinstance(e, (Event, ZoneChange))]
+        lines += [
+            json.dumps(e.to_json(), separators=(",", ":"))
+            for e in result.events
+            if isinstance(e, (Event, ZoneChange))
+        ]
         if not lines:
             return
         self.stream.write("\n".join(lines) + "\n")
@@ -58,8 +63,9 @@ class SummarySink(Sink):
     def handle(self, result: FrameResult) -> None:
         f = result.frame
         found = ", ".join(f"{d.label} {d.score:.2f}" for d in result.detections) or "nothing"
-        self.stream.write(f"frame {f.seq} {os.path.basename(f.source)}: {found} "
-                          f"| {result.inference_ms:.1f} ms\n")
+        self.stream.write(
+            f"frame {f.seq} {os.path.basename(f.source)}: {found} | {result.inference_ms:.1f} ms\n"
+        )
         self.stream.flush()
 
 
@@ -80,8 +86,7 @@ class VideoFileSink(Sink):
         if not path.parent.exists():
             raise EdgecamError(f"output folder {path.parent} does not exist: create it first")
         if not os.access(path.parent, os.W_OK | os.X_OK):
-            raise EdgecamError(f"cannot write video {path}: no permission to write in "
-                               f"{path.parent}")
+            raise EdgecamError(f"cannot write video {path}: no permission to write in {path.parent}")
         if not self._can_encode(path.suffix, fps):
             raise EdgecamError(self._unwritable())
 
@@ -90,16 +95,16 @@ class VideoFileSink(Sink):
         """Whether OpenCV opens a writer for this file name ending (its container), tried on a
         throwaway file so the named one is not touched."""
         with tempfile.TemporaryDirectory(prefix="edgecam-") as tmp:
-            probe = cv2.VideoWriter(os.path.join(tmp, f"probe{suffix}"),
-                                    cv2.VideoWriter.fourcc(*cls.FOURCC), fps, (16, 16))
+            probe = cv2.VideoWriter(
+                os.path.join(tmp, f"probe{suffix}"), cv2.VideoWriter.fourcc(*cls.FOURCC), fps, (16, 16)
+            )
             try:
                 return probe.isOpened()
             finally:
                 probe.release()
 
     def _unwritable(self) -> str:
-        return (f"cannot write video {self.path}: use a .mp4, .mkv or .avi name "
-                "(or DIR/ for annotated JPEGs)")
+        return f"cannot write video {self.path}: use a .mp4, .mkv or .avi name (or DIR/ for annotated JPEGs)"
 
     def handle(self, result: FrameResult) -> None:
         image = self.annotate(result)
@@ -137,8 +142,14 @@ class SnapshotSink(Sink):
 
     name = "snapshots"
 
-    def __init__(self, folder: Path, watch: Sequence[str], interval: float, annotate: Annotate,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        folder: Path,
+        watch: Sequence[str],
+        interval: float,
+        annotate: Annotate,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.folder, self.watch, self.interval = folder, set(watch), interval
         self.annotate, self.clock = annotate, clock
         self._last: Optional[float] = None

@@ -70,9 +70,14 @@ class LatencySummary:
 
     def to_dict(self, ndigits: int = 3) -> Dict[str, float]:
         """JSON form: {"count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms"}."""
-        return {"count": self.count, "p50_ms": round(self.p50, ndigits),
-                "p95_ms": round(self.p95, ndigits), "p99_ms": round(self.p99, ndigits),
-                "max_ms": round(self.max, ndigits), "mean_ms": round(self.mean, ndigits)}
+        return {
+            "count": self.count,
+            "p50_ms": round(self.p50, ndigits),
+            "p95_ms": round(self.p95, ndigits),
+            "p99_ms": round(self.p99, ndigits),
+            "max_ms": round(self.max, ndigits),
+            "mean_ms": round(self.mean, ndigits),
+        }
 
 
 def summarize(values_ms: Iterable[float]) -> LatencySummary:
@@ -80,8 +85,14 @@ def summarize(values_ms: Iterable[float]) -> LatencySummary:
     data = sorted(float(v) for v in values_ms)
     if not data:
         return LatencySummary(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    return LatencySummary(len(data), percentile(data, 50), percentile(data, 95),
-                          percentile(data, 99), data[-1], sum(data) / len(data))
+    return LatencySummary(
+        len(data),
+        percentile(data, 50),
+        percentile(data, 95),
+        percentile(data, 99),
+        data[-1],
+        sum(data) / len(data),
+    )
 
 
 class LatencyWindow:
@@ -141,9 +152,12 @@ class ResourceUsage:
 
     def to_dict(self) -> dict:
         """JSON form."""
-        return {"wall_s": round(self.wall_s, 3), "cpu_s": round(self.cpu_s, 3),
-                "cpu_percent": round(self.cpu_percent, 1),
-                "peak_rss_mb": round(self.peak_rss_mb, 1)}
+        return {
+            "wall_s": round(self.wall_s, 3),
+            "cpu_s": round(self.cpu_s, 3),
+            "cpu_percent": round(self.cpu_percent, 1),
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+        }
 
 
 class ResourceSampler:
@@ -168,9 +182,14 @@ class ResourceSampler:
 
 # `vcgencmd get_throttled` bits (Raspberry Pi firmware documentation).
 THROTTLE_BITS: Tuple[Tuple[int, str], ...] = (
-    (0, "under_voltage"), (1, "arm_freq_capped"), (2, "throttled"), (3, "soft_temp_limit"),
-    (16, "under_voltage_occurred"), (17, "arm_freq_capped_occurred"),
-    (18, "throttled_occurred"), (19, "soft_temp_limit_occurred"),
+    (0, "under_voltage"),
+    (1, "arm_freq_capped"),
+    (2, "throttled"),
+    (3, "soft_temp_limit"),
+    (16, "under_voltage_occurred"),
+    (17, "arm_freq_capped_occurred"),
+    (18, "throttled_occurred"),
+    (19, "soft_temp_limit_occurred"),
 )
 
 
@@ -197,8 +216,9 @@ def read_throttled(timeout: float = 2.0, vcgencmd: Optional[str] = None) -> Opti
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "get_throttled"], capture_output=True, text=True,
-                             timeout=timeout, check=False).stdout
+        out = subprocess.run(
+            [exe, "get_throttled"], capture_output=True, text=True, timeout=timeout, check=False
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     return parse_throttled(out)
@@ -237,9 +257,11 @@ def soc_temperature(thermal_root: str = "/sys/class/thermal") -> Optional[float]
 def device_health(thermal_root: str = "/sys/class/thermal") -> dict:
     """{"soc_temp_c": float|None, "throttled": hex str|None, "throttle_flags": {..}|None}."""
     bits = read_throttled()
-    return {"soc_temp_c": soc_temperature(thermal_root),
-            "throttled": hex(bits) if bits is not None else None,
-            "throttle_flags": decode_throttled(bits) if bits is not None else None}
+    return {
+        "soc_temp_c": soc_temperature(thermal_root),
+        "throttled": hex(bits) if bits is not None else None,
+        "throttle_flags": decode_throttled(bits) if bits is not None else None,
+    }
 
 
 class RateMeter:
@@ -286,13 +308,19 @@ class PipelineStats:
     def summary(self) -> "RunSummary":
         """The counters and latencies now (for the log, systemd's status, the preview)."""
         inference, e2e = self.inference_ms.summary(), self.end_to_end_ms.summary()
-        return RunSummary(captured=self.captured, processed=self.processed, dropped=self.dropped,
-                          skipped=self.skipped, invokes=self.invokes,
-                          sink_dropped=dict(self.sink_dropped), fps=round(self.fps.rate(), 2),
-                          inference_p50_ms=round(inference.p50, 2),
-                          inference_p95_ms=round(inference.p95, 2),
-                          end_to_end_p50_ms=round(e2e.p50, 2),
-                          uptime_s=round(time.monotonic() - self.started, 1))
+        return RunSummary(
+            captured=self.captured,
+            processed=self.processed,
+            dropped=self.dropped,
+            skipped=self.skipped,
+            invokes=self.invokes,
+            sink_dropped=dict(self.sink_dropped),
+            fps=round(self.fps.rate(), 2),
+            inference_p50_ms=round(inference.p50, 2),
+            inference_p95_ms=round(inference.p95, 2),
+            end_to_end_p50_ms=round(e2e.p50, 2),
+            uptime_s=round(time.monotonic() - self.started, 1),
+        )
 
 
 @dataclass
@@ -345,5 +373,7 @@ class RunSummary:
 
     def line(self) -> str:
         """The one-line human summary (`edgecam run`'s last line, the periodic log line)."""
-        return (f"processed {self.processed} frame(s), dropped {self.dropped}, "
-                f"inference p50 {self.inference_p50_ms} ms, {self.fps} fps")
+        return (
+            f"processed {self.processed} frame(s), dropped {self.dropped}, "
+            f"inference p50 {self.inference_p50_ms} ms, {self.fps} fps"
+        )

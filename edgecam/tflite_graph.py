@@ -24,34 +24,157 @@ _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 
 # BuiltinOperator enum of schema.fbs, by code (0..126; larger codes use the extended field).
 _BUILTIN_NAMES = (
-    'ADD', 'AVERAGE_POOL_2D', 'CONCATENATION', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'DEPTH_TO_SPACE',
-    'DEQUANTIZE', 'EMBEDDING_LOOKUP', 'FLOOR', 'FULLY_CONNECTED', 'HASHTABLE_LOOKUP',
-    'L2_NORMALIZATION', 'L2_POOL_2D', 'LOCAL_RESPONSE_NORMALIZATION', 'LOGISTIC',
-    'LSH_PROJECTION', 'LSTM', 'MAX_POOL_2D', 'MUL', 'RELU', 'RELU_N1_TO_1', 'RELU6', 'RESHAPE',
-    'RESIZE_BILINEAR', 'RNN', 'SOFTMAX', 'SPACE_TO_DEPTH', 'SVDF', 'TANH', 'CONCAT_EMBEDDINGS',
-    'SKIP_GRAM', 'CALL', 'CUSTOM', 'EMBEDDING_LOOKUP_SPARSE', 'PAD',
-    'UNIDIRECTIONAL_SEQUENCE_RNN', 'GATHER', 'BATCH_TO_SPACE_ND', 'SPACE_TO_BATCH_ND',
-    'TRANSPOSE', 'MEAN', 'SUB', 'DIV', 'SQUEEZE', 'UNIDIRECTIONAL_SEQUENCE_LSTM', 'STRIDED_SLICE',
-    'BIDIRECTIONAL_SEQUENCE_RNN', 'EXP', 'TOPK_V2', 'SPLIT', 'LOG_SOFTMAX', 'DELEGATE',
-    'BIDIRECTIONAL_SEQUENCE_LSTM', 'CAST', 'PRELU', 'MAXIMUM', 'ARG_MAX', 'MINIMUM', 'LESS',
-    'NEG', 'PADV2', 'GREATER', 'GREATER_EQUAL', 'LESS_EQUAL', 'SELECT', 'SLICE', 'SIN',
-    'TRANSPOSE_CONV', 'SPARSE_TO_DENSE', 'TILE', 'EXPAND_DIMS', 'EQUAL', 'NOT_EQUAL', 'LOG',
-    'SUM', 'SQRT', 'RSQRT', 'SHAPE', 'POW', 'ARG_MIN', 'FAKE_QUANT', 'REDUCE_PROD', 'REDUCE_MAX',
-    'PACK', 'LOGICAL_OR', 'ONE_HOT', 'LOGICAL_AND', 'LOGICAL_NOT', 'UNPACK', 'REDUCE_MIN',
-    'FLOOR_DIV', 'REDUCE_ANY', 'SQUARE', 'ZEROS_LIKE', 'FILL', 'FLOOR_MOD', 'RANGE',
-    'RESIZE_NEAREST_NEIGHBOR', 'LEAKY_RELU', 'SQUARED_DIFFERENCE', 'MIRROR_PAD', 'ABS', 'SPLIT_V',
-    'UNIQUE', 'CEIL', 'REVERSE_V2', 'ADD_N', 'GATHER_ND', 'COS', 'WHERE', 'RANK', 'ELU',
-    'REVERSE_SEQUENCE', 'MATRIX_DIAG', 'QUANTIZE', 'MATRIX_SET_DIAG', 'ROUND', 'HARD_SWISH', 'IF',
-    'WHILE', 'NON_MAX_SUPPRESSION_V4', 'NON_MAX_SUPPRESSION_V5', 'SCATTER_ND', 'SELECT_V2',
-    'DENSIFY', 'SEGMENT_SUM', 'BATCH_MATMUL',
+    "ADD",
+    "AVERAGE_POOL_2D",
+    "CONCATENATION",
+    "CONV_2D",
+    "DEPTHWISE_CONV_2D",
+    "DEPTH_TO_SPACE",
+    "DEQUANTIZE",
+    "EMBEDDING_LOOKUP",
+    "FLOOR",
+    "FULLY_CONNECTED",
+    "HASHTABLE_LOOKUP",
+    "L2_NORMALIZATION",
+    "L2_POOL_2D",
+    "LOCAL_RESPONSE_NORMALIZATION",
+    "LOGISTIC",
+    "LSH_PROJECTION",
+    "LSTM",
+    "MAX_POOL_2D",
+    "MUL",
+    "RELU",
+    "RELU_N1_TO_1",
+    "RELU6",
+    "RESHAPE",
+    "RESIZE_BILINEAR",
+    "RNN",
+    "SOFTMAX",
+    "SPACE_TO_DEPTH",
+    "SVDF",
+    "TANH",
+    "CONCAT_EMBEDDINGS",
+    "SKIP_GRAM",
+    "CALL",
+    "CUSTOM",
+    "EMBEDDING_LOOKUP_SPARSE",
+    "PAD",
+    "UNIDIRECTIONAL_SEQUENCE_RNN",
+    "GATHER",
+    "BATCH_TO_SPACE_ND",
+    "SPACE_TO_BATCH_ND",
+    "TRANSPOSE",
+    "MEAN",
+    "SUB",
+    "DIV",
+    "SQUEEZE",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM",
+    "STRIDED_SLICE",
+    "BIDIRECTIONAL_SEQUENCE_RNN",
+    "EXP",
+    "TOPK_V2",
+    "SPLIT",
+    "LOG_SOFTMAX",
+    "DELEGATE",
+    "BIDIRECTIONAL_SEQUENCE_LSTM",
+    "CAST",
+    "PRELU",
+    "MAXIMUM",
+    "ARG_MAX",
+    "MINIMUM",
+    "LESS",
+    "NEG",
+    "PADV2",
+    "GREATER",
+    "GREATER_EQUAL",
+    "LESS_EQUAL",
+    "SELECT",
+    "SLICE",
+    "SIN",
+    "TRANSPOSE_CONV",
+    "SPARSE_TO_DENSE",
+    "TILE",
+    "EXPAND_DIMS",
+    "EQUAL",
+    "NOT_EQUAL",
+    "LOG",
+    "SUM",
+    "SQRT",
+    "RSQRT",
+    "SHAPE",
+    "POW",
+    "ARG_MIN",
+    "FAKE_QUANT",
+    "REDUCE_PROD",
+    "REDUCE_MAX",
+    "PACK",
+    "LOGICAL_OR",
+    "ONE_HOT",
+    "LOGICAL_AND",
+    "LOGICAL_NOT",
+    "UNPACK",
+    "REDUCE_MIN",
+    "FLOOR_DIV",
+    "REDUCE_ANY",
+    "SQUARE",
+    "ZEROS_LIKE",
+    "FILL",
+    "FLOOR_MOD",
+    "RANGE",
+    "RESIZE_NEAREST_NEIGHBOR",
+    "LEAKY_RELU",
+    "SQUARED_DIFFERENCE",
+    "MIRROR_PAD",
+    "ABS",
+    "SPLIT_V",
+    "UNIQUE",
+    "CEIL",
+    "REVERSE_V2",
+    "ADD_N",
+    "GATHER_ND",
+    "COS",
+    "WHERE",
+    "RANK",
+    "ELU",
+    "REVERSE_SEQUENCE",
+    "MATRIX_DIAG",
+    "QUANTIZE",
+    "MATRIX_SET_DIAG",
+    "ROUND",
+    "HARD_SWISH",
+    "IF",
+    "WHILE",
+    "NON_MAX_SUPPRESSION_V4",
+    "NON_MAX_SUPPRESSION_V5",
+    "SCATTER_ND",
+    "SELECT_V2",
+    "DENSIFY",
+    "SEGMENT_SUM",
+    "BATCH_MATMUL",
 )
 BUILTIN_CUSTOM = 32
 
 # TensorType enum of schema.fbs, by code.
 _TENSOR_TYPE_NAMES = (
-    'float32', 'float16', 'int32', 'uint8', 'int64', 'string', 'bool', 'int16', 'complex64',
-    'int8', 'float64', 'complex128', 'uint64', 'resource', 'variant', 'uint32', 'uint16', 'int4',
-    'bfloat16',
+    "float32",
+    "float16",
+    "int32",
+    "uint8",
+    "int64",
+    "string",
+    "bool",
+    "int16",
+    "complex64",
+    "int8",
+    "float64",
+    "complex128",
+    "uint64",
+    "resource",
+    "variant",
+    "uint32",
+    "uint16",
+    "int4",
+    "bfloat16",
 )
 
 
@@ -163,7 +286,7 @@ def _string(table: Table, slot: int) -> Optional[str]:
 
 def _bytes(table: Table, slot: int) -> bytes:
     start, n = _vector(table, slot)
-    return bytes(table.Bytes[start:start + n])
+    return bytes(table.Bytes[start : start + n])
 
 
 def read_graph(model_bytes: bytes) -> Graph:
@@ -176,15 +299,19 @@ def read_graph(model_bytes: bytes) -> Graph:
         codes = []
         for i in range(n_codes):
             code = _table_at(model, _MODEL_OPERATOR_CODES, i)
-            builtin = max(_scalar(code, _OPCODE_DEPRECATED_BUILTIN, flatbuffers.number_types.Int8Flags),
-                          _scalar(code, _OPCODE_BUILTIN, flatbuffers.number_types.Int32Flags))
+            builtin = max(
+                _scalar(code, _OPCODE_DEPRECATED_BUILTIN, flatbuffers.number_types.Int8Flags),
+                _scalar(code, _OPCODE_BUILTIN, flatbuffers.number_types.Int32Flags),
+            )
             codes.append((builtin, _string(code, _OPCODE_CUSTOM)))
         _, n_buffers = _vector(model, _MODEL_BUFFERS)
         has_data = []
         for i in range(n_buffers):
             b = _table_at(model, _MODEL_BUFFERS, i)
-            has_data.append(_vector(b, _BUFFER_DATA)[1] > 0
-                            or _scalar(b, _BUFFER_SIZE, flatbuffers.number_types.Uint64Flags) > 0)
+            has_data.append(
+                _vector(b, _BUFFER_DATA)[1] > 0
+                or _scalar(b, _BUFFER_SIZE, flatbuffers.number_types.Uint64Flags) > 0
+            )
         sub = _table_at(model, _MODEL_SUBGRAPHS, 0)
         tensors = []
         _, n_tensors = _vector(sub, _SUBGRAPH_TENSORS)
@@ -195,21 +322,36 @@ def read_graph(model_bytes: bytes) -> Graph:
             quant = _sub_table(t, _TENSOR_QUANTIZATION)
             scale = _ints(quant, _QUANT_SCALE, flatbuffers.number_types.Float32Flags, 4) if quant else ()
             zero = _ints(quant, _QUANT_ZERO_POINT, flatbuffers.number_types.Int64Flags, 8) if quant else ()
-            tensors.append(GraphTensor(
-                name=_string(t, _TENSOR_NAME) or "",
-                shape=_ints(t, _TENSOR_SHAPE, i32, 4),
-                type_code=_scalar(t, _TENSOR_TYPE, flatbuffers.number_types.Int8Flags),
-                constant=0 < buffer_index < len(has_data) and has_data[buffer_index],
-                scale=scale, zero_point=zero))
+            tensors.append(
+                GraphTensor(
+                    name=_string(t, _TENSOR_NAME) or "",
+                    shape=_ints(t, _TENSOR_SHAPE, i32, 4),
+                    type_code=_scalar(t, _TENSOR_TYPE, flatbuffers.number_types.Int8Flags),
+                    constant=0 < buffer_index < len(has_data) and has_data[buffer_index],
+                    scale=scale,
+                    zero_point=zero,
+                )
+            )
         ops = []
         _, n_ops = _vector(sub, _SUBGRAPH_OPERATORS)
         for i in range(n_ops):
             op = _table_at(sub, _SUBGRAPH_OPERATORS, i)
             builtin, custom = codes[_scalar(op, _OP_OPCODE_INDEX, u32)]
-            ops.append(GraphOp(builtin, custom, _ints(op, _OP_INPUTS, i32, 4),
-                               _ints(op, _OP_OUTPUTS, i32, 4), _bytes(op, _OP_CUSTOM_OPTIONS)))
-        return Graph(tuple(ops), tuple(tensors), _ints(sub, _SUBGRAPH_INPUTS, i32, 4),
-                     _ints(sub, _SUBGRAPH_OUTPUTS, i32, 4))
+            ops.append(
+                GraphOp(
+                    builtin,
+                    custom,
+                    _ints(op, _OP_INPUTS, i32, 4),
+                    _ints(op, _OP_OUTPUTS, i32, 4),
+                    _bytes(op, _OP_CUSTOM_OPTIONS),
+                )
+            )
+        return Graph(
+            tuple(ops),
+            tuple(tensors),
+            _ints(sub, _SUBGRAPH_INPUTS, i32, 4),
+            _ints(sub, _SUBGRAPH_OUTPUTS, i32, 4),
+        )
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"malformed TFLite flatbuffer: {exc}") from None
 

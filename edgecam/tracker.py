@@ -85,10 +85,15 @@ def centre_distance(a: BBox, b: BBox) -> float:
     return math.hypot(ax - bx, ay - by) / math.sqrt(2.0)
 
 
-def match(predicted: Sequence[BBox], detected: Sequence[BBox], iou_threshold: float,
-          max_distance: float, same_label: Optional[Sequence[Sequence[bool]]] = None,
-          relabel_iou: float = 0.5, may_relabel: Optional[Sequence[bool]] = None,
-          ) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
+def match(
+    predicted: Sequence[BBox],
+    detected: Sequence[BBox],
+    iou_threshold: float,
+    max_distance: float,
+    same_label: Optional[Sequence[Sequence[bool]]] = None,
+    relabel_iou: float = 0.5,
+    may_relabel: Optional[Sequence[bool]] = None,
+) -> Tuple[List[Tuple[int, int]], List[int], List[int]]:
     """Greedy one-to-one assignment of detections to tracks.
 
     Returns (pairs of (track index, detection index), unmatched tracks, unmatched detections).
@@ -120,8 +125,11 @@ def match(predicted: Sequence[BBox], detected: Sequence[BBox], iou_threshold: fl
             pairs.append((t, d))
             used_t.add(t)
             used_d.add(d)
-    return (pairs, [t for t in range(len(predicted)) if t not in used_t],
-            [d for d in range(len(detected)) if d not in used_d])
+    return (
+        pairs,
+        [t for t in range(len(predicted)) if t not in used_t],
+        [d for d in range(len(detected)) if d not in used_d],
+    )
 
 
 @dataclass(frozen=True)
@@ -138,9 +146,12 @@ class TrackUpdate:
 class Tracker:
     """Tracks of every label; `update()` once per inferred frame, in frame order."""
 
-    def __init__(self, options: TrackerOptions = TrackerOptions(),
-                 per_label: Optional[Mapping[str, TrackerOptions]] = None,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12]):
+    def __init__(
+        self,
+        options: TrackerOptions = TrackerOptions(),
+        per_label: Optional[Mapping[str, TrackerOptions]] = None,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:12],
+    ):
         self.options = options
         self.per_label = dict(per_label or {})
         self._new_id = new_id
@@ -169,13 +180,22 @@ class Tracker:
         same = [[t.label == d.label for d in dets] for t in tracks]
         # Once a track has started, its label is settled: another label's box is another object
         # (a person walking past a parked car), never this track's.
-        pairs, lost, new = match([t.predicted() for t in tracks], [d.bbox for d in dets], iou, dist, same,
-                                 may_relabel=[not t.confirmed for t in tracks])
+        pairs, lost, new = match(
+            [t.predicted() for t in tracks],
+            [d.bbox for d in dets],
+            iou,
+            dist,
+            same,
+            may_relabel=[not t.confirmed for t in tracks],
+        )
         for ti, di in pairs:
             t, d = tracks[ti], dets[di]
             o = opts[ti]
-            if d.label == t.label and d.bbox.iou(t.predicted()) < o.iou and \
-                    centre_distance(d.bbox, t.predicted()) > o.max_distance:
+            if (
+                d.label == t.label
+                and d.bbox.iou(t.predicted()) < o.iou
+                and centre_distance(d.bbox, t.predicted()) > o.max_distance
+            ):
                 lost.append(ti)  # only within another label's looser limits
                 new.append(di)
                 continue
@@ -205,8 +225,16 @@ class Tracker:
             # overlapping objects: neither is a new object.
             if sum(d.bbox.intersect(b).area for label, b in held if label == d.label) >= c * d.bbox.area:
                 continue
-            t = Track(self._new_id(), d.label, d.bbox, float(d.score), ts, ts,
-                      top_score=float(d.score), votes={d.label: float(d.score)})
+            t = Track(
+                self._new_id(),
+                d.label,
+                d.bbox,
+                float(d.score),
+                ts,
+                ts,
+                top_score=float(d.score),
+                votes={d.label: float(d.score)},
+            )
             matched[t.id] = d
             held.append((t.label, t.box))
             o = self.options_for(d.label)

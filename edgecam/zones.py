@@ -88,8 +88,11 @@ def parse_polygon(where: str, value: Any) -> Polygon:
         raise EdgecamError(f"config {where}: expected a polygon, got {value!r}: {hint}")
     points = []
     for p in value:
-        if (not isinstance(p, (list, tuple)) or len(p) != 2
-                or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)):
+        if (
+            not isinstance(p, (list, tuple))
+            or len(p) != 2
+            or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
+        ):
             raise EdgecamError(f"config {where}: bad point {p!r}: {hint}")
         x, y = float(p[0]), float(p[1])
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
@@ -116,8 +119,10 @@ def parse_zones(where: str, value: Any) -> Tuple[Zone, ...]:
         if isinstance(spec, dict):
             unknown = set(spec) - {"points", "labels"}
             if unknown or "points" not in spec:
-                raise EdgecamError(f"config {at}: expected keys points (and optional labels), "
-                                   f"got {', '.join(sorted(spec)) or 'none'}")
+                raise EdgecamError(
+                    f"config {at}: expected keys points (and optional labels), "
+                    f"got {', '.join(sorted(spec)) or 'none'}"
+                )
             raw_labels = spec.get("labels", [])
             if not isinstance(raw_labels, (list, tuple)) or not all(isinstance(x, str) for x in raw_labels):
                 raise EdgecamError(f"config {at}.labels: expected a list of strings, got {raw_labels!r}")

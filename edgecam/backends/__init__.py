@@ -23,8 +23,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import (Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple,
-                    runtime_checkable)
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..datatypes import DetectOptions, Detection, Frame, SensorDetections
 from ..presence import coral_pcie, find_coral_usb, hailo_devices, imx500_subdevs
@@ -86,8 +85,9 @@ class Backend(Protocol):
     def invoke(self, prepared: Any) -> Any:
         """The raw outputs for one input."""
 
-    def postprocess(self, raw: Any, transform: Any,
-                    threshold: Optional[float] = None) -> Tuple[Detection, ...]:
+    def postprocess(
+        self, raw: Any, transform: Any, threshold: Optional[float] = None
+    ) -> Tuple[Detection, ...]:
         """Detections above the threshold, allowed and large enough, best first."""
 
     def timings(self, raw: Any) -> Dict[str, float]:
@@ -156,14 +156,30 @@ def _entries(*infos: BackendInfo) -> Mapping[str, BackendInfo]:
 
 REGISTRY: Mapping[str, BackendInfo] = _entries(
     BackendInfo("cpu", "edgecam.detector:load_cpu", tflite=True, parallel=True),
-    BackendInfo("edgetpu", "edgecam.detector:load_edgetpu", "Coral",
-                lambda root: bool(find_coral_usb(root) or coral_pcie(root)), auto_rank=3,
-                tflite=True),
+    BackendInfo(
+        "edgetpu",
+        "edgecam.detector:load_edgetpu",
+        "Coral",
+        lambda root: bool(find_coral_usb(root) or coral_pcie(root)),
+        auto_rank=3,
+        tflite=True,
+    ),
     # The AI Camera first: no inference on the Pi at all.
-    BackendInfo("imx500", "edgecam.backends.imx500:load_backends", "AI Camera",
-                lambda root: bool(imx500_subdevs(root)), auto_rank=1, crops=False),
-    BackendInfo("hailo", "edgecam.backends.hailo:load_backends", "AI Kit / AI HAT+",
-                lambda root: bool(hailo_devices(root)), auto_rank=2),
+    BackendInfo(
+        "imx500",
+        "edgecam.backends.imx500:load_backends",
+        "AI Camera",
+        lambda root: bool(imx500_subdevs(root)),
+        auto_rank=1,
+        crops=False,
+    ),
+    BackendInfo(
+        "hailo",
+        "edgecam.backends.hailo:load_backends",
+        "AI Kit / AI HAT+",
+        lambda root: bool(hailo_devices(root)),
+        auto_rank=2,
+    ),
 )
 """Every backend by name, in the order the help texts list them."""
 
@@ -174,8 +190,7 @@ CHOICES: Tuple[str, ...] = (*REGISTRY, AUTO)
 
 def choices_help() -> str:
     """The choices with their hardware, for help texts: `cpu, edgetpu (Coral), ..., auto`."""
-    return ", ".join([f"{i.name} ({i.device})" if i.device else i.name
-                      for i in REGISTRY.values()] + [AUTO])
+    return ", ".join([f"{i.name} ({i.device})" if i.device else i.name for i in REGISTRY.values()] + [AUTO])
 
 
 def info(name: str) -> BackendInfo:
@@ -206,8 +221,7 @@ def resolve_backend(asked: str, root: Path = Path("/")) -> str:
 def with_backend(model, backend: str):
     """`model` (the [model] config) with `detector` set to a concrete backend and the
     `delegate` alias folded in to match, so everything downstream reads one name."""
-    return dataclasses.replace(model, detector=backend,
-                               delegate="edgetpu" if backend == "edgetpu" else "cpu")
+    return dataclasses.replace(model, detector=backend, delegate="edgetpu" if backend == "edgetpu" else "cpu")
 
 
 def load(name: str, request: LoadRequest) -> Sequence[Backend]:

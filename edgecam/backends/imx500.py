@@ -72,24 +72,30 @@ def debugfs_refused(exc: OSError) -> bool:
     """Whether `IMX500()` failed on reading its upload progress: opening the debugfs files
     (picamera2 < 0.3.35), or running `sudo -n` for them where sudo is not installed (later)."""
     name = str(exc.filename or "")
-    return isinstance(exc, (PermissionError, FileNotFoundError)) and \
-        ("/imx500-fw:" in name or "/rp2040-spi:" in name or name == "sudo")
+    return isinstance(exc, (PermissionError, FileNotFoundError)) and (
+        "/imx500-fw:" in name or "/rp2040-spi:" in name or name == "sudo"
+    )
 
 
 def debugfs_message(exc: OSError) -> str:
     """One line for a picamera2 that stops on the unreadable upload progress: what and the fix."""
     if exc.filename == "sudo":
-        return (f"picamera2 stops the AI Camera because user {user_name()} cannot read the "
-                f"firmware upload progress in {DEBUGFS} and its fallback, `sudo -n`, is not "
-                "installed: install it (`apt install sudo`, as root; picamera2 then goes on "
-                "without the progress), or run as root or a user in the sudo group")
-    why = ("is not mounted" if isinstance(exc, FileNotFoundError)
-           else "is open only to root and the sudo group")
-    return (f"picamera2 stops the AI Camera because user {user_name()} cannot read the firmware "
-            f"upload progress ({exc.filename}: {DEBUGFS} {why}): upgrade picamera2 to "
-            f"{PROGRESS_FIX} or later (`sudo apt update && sudo apt install --only-upgrade "
-            "python3-picamera2`), which uploads without it; or, for a quick try, run "
-            "`edgecam run --detector imx500` as a user in the sudo group")
+        return (
+            f"picamera2 stops the AI Camera because user {user_name()} cannot read the "
+            f"firmware upload progress in {DEBUGFS} and its fallback, `sudo -n`, is not "
+            "installed: install it (`apt install sudo`, as root; picamera2 then goes on "
+            "without the progress), or run as root or a user in the sudo group"
+        )
+    why = (
+        "is not mounted" if isinstance(exc, FileNotFoundError) else "is open only to root and the sudo group"
+    )
+    return (
+        f"picamera2 stops the AI Camera because user {user_name()} cannot read the firmware "
+        f"upload progress ({exc.filename}: {DEBUGFS} {why}): upgrade picamera2 to "
+        f"{PROGRESS_FIX} or later (`sudo apt update && sudo apt install --only-upgrade "
+        "python3-picamera2`), which uploads without it; or, for a quick try, run "
+        "`edgecam run --detector imx500` as a user in the sudo group"
+    )
 
 
 def progress_readable(device) -> bool:
@@ -108,8 +114,10 @@ def import_imx500():
         from picamera2.devices import IMX500
         from picamera2.devices.imx500 import NetworkIntrinsics
     except ImportError as exc:
-        raise EdgecamError(f"the imx500 detector needs picamera2's IMX500 support ({exc}): "
-                           f"`sudo apt install {PACKAGE}`, then reboot") from None
+        raise EdgecamError(
+            f"the imx500 detector needs picamera2's IMX500 support ({exc}): "
+            f"`sudo apt install {PACKAGE}`, then reboot"
+        ) from None
     return IMX500, NetworkIntrinsics
 
 
@@ -121,8 +129,9 @@ def dense_or_indexed(labels: Sequence[str], ignore_dash: bool) -> Dict[int, str]
     return {i: lb for i, lb in enumerate(labels) if lb and lb != "-"}
 
 
-def decode_boxes(boxes: np.ndarray, order: Optional[str], normalized: Optional[bool],
-                 input_size: Tuple[int, int]) -> np.ndarray:
+def decode_boxes(
+    boxes: np.ndarray, order: Optional[str], normalized: Optional[bool], input_size: Tuple[int, int]
+) -> np.ndarray:
     """Boxes [N,4] as the network wrote them -> (y0, x0, y1, x1) fractions of the input.
 
     `bbox_normalization` means the network wrote input pixels; `bbox_order` "xy" means
@@ -150,10 +159,17 @@ class Imx500Backend:
     name = "imx500"
     threads = None
 
-    def __init__(self, device, intrinsics, labels: Dict[int, str], options: DetectOptions,
-                 network_file: str, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
-                 score_floor: Optional[float] = None):
+    def __init__(
+        self,
+        device,
+        intrinsics,
+        labels: Dict[int, str],
+        options: DetectOptions,
+        network_file: str,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        score_floor: Optional[float] = None,
+    ):
         self.device = device
         self.intrinsics = intrinsics
         self.labels = labels
@@ -171,9 +187,14 @@ class Imx500Backend:
         self._blind_since: Optional[float] = None
 
     @classmethod
-    def load(cls, network_file: Optional[str], labels_path: Optional[str],
-             options: DetectOptions = DetectOptions(), fallback_labels: Optional[str] = None,
-             score_floor: Optional[float] = None) -> "Imx500Backend":
+    def load(
+        cls,
+        network_file: Optional[str],
+        labels_path: Optional[str],
+        options: DetectOptions = DetectOptions(),
+        fallback_labels: Optional[str] = None,
+        score_floor: Optional[float] = None,
+    ) -> "Imx500Backend":
         """Hand the network to the sensor (before Picamera2 exists) and read its intrinsics.
 
         `score_floor` is the lowest threshold the run may filter with (default: the options'
@@ -183,11 +204,15 @@ class Imx500Backend:
         """
         network_file = network_file or DEFAULT_NETWORK
         if not network_file.endswith(".rpk"):
-            raise EdgecamError(f"{network_file} is not an IMX500 network (.rpk): give one from "
-                               f"{MODELS_DIR} with --model, or use --detector cpu for .tflite")
+            raise EdgecamError(
+                f"{network_file} is not an IMX500 network (.rpk): give one from "
+                f"{MODELS_DIR} with --model, or use --detector cpu for .tflite"
+            )
         if not os.path.isfile(network_file):
-            raise EdgecamError(f"IMX500 network file {network_file} not found: `sudo apt install "
-                               f"{PACKAGE}` (it installs {MODELS_DIR}), or give --model FILE.rpk")
+            raise EdgecamError(
+                f"IMX500 network file {network_file} not found: `sudo apt install "
+                f"{PACKAGE}` (it installs {MODELS_DIR}), or give --model FILE.rpk"
+            )
         imx500_class, intrinsics_class = import_imx500()
         try:
             # IMX500() prints its notes (upload may take minutes, no progress bar) with print():
@@ -197,28 +222,37 @@ class Imx500Backend:
         except (RuntimeError, OSError, StopIteration) as exc:
             if isinstance(exc, OSError) and debugfs_refused(exc):
                 raise EdgecamError(debugfs_message(exc)) from None
-            raise EdgecamError(f"cannot open the IMX500 AI Camera ({exc or type(exc).__name__}): "
-                               "check the ribbon cable and `rpicam-hello --list-cameras`, and "
-                               f"that {PACKAGE} is installed") from None
+            raise EdgecamError(
+                f"cannot open the IMX500 AI Camera ({exc or type(exc).__name__}): "
+                "check the ribbon cable and `rpicam-hello --list-cameras`, and "
+                f"that {PACKAGE} is installed"
+            ) from None
         intrinsics = device.network_intrinsics
         if not intrinsics:
             intrinsics = intrinsics_class()
             intrinsics.task = "object detection"
         elif intrinsics.task != "object detection":
-            raise EdgecamError(f"{network_file} is a {intrinsics.task} network, not object "
-                               "detection: give an SSD detection .rpk")
+            raise EdgecamError(
+                f"{network_file} is a {intrinsics.task} network, not object "
+                "detection: give an SSD detection .rpk"
+            )
         if intrinsics.postprocess:
-            raise EdgecamError(f"{network_file} needs CPU post-processing "
-                               f"({intrinsics.postprocess!r}); edgecam reads networks whose "
-                               "outputs are post-processed on the sensor (*_pp.rpk)")
+            raise EdgecamError(
+                f"{network_file} needs CPU post-processing "
+                f"({intrinsics.postprocess!r}); edgecam reads networks whose "
+                "outputs are post-processed on the sensor (*_pp.rpk)"
+            )
         intrinsics.update_with_defaults()
         labels = cls._labels(intrinsics, labels_path, fallback_labels)
         backend = cls(device, intrinsics, labels, options, network_file, score_floor=score_floor)
-        log.info("imx500: network %s, input %dx%d, bbox order %s%s, inference rate %g fps",
-                 os.path.basename(network_file), *backend.input_size,
-                 intrinsics.bbox_order or "yx",
-                 ", in input pixels" if intrinsics.bbox_normalization else "",
-                 intrinsics.inference_rate)
+        log.info(
+            "imx500: network %s, input %dx%d, bbox order %s%s, inference rate %g fps",
+            os.path.basename(network_file),
+            *backend.input_size,
+            intrinsics.bbox_order or "yx",
+            ", in input pixels" if intrinsics.bbox_normalization else "",
+            intrinsics.inference_rate,
+        )
         return backend
 
     @staticmethod
@@ -230,8 +264,10 @@ class Imx500Backend:
             return dense_or_indexed(intrinsics.labels, bool(intrinsics.ignore_dash_labels))
         if fallback:
             return load_labels(fallback)
-        log.warning("imx500: the network carries no labels and none were given: "
-                    "classes show as class_<id> (set [model] labels)")
+        log.warning(
+            "imx500: the network carries no labels and none were given: "
+            "classes show as class_<id> (set [model] labels)"
+        )
         return {}
 
     # -- the sensor half (called by the capture thread) ------------------------------------
@@ -271,9 +307,14 @@ class Imx500Backend:
         first frame with outputs (at most BLIND_UPLOAD_S).
         """
         if not progress_readable(self.device):
-            log.warning("imx500: the firmware upload progress is not readable for user %s "
-                        "(%s is root:sudo 0750): waiting up to %.0f s for the first frame "
-                        "with the network's outputs", user_name(), DEBUGFS, BLIND_UPLOAD_S)
+            log.warning(
+                "imx500: the firmware upload progress is not readable for user %s "
+                "(%s is root:sudo 0750): waiting up to %.0f s for the first frame "
+                "with the network's outputs",
+                user_name(),
+                DEBUGFS,
+                BLIND_UPLOAD_S,
+            )
             self._blind_since = self._clock()
             self._set_loading("uploading firmware to the IMX500 (progress not readable)")
             return
@@ -294,14 +335,16 @@ class Imx500Backend:
                         last, last_change = (stage, current), now
                     if (stage, percent // 10) != logged:
                         logged = (stage, percent // 10)
-                        log.info("imx500: uploading %s firmware: %d%% of %d kB", stage, percent,
-                                 total // 1024)
+                        log.info(
+                            "imx500: uploading %s firmware: %d%% of %d kB", stage, percent, total // 1024
+                        )
                     if stage == "network" and current >= UPLOAD_DONE * total:
                         log.info("imx500: network firmware uploaded in %.1f s", now - start)
                         return
                     if now - last_change >= STALL_S:
-                        log.warning("imx500: firmware upload stalled at %d%% for %.0f s: going on",
-                                    percent, STALL_S)
+                        log.warning(
+                            "imx500: firmware upload stalled at %d%% for %.0f s: going on", percent, STALL_S
+                        )
                         return
                 self._sleep(POLL_S)
         finally:
@@ -314,8 +357,9 @@ class Imx500Backend:
             self._blind_wait(self._blind_since, outputs is not None)
         if outputs is None:
             return None
-        boxes = decode_boxes(outputs[0][0], self.intrinsics.bbox_order,
-                             self.intrinsics.bbox_normalization, self.input_size)
+        boxes = decode_boxes(
+            outputs[0][0], self.intrinsics.bbox_order, self.intrinsics.bbox_normalization, self.input_size
+        )
         scores, classes = np.ravel(outputs[1][0]), np.ravel(outputs[2][0])
         n = len(scores)
         if len(outputs) > 3:  # the detection count, when the network reports one
@@ -328,8 +372,7 @@ class Imx500Backend:
             x, y, w, h = self.device.convert_inference_coords(tuple(boxes[i]), metadata, cam)
             box = BBox(x / main_w, y / main_h, (x + w) / main_w, (y + h) / main_h).clip()
             class_id = int(classes[i])
-            found.append(Detection(label_for(self.labels, class_id), class_id,
-                                   float(scores[i]), box))
+            found.append(Detection(label_for(self.labels, class_id), class_id, float(scores[i]), box))
         kpi = self.device.get_kpi_info(metadata)
         dnn, dsp = kpi if kpi else (None, None)
         return SensorDetections(tuple(found), dnn, dsp)
@@ -357,8 +400,9 @@ class Imx500Backend:
         """Nothing to run: the sensor already did."""
         return prepared
 
-    def postprocess(self, raw: SensorDetections, _prepared=None,
-                    threshold: Optional[float] = None) -> Tuple[Detection, ...]:
+    def postprocess(
+        self, raw: SensorDetections, _prepared=None, threshold: Optional[float] = None
+    ) -> Tuple[Detection, ...]:
         """The sensor's candidates above the threshold, allowed and large enough, best first."""
         return keep(raw.candidates, self.options, self._allowed, threshold)
 
@@ -382,8 +426,11 @@ class Imx500Backend:
 def load_backends(request: LoadRequest) -> List[Imx500Backend]:
     """The `imx500` backend's loader (edgecam.backends.REGISTRY): the network handed to the
     sensor, before Picamera2 exists."""
-    return [Imx500Backend.load(request.model, request.labels, request.options,
-                               request.fallback_labels, request.score_floor)]
+    return [
+        Imx500Backend.load(
+            request.model, request.labels, request.options, request.fallback_labels, request.score_floor
+        )
+    ]
 
 
 def list_networks(models_dir: str = MODELS_DIR) -> List[str]:

@@ -42,6 +42,7 @@ class _Group(click.Group):
 
 def _version_message() -> str:
     from ..runtime import find_runtime
+
     try:
         runtime = find_runtime().describe()
     except EdgecamError:
@@ -56,8 +57,14 @@ def _print_version(ctx, _param, value):
 
 
 @click.group(cls=_Group)
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True,
-              callback=_print_version, help="Show edgecam's and the TFLite runtime's versions.")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show edgecam's and the TFLite runtime's versions.",
+)
 def main():
     """edgecam: TFLite object detection on a Raspberry Pi camera, published over MQTT."""
 

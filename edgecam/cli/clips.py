@@ -13,16 +13,25 @@ from .. import config as cfg
 def _folder(config_path, folder):
     from ..app import clips_folder
     from pathlib import Path
+
     config = cfg.resolve(config_path, {})
     return (Path(folder).expanduser() if folder else clips_folder(config)), config
 
 
 PARTIAL_MIN_AGE_S = 600.0
 
-_config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                              help="TOML config file (its [clips] dir and budget).")
-_dir_option = click.option("--dir", "folder", type=click.Path(file_okay=False),
-                           help="The clips folder (default: [clips] dir, else clips/ in the state directory).")
+_config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (its [clips] dir and budget).",
+)
+_dir_option = click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False),
+    help="The clips folder (default: [clips] dir, else clips/ in the state directory).",
+)
 
 
 @click.group("clips")
@@ -37,6 +46,7 @@ def clips_group():
 def clips_list(config_path, folder, as_json):
     """The complete clips, newest first: start, length, size, labels."""
     from ..clips.store import list_clips
+
     path, config = _folder(config_path, folder)
     clips = list_clips(path)
     if as_json:
@@ -47,11 +57,12 @@ def clips_list(config_path, folder, as_json):
     total = sum(c.size for c in clips)
     for c in clips:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.start))
-        click.echo(f"{when}  {c.seconds:6.1f} s  {c.size / 1024:8.0f} kB  "
-                   f"{','.join(c.labels) or '-':12}  {c.name}.mp4")
+        click.echo(
+            f"{when}  {c.seconds:6.1f} s  {c.size / 1024:8.0f} kB  "
+            f"{','.join(c.labels) or '-':12}  {c.name}.mp4"
+        )
     budget = config.clips.max_mb
-    click.echo(f"{len(clips)} clip(s), {total / 2 ** 20:.1f} MB"
-               + (f" of {budget:g} MB" if budget else ""))
+    click.echo(f"{len(clips)} clip(s), {total / 2**20:.1f} MB" + (f" of {budget:g} MB" if budget else ""))
 
 
 @clips_group.command("prune")
@@ -64,6 +75,7 @@ def clips_prune(config_path, folder, max_mb, max_days):
     what an interrupted run left (*.part files unchanged for 10 minutes: a running
     service's clip in progress is left alone)."""
     from ..clips.store import prune, remove_partials
+
     path, config = _folder(config_path, folder)
     max_mb = config.clips.max_mb if max_mb is None else max_mb
     max_days = config.clips.max_days if max_days is None else max_days

@@ -10,10 +10,19 @@ from ..doctor import FAIL, check_config, format_table, run_checks
 
 
 @click.command("doctor")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="config file (default /etc/edgecam/config.toml when present)")
-@click.option("--root", type=click.Path(file_okay=False), default="/", hidden=True,
-              help="read /sys, /dev and /usr/share below this folder (tests)")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="config file (default /etc/edgecam/config.toml when present)",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False),
+    default="/",
+    hidden=True,
+    help="read /sys, /dev and /usr/share below this folder (tests)",
+)
 def doctor_command(config_path, root):
     """Check runtime, camera, accelerators, model, broker, disk and temperature; exit 1 on failure."""
     config, rows = check_config(config_path)

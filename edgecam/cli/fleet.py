@@ -36,9 +36,15 @@ class FleetRow:
         """The row as table cells."""
         ev = self.last_event
         event = "-" if ev is None else f"{ev['type']} {ev['label']} {_ago(now - ev['ts'])}"
-        return [self.device, {True: "online", False: "OFFLINE", None: "?"}[self.online],
-                _num(self.fps, "{:.1f}"), _num(self.inference_p50_ms, "{:.1f} ms"),
-                _num(self.temp_c, "{:.0f} C"), _num(self.spool_depth, "{}"), event]
+        return [
+            self.device,
+            {True: "online", False: "OFFLINE", None: "?"}[self.online],
+            _num(self.fps, "{:.1f}"),
+            _num(self.inference_p50_ms, "{:.1f} ms"),
+            _num(self.temp_c, "{:.0f} C"),
+            _num(self.spool_depth, "{}"),
+            event,
+        ]
 
 
 def _num(value, fmt: str) -> str:
@@ -92,10 +98,21 @@ def _fold(row: FleetRow, what: str, payload: bytes) -> Optional[FleetRow]:
     if not isinstance(data, dict):
         return None
     if what == "stats":
-        return replace(row, fps=data.get("fps"),
-                       inference_p50_ms=(data.get("inference_ms") or {}).get("p50"),
-                       temp_c=data.get("cpu_temp_c"), spool_depth=data.get("spool_depth"))
+        return replace(
+            row,
+            fps=data.get("fps"),
+            inference_p50_ms=(data.get("inference_ms") or {}).get("p50"),
+            temp_c=data.get("cpu_temp_c"),
+            spool_depth=data.get("spool_depth"),
+        )
     if what == "events" and data.get("type") in ("start", "end"):
-        return replace(row, last_event={"type": data["type"], "label": data.get("label"),
-                                        "id": data.get("id"), "ts": data.get("ts") or time.time()})
+        return replace(
+            row,
+            last_event={
+                "type": data["type"],
+                "label": data.get("label"),
+                "id": data.get("id"),
+                "ts": data.get("ts") or time.time(),
+            },
+        )
     return None

@@ -21,8 +21,11 @@ REDRAW = 0.5  # seconds between redrawings of the fleet table
 def describe(topic: str, payload: bytes) -> dict:
     """One received message as a JSON-able record (binary payloads summarised)."""
     parts = topic.split("/")
-    record = {"topic": topic, "device": parts[1] if len(parts) > 1 else None,
-              "received": round(time.time(), 3)}
+    record = {
+        "topic": topic,
+        "device": parts[1] if len(parts) > 1 else None,
+        "received": round(time.time(), 3),
+    }
     if topic.endswith("/snapshot"):
         record.update(kind="snapshot", bytes=len(payload))
         return record
@@ -57,8 +60,7 @@ def _save_snapshot(directory: Path, topic: str, payload: bytes) -> Path:
     return path
 
 
-def _draw_fleet(fleet: FleetTable, lock: threading.Lock, dirty: list, done: threading.Event,
-                timeout) -> None:
+def _draw_fleet(fleet: FleetTable, lock: threading.Lock, dirty: list, done: threading.Event, timeout) -> None:
     """Redraw the table twice a second while it changes (in place on a terminal, appended
     otherwise) until `done` or `timeout`; a last drawing at the end."""
     tty = sys.stdout.isatty()
@@ -79,28 +81,57 @@ def _draw_fleet(fleet: FleetTable, lock: threading.Lock, dirty: list, done: thre
 
 
 @click.command("listen")
-@click.option("--mqtt", "broker", default="localhost", show_default=True, metavar="HOST[:PORT]",
-              help="Broker to listen on.")
+@click.option(
+    "--mqtt",
+    "broker",
+    default="localhost",
+    show_default=True,
+    metavar="HOST[:PORT]",
+    help="Broker to listen on.",
+)
 @click.option("--device", "device", default=None, metavar="ID", help="Only this device.")
-@click.option("--all", "all_devices", is_flag=True,
-              help="The fleet view: a table of every device under edgecam/ (online, fps, inference, "
-                   "temperature, spool, last event), redrawn in place; JSON lines of its rows with --json.")
-@click.option("--prefix", default=None, help="Listen under this topic prefix instead (e.g. a custom [mqtt] prefix).")
+@click.option(
+    "--all",
+    "all_devices",
+    is_flag=True,
+    help="The fleet view: a table of every device under edgecam/ (online, fps, inference, "
+    "temperature, spool, last event), redrawn in place; JSON lines of its rows with --json.",
+)
+@click.option(
+    "--prefix", default=None, help="Listen under this topic prefix instead (e.g. a custom [mqtt] prefix)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--save-snapshots", type=click.Path(file_okay=False), default=None,
-              help="Write every snapshot received as a JPEG into this directory.")
+@click.option(
+    "--save-snapshots",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write every snapshot received as a JPEG into this directory.",
+)
 @click.option("--mqtt-user", default=None, help="Username.")
-@click.option("--mqtt-password-file", type=click.Path(dir_okay=False), default=None,
-              help="File holding the password (or env EDGECAM_MQTT_PASSWORD).")
-@click.option("--mqtt-tls-ca", type=click.Path(dir_okay=False), default=None,
-              help="CA file: turns TLS on.")
+@click.option(
+    "--mqtt-password-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File holding the password (or env EDGECAM_MQTT_PASSWORD).",
+)
+@click.option("--mqtt-tls-ca", type=click.Path(dir_okay=False), default=None, help="CA file: turns TLS on.")
 @click.option("--count", type=int, default=None, help="Exit after this many messages.")
 @click.option("--timeout", type=float, default=None, help="Exit after this many seconds.")
-def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots, mqtt_user,
-                   mqtt_password_file, mqtt_tls_ca, count, timeout):
+def listen_command(
+    broker,
+    device,
+    all_devices,
+    prefix,
+    as_json,
+    save_snapshots,
+    mqtt_user,
+    mqtt_password_file,
+    mqtt_tls_ca,
+    count,
+    timeout,
+):
     """Show what edgecam devices publish (pretty, or JSON lines with --json)."""
-    from ..comms.identity import (TOPIC_ROOT, parse_host_port, read_password, resolve_device_id,
-                                  topic_prefix)
+    from ..comms.identity import TOPIC_ROOT, parse_host_port, read_password, resolve_device_id, topic_prefix
     from ..comms.mqtt import BrokerLogin, paho_client
     from ..comms.topics import Topics
 
@@ -153,9 +184,14 @@ def listen_command(broker, device, all_devices, prefix, as_json, save_snapshots,
         click.echo(json.dumps(record) if as_json else pretty(record))
         sys.stdout.flush()
 
-    client = paho_client(BrokerLogin(
-        f"edgecam-listen-{os.getpid()}", username=mqtt_user,
-        password=read_password(mqtt_password_file) if mqtt_user else None, tls_ca=mqtt_tls_ca))
+    client = paho_client(
+        BrokerLogin(
+            f"edgecam-listen-{os.getpid()}",
+            username=mqtt_user,
+            password=read_password(mqtt_password_file) if mqtt_user else None,
+            tls_ca=mqtt_tls_ca,
+        )
+    )
     client.on_connect = on_connect
     client.on_message = on_message
     try:

@@ -39,8 +39,12 @@ def models_list():
 
 @models_group.command("fetch")
 @click.argument("name")
-@click.option("--from", "from_dir", type=click.Path(file_okay=False),
-              help="take the files from this folder instead of downloading them")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(file_okay=False),
+    help="take the files from this folder instead of downloading them",
+)
 @click.option("--force", is_flag=True, help="replace files that are already installed")
 def models_fetch(name, from_dir, force):
     """Download (or copy with --from) model NAME, verify its sha256 and install it."""

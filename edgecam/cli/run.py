@@ -19,6 +19,7 @@ def _split_host_port(value):
     if value is None:
         return None, None
     from ..comms.identity import parse_host_port
+
     host, port = parse_host_port(value, default_port=0)
     return host, port or None
 
@@ -56,14 +57,22 @@ def config_overrides(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
 
 
 @click.command("run")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file (default /etc/edgecam/config.toml when present).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="TOML config file (default /etc/edgecam/config.toml when present).",
+)
 @config_options
-@click.option("--clips", "clips_dir", help="Record a clip of each tracked event into DIR ([clips]; needs --track).")
+@click.option(
+    "--clips", "clips_dir", help="Record a clip of each tracked event into DIR ([clips]; needs --track)."
+)
 @click.option("--json", "json_output", is_flag=True, help="One JSON object per frame on stdout.")
 @click.option("--mqtt", help="MQTT broker HOST[:PORT] ([mqtt] host, port).")
 def run_command(config_path, clips_dir, json_output, mqtt, **opts):
     """Detect objects in frames from a camera, stream or files, and report them."""
     from ..app import install_signal_handlers, run
+
     overrides = config_overrides(opts)
     host, port = _split_host_port(mqtt)
     overrides["mqtt"].update(host=host, port=port)
@@ -92,9 +101,11 @@ def _quiet_closed_stdout() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         import os
+
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _setup_logging(level: str) -> None:
     from ..logs import setup_logging
+
     setup_logging(level)

@@ -48,9 +48,18 @@ class FrameEncoder:
     `encode(image, t, seq, key=True)` forces a keyframe (a clip split starts on one).
     """
 
-    def __init__(self, width: int, height: int, fps: float, *, codec: str = "libx264",
-                 preset: str = "ultrafast", bitrate_kbps: int = 2000,
-                 keyframe_interval: float = 1.0, threads: int = 1):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        *,
+        codec: str = "libx264",
+        preset: str = "ultrafast",
+        bitrate_kbps: int = 2000,
+        keyframe_interval: float = 1.0,
+        threads: int = 1,
+    ):
         import av
 
         self.width, self.height, self.codec = width - width % 2, height - height % 2, codec
@@ -58,8 +67,9 @@ class FrameEncoder:
         try:
             ctx = cast("av.VideoCodecContext", av.CodecContext.create(codec, "w"))
         except (av.FFmpegError, ValueError) as exc:
-            raise EdgecamError(f"[clips] encoder {codec!r} is not available in this PyAV build "
-                               f"({exc}): use libx264") from None
+            raise EdgecamError(
+                f"[clips] encoder {codec!r} is not available in this PyAV build ({exc}): use libx264"
+            ) from None
         ctx.width, ctx.height = self.width, self.height
         ctx.pix_fmt = "yuv420p"
         ctx.time_base = TIME_BASE
@@ -70,14 +80,21 @@ class FrameEncoder:
         ctx.thread_count = threads
         if codec == "libx264":
             # Constant quality, capped: a still scene costs little, a busy one no more than the cap.
-            ctx.options = {"preset": preset, "tune": "zerolatency", "crf": "23",
-                           "maxrate": f"{bitrate_kbps}k", "bufsize": f"{2 * bitrate_kbps}k",
-                           "keyint_min": str(ctx.gop_size), "forced-idr": "1"}
+            ctx.options = {
+                "preset": preset,
+                "tune": "zerolatency",
+                "crf": "23",
+                "maxrate": f"{bitrate_kbps}k",
+                "bufsize": f"{2 * bitrate_kbps}k",
+                "keyint_min": str(ctx.gop_size),
+                "forced-idr": "1",
+            }
         try:
             ctx.open()
         except av.FFmpegError as exc:
-            raise EdgecamError(f"[clips] encoder {codec!r} cannot be opened ({exc}): "
-                               "use encoder = \"libx264\"") from None
+            raise EdgecamError(
+                f'[clips] encoder {codec!r} cannot be opened ({exc}): use encoder = "libx264"'
+            ) from None
         self._ctx = ctx
         self._last_pts: Optional[int] = None
         self._origin: Optional[float] = None
@@ -99,7 +116,7 @@ class FrameEncoder:
             pts = self._last_pts + 1  # a wall clock that stepped back must not stop the encoder
         self._last_pts = pts
         if image.shape[1] != self.width or image.shape[0] != self.height:
-            image = np.ascontiguousarray(image[:self.height, :self.width])
+            image = np.ascontiguousarray(image[: self.height, : self.width])
         frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
         frame.pts = pts
         frame.time_base = TIME_BASE

@@ -43,8 +43,11 @@ class PacketRing:
         """Append the newest packet and forget what is too old or over the byte cap."""
         self._packets.append(packet)
         self._bytes += len(packet.data)
-        while self._packets and (packet.t - self._packets[0].t > self.seconds
-                                 or self._bytes > self.max_bytes) and len(self._packets) > 1:
+        while (
+            self._packets
+            and (packet.t - self._packets[0].t > self.seconds or self._bytes > self.max_bytes)
+            and len(self._packets) > 1
+        ):
             if packet.t - self._packets[0].t <= self.seconds:
                 self.evicted_early += 1
             self._bytes -= len(self._packets.popleft().data)

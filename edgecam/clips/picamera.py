@@ -63,13 +63,15 @@ class PicameraClipTap:
 
             def outputframe(self, frame, keyframe=True, timestamp=None, packet=None, audio=False):
                 if not audio:
-                    tap._received(bytes(frame), bool(keyframe),
-                                  None if timestamp is None else int(timestamp))
+                    tap._received(bytes(frame), bool(keyframe), None if timestamp is None else int(timestamp))
 
         # A Fraction: LibavH264Encoder hands the rate to PyAV's add_stream, which takes no float.
-        encoder = H264Encoder(bitrate=self.bitrate_kbps * 1000, repeat=True,
-                              iperiod=max(1, round(self.fps * self.keyframe_interval)),
-                              framerate=fractions.Fraction(self.fps).limit_denominator(1001))
+        encoder = H264Encoder(
+            bitrate=self.bitrate_kbps * 1000,
+            repeat=True,
+            iperiod=max(1, round(self.fps * self.keyframe_interval)),
+            framerate=fractions.Fraction(self.fps).limit_denominator(1001),
+        )
         cam.start_encoder(encoder, ClipOutput(), name="main")
         self.size = tuple(cam.stream_configuration("main")["size"])
         # SensorTimestamp is CLOCK_BOOTTIME; the frames' ts are wall-clock seconds.

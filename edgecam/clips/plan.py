@@ -107,8 +107,14 @@ class _Clip:
 
 
 def _summary(ev: Event) -> dict:
-    return {"id": ev.id, "label": ev.label, "first_seen": ev.first_seen, "last_seen": ev.last_seen,
-            "top_score": ev.top_score, "ended": ev.kind == "end"}
+    return {
+        "id": ev.id,
+        "label": ev.label,
+        "first_seen": ev.first_seen,
+        "last_seen": ev.last_seen,
+        "top_score": ev.top_score,
+        "ended": ev.kind == "end",
+    }
 
 
 class ClipStage(Processor):
@@ -119,8 +125,9 @@ class ClipStage(Processor):
     (`http://host:port/clips/`), for the end events' `clip_url`; None without [web].
     """
 
-    def __init__(self, events, notes: ClipNotes, times: ClipTimes = ClipTimes(),
-                 url_base: Optional[str] = None):
+    def __init__(
+        self, events, notes: ClipNotes, times: ClipTimes = ClipTimes(), url_base: Optional[str] = None
+    ):
         self.events, self.notes, self.times, self.url_base = events, notes, times, url_base
         self._clip: Optional[_Clip] = None
         self._first_t: Optional[float] = None
@@ -221,8 +228,7 @@ class ClipStage(Processor):
             return [closing]
         first = clip.events[sorted(clip.active)[0]]
         name = clip_name(t, first["label"], first["id"])
-        self._clip = _Clip(name, t, clip.end, set(clip.active),
-                           {i: clip.events[i] for i in clip.active})
+        self._clip = _Clip(name, t, clip.end, set(clip.active), {i: clip.events[i] for i in clip.active})
         self.clips_opened += 1
         return [closing, OpenClip(name, t, fresh=True, previous=clip.name)]
 
@@ -230,8 +236,10 @@ class ClipStage(Processor):
         clip = self._clip
         boxes: Tuple[dict, ...] = ()
         if clip is not None and not result.skipped:
-            boxes = tuple({"id": tr.id, "label": tr.label, "box": tr.box.as_list()}
-                          for tr in self.events.tracker.tracks
-                          if tr.id in clip.events and not tr.missed)
+            boxes = tuple(
+                {"id": tr.id, "label": tr.label, "box": tr.box.as_list()}
+                for tr in self.events.tracker.tracks
+                if tr.id in clip.events and not tr.missed
+            )
         if actions or clip is not None:
             self.notes.post(ClipNote(result.frame.seq, tuple(actions), boxes))

@@ -63,9 +63,13 @@ class ClipSink(Sink):
     name = "clips"
     takes_flush = True
 
-    def __init__(self, settings: ClipSettings, notes: ClipNotes,
-                 image: Callable[[FrameResult], np.ndarray] = lambda r: r.frame.image,
-                 tap=None):
+    def __init__(
+        self,
+        settings: ClipSettings,
+        notes: ClipNotes,
+        image: Callable[[FrameResult], np.ndarray] = lambda r: r.frame.image,
+        tap=None,
+    ):
         self.settings, self.notes, self._image, self.tap = settings, notes, image, tap
         self._recent: Deque[Tuple[float, int]] = collections.deque(maxlen=256)  # (ts, seq)
         make_dir(settings.folder)
@@ -125,9 +129,15 @@ class ClipSink(Sink):
                     self._finish(self.writer, (), float("inf"))
                 self.ring = PacketRing(self.ring.seconds, self.ring.max_bytes)
             s = self.settings
-            self.encoder = FrameEncoder(w, h, s.fps, codec=s.codec, preset=s.preset,
-                                        bitrate_kbps=s.bitrate_kbps,
-                                        keyframe_interval=s.keyframe_interval)
+            self.encoder = FrameEncoder(
+                w,
+                h,
+                s.fps,
+                codec=s.codec,
+                preset=s.preset,
+                bitrate_kbps=s.bitrate_kbps,
+                keyframe_interval=s.keyframe_interval,
+            )
         return self.encoder
 
     @property
@@ -196,8 +206,13 @@ class ClipSink(Sink):
         self._feed(end)  # what it is still owed, up to its end
         self.writer = None
         self._boxes.clear()
-        encoder = self.tap.encoder_name if self._tapped else \
-            f"{self.settings.codec} {self.settings.preset}" if self.settings.codec == "libx264" else self.settings.codec
+        encoder = (
+            self.tap.encoder_name
+            if self._tapped
+            else f"{self.settings.codec} {self.settings.preset}"
+            if self.settings.codec == "libx264"
+            else self.settings.codec
+        )
         try:
             path = writer.close(events, {"encoder": encoder})
         except DISK_ERRORS as exc:
@@ -228,8 +243,12 @@ class ClipSink(Sink):
         self.failed += 1
         if self._disk_ok:
             reason = getattr(exc, "strerror", None) or str(exc)
-            log.error("clips: cannot write to %s (%s): this clip is lost, detection goes on; "
-                      "the next clip tries again", self.settings.folder, reason)
+            log.error(
+                "clips: cannot write to %s (%s): this clip is lost, detection goes on; "
+                "the next clip tries again",
+                self.settings.folder,
+                reason,
+            )
         self._disk_ok = False
 
     def _thumbnails(self, result: FrameResult) -> None:
@@ -238,7 +257,7 @@ class ClipSink(Sink):
         for ev in result.events:
             if not (isinstance(ev, Event) and ev.clip and ev.snapshot is not None):
                 continue
-            path = self.settings.folder / (ev.clip[:-len(".mp4")] + ".jpg")
+            path = self.settings.folder / (ev.clip[: -len(".mp4")] + ".jpg")
             if path.exists():
                 continue
             try:

@@ -50,9 +50,15 @@ class ClipInfo:
 
     def to_json(self) -> dict:
         """The form `edgecam clips list --json` and the preview's /api/clips give."""
-        return {"name": self.name, "clip": f"{self.name}.mp4", "start": round(self.start, 3),
-                "seconds": round(self.seconds, 2), "bytes": self.size, "labels": list(self.labels),
-                "thumbnail": f"{self.name}.jpg" if self.thumbnail else None}
+        return {
+            "name": self.name,
+            "clip": f"{self.name}.mp4",
+            "start": round(self.start, 3),
+            "seconds": round(self.seconds, 2),
+            "bytes": self.size,
+            "labels": list(self.labels),
+            "thumbnail": f"{self.name}.jpg" if self.thumbnail else None,
+        }
 
 
 def read_sidecar(folder: Path, name: str) -> Optional[dict]:
@@ -78,8 +84,14 @@ def _clip_info(video: Path) -> Optional[ClipInfo]:
         start = float(side.get("start", video.stat().st_mtime))
     except (OSError, TypeError, ValueError):
         return None
-    return ClipInfo(video.stem, start, float(side.get("seconds", 0.0) or 0.0), size, labels,
-                    video.with_suffix(".jpg").exists())
+    return ClipInfo(
+        video.stem,
+        start,
+        float(side.get("seconds", 0.0) or 0.0),
+        size,
+        labels,
+        video.with_suffix(".jpg").exists(),
+    )
 
 
 def _videos(folder: Path) -> List[Path]:
@@ -137,8 +149,9 @@ def delete_clip(folder: Path, name: str) -> int:
     return freed
 
 
-def prune(folder: Path, max_mb: float, max_days: float, now: Optional[float] = None,
-          keep: Sequence[str] = ()) -> List[str]:
+def prune(
+    folder: Path, max_mb: float, max_days: float, now: Optional[float] = None, keep: Sequence[str] = ()
+) -> List[str]:
     """Delete clips older than `max_days`, then the oldest until the folder's clips fit in
     `max_mb` (0: no limit of that kind); `keep` names clips never deleted (one being
     written). Returns the names deleted, oldest first."""
@@ -169,8 +182,11 @@ def remove_partials(folder: Path, min_age: float = 0.0) -> List[str]:
     removed: List[str] = []
     now = time.time()
     try:
-        leftovers = [p for p in folder.iterdir() if p.name.endswith(PARTIAL_SUFFIX)
-                     and now - p.stat().st_mtime >= min_age]
+        leftovers = [
+            p
+            for p in folder.iterdir()
+            if p.name.endswith(PARTIAL_SUFFIX) and now - p.stat().st_mtime >= min_age
+        ]
     except OSError:
         return removed
     for path in leftovers:
@@ -187,4 +203,3 @@ def remove_partials(folder: Path, min_age: float = 0.0) -> List[str]:
 def partial_path(folder: Path, name: str) -> Path:
     """Where a clip is written until it is complete."""
     return folder / f"{name}.mp4{PARTIAL_SUFFIX}"
-

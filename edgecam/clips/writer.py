@@ -36,8 +36,7 @@ class ClipWriter:
         self.part = partial_path(folder, name)
         self.path = folder / f"{name}.mp4"
         self._av = av
-        self._container = av.open(str(self.part), "w", format="mp4",
-                                  options={"movflags": "+faststart"})
+        self._container = av.open(str(self.part), "w", format="mp4", options={"movflags": "+faststart"})
         self._stream = self._container.add_mux_stream("h264", width=width, height=height)
         self._stream.time_base = TIME_BASE
         self._last_pts: Optional[int] = None
@@ -71,9 +70,13 @@ class ClipWriter:
             if self.first_t is None:
                 self.first_t = packet.t
             self.last_t = packet.t
-            self.frames.append({"t": round(packet.t - self.start, 3),
-                                "seq": packet.seq if seq is None else seq,
-                                "boxes": list(boxes)})
+            self.frames.append(
+                {
+                    "t": round(packet.t - self.start, 3),
+                    "seq": packet.seq if seq is None else seq,
+                    "boxes": list(boxes),
+                }
+            )
 
     @property
     def seconds(self) -> float:
@@ -89,11 +92,18 @@ class ClipWriter:
         if self.first_t is None:
             self._remove_part()
             return None
-        sidecar = {"v": SIDECAR_VERSION, "clip": self.path.name, "start": round(self.start, 3),
-                   "seconds": self.seconds, "width": self.width, "height": self.height,
-                   "events": list(events), "frames": self.frames, **(extra or {})}
-        write_atomic(self.folder / f"{self.name}.json",
-                     json.dumps(sidecar, separators=(",", ":")).encode())
+        sidecar = {
+            "v": SIDECAR_VERSION,
+            "clip": self.path.name,
+            "start": round(self.start, 3),
+            "seconds": self.seconds,
+            "width": self.width,
+            "height": self.height,
+            "events": list(events),
+            "frames": self.frames,
+            **(extra or {}),
+        }
+        write_atomic(self.folder / f"{self.name}.json", json.dumps(sidecar, separators=(",", ":")).encode())
         os.replace(self.part, self.path)
         return self.path
 

@@ -19,8 +19,7 @@ class Communicator(ABC):
     """Publish/subscribe transport with connection and acknowledgement notifications."""
 
     @abstractmethod
-    def publish(self, topic: str, payload: Payload, retain: bool = False,
-                qos: int = 0) -> Optional[int]:
+    def publish(self, topic: str, payload: Payload, retain: bool = False, qos: int = 0) -> Optional[int]:
         """Send a message; never blocks or raises. Returns the message id for QoS>0, else None.
 
         A QoS>0 message handed over while disconnected is kept by the transport and sent after

@@ -20,10 +20,18 @@ if TYPE_CHECKING:  # for the return type only; build_mqtt imports the sink when 
     from .sink import MqttSink
 
 
-def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
-               stats_source: Callable[[], int] = lambda: 0,
-               env: Optional[Mapping[str, str]] = None, annotate=None, tracked_events: bool = False,
-               backend: str = "cpu", discovery_options: Optional[dict] = None) -> Tuple[MqttSink, MqttCommunicator, Dispatcher, LiveSettings]:
+def build_mqtt(
+    mqtt_cfg,
+    detect_cfg,
+    state_dir: Path,
+    model_name: str,
+    stats_source: Callable[[], int] = lambda: 0,
+    env: Optional[Mapping[str, str]] = None,
+    annotate=None,
+    tracked_events: bool = False,
+    backend: str = "cpu",
+    discovery_options: Optional[dict] = None,
+) -> Tuple[MqttSink, MqttCommunicator, Dispatcher, LiveSettings]:
     """Build and start the MQTT side: returns (sink, communicator, dispatcher, live_settings).
 
     Returns at once even when the broker is unreachable (connection happens in the
@@ -43,14 +51,25 @@ def build_mqtt(mqtt_cfg, detect_cfg, state_dir: Path, model_name: str,
     comm = communicator_from_config(mqtt_cfg, login, topics.availability)
     live = LiveSettings(threshold=detect_cfg.threshold, enabled=True)
     reliable = ReliablePublisher(comm, Spool(Path(state_dir) / SPOOL_FILE, mqtt_cfg.spool_max))
-    sink = MqttSink(comm, reliable, topics, device_id, model_name, detect_cfg.watch, mqtt_cfg,
-                    dropped=stats_source, annotate=annotate, backend=backend)
+    sink = MqttSink(
+        comm,
+        reliable,
+        topics,
+        device_id,
+        model_name,
+        detect_cfg.watch,
+        mqtt_cfg,
+        dropped=stats_source,
+        annotate=annotate,
+        backend=backend,
+    )
     dispatcher = Dispatcher(comm, topics, live)
     dispatcher.register_command("snapshot", sink.request_snapshot)
     dispatcher.start()
     if mqtt_cfg.discovery:
-        payload = device_discovery(device_id, topics, detect_cfg.watch, model_name, __version__,
-                                   backend, tracking=tracked_events)
+        payload = device_discovery(
+            device_id, topics, detect_cfg.watch, model_name, __version__, backend, tracking=tracked_events
+        )
         HaDiscovery(comm, payload, mqtt_cfg.discovery_prefix, device_id, **discovery_options).start()
     reliable.start()
     comm.start()

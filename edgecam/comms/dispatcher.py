@@ -76,8 +76,9 @@ def state_payload(setting: str, value: Any) -> str:
 def error_payload(topic: str, payload: bytes, message: str) -> str:
     """JSON for `<prefix>/error` (schema: error.json)."""
     shown = payload[:200].decode("utf-8", errors="replace")
-    return json.dumps({"v": 1, "ts": round(time.time(), 3), "topic": topic,
-                       "payload": shown, "error": message})
+    return json.dumps(
+        {"v": 1, "ts": round(time.time(), 3), "topic": topic, "payload": shown, "error": message}
+    )
 
 
 class Dispatcher:
@@ -89,18 +90,18 @@ class Dispatcher:
         self.settings = settings
         self._setters: Dict[str, CommandHandler] = {}
         self._commands: Dict[str, CommandHandler] = {}
-        self.register_setting("threshold", parse_threshold,
-                              lambda v: settings.update(threshold=v).threshold)
-        self.register_setting("enabled", parse_enabled,
-                              lambda v: settings.update(enabled=v).enabled)
+        self.register_setting("threshold", parse_threshold, lambda v: settings.update(threshold=v).threshold)
+        self.register_setting("enabled", parse_enabled, lambda v: settings.update(enabled=v).enabled)
 
     def register_setting(self, name: str, parse: Parser, apply: Callable[[Any], Any]) -> None:
         """Handle `<prefix>/set/<name>`: `parse(payload)` (raise CommandError/ValueError on bad
         input), then `apply(value)` returning the value now in force, echoed on the state topic."""
+
         def set_value(payload: bytes) -> None:
             value = apply(parse(payload))
             log.info("mqtt: %s set to %r", name, value)
             self._publish_state(name, value)
+
         self._setters[name] = set_value
 
     def register_command(self, name: str, handler: CommandHandler) -> None:
@@ -113,10 +114,13 @@ class Dispatcher:
 
     def start(self) -> None:
         """Subscribe to the command topics and publish every setting's current state."""
-        self._comm.subscribe(self.topics.set("+"),
-                             lambda topic, payload: self._route(topic, payload, "setting", self._setters))
-        self._comm.subscribe(self.topics.cmd("+"),
-                             lambda topic, payload: self._route(topic, payload, "command", self._commands))
+        self._comm.subscribe(
+            self.topics.set("+"), lambda topic, payload: self._route(topic, payload, "setting", self._setters)
+        )
+        self._comm.subscribe(
+            self.topics.cmd("+"),
+            lambda topic, payload: self._route(topic, payload, "command", self._commands),
+        )
         self.publish_states()
 
     def publish_states(self) -> None:
@@ -133,8 +137,7 @@ class Dispatcher:
     def _publish_state(self, name: str, value: Any) -> None:
         self._comm.publish(self.topics.setting_state(name), state_payload(name, value), retain=True)
 
-    def _route(self, topic: str, payload: bytes, kind: str,
-               handlers: Dict[str, CommandHandler]) -> None:
+    def _route(self, topic: str, payload: bytes, kind: str, handlers: Dict[str, CommandHandler]) -> None:
         # Every failure is answered on the error topic: a bad payload with its own message,
         # anything else as an internal error, since nothing a remote sends may take the
         # service down.

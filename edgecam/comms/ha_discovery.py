@@ -65,8 +65,13 @@ def legacy_config_filter(discovery_prefix: str, device_id: str) -> str:
 
 def device_block(device_id: str, model_name: str, sw_version: str) -> dict:
     """The one HA device all entities of this camera belong to."""
-    return {"identifiers": [node_id(device_id)], "name": f"edgecam {device_id}",
-            "manufacturer": "edgecam", "model": model_name, "sw_version": sw_version}
+    return {
+        "identifiers": [node_id(device_id)],
+        "name": f"edgecam {device_id}",
+        "manufacturer": "edgecam",
+        "model": model_name,
+        "sw_version": sw_version,
+    }
 
 
 def origin_block(sw_version: str) -> dict:
@@ -74,8 +79,15 @@ def origin_block(sw_version: str) -> dict:
     return {"name": "edgecam", "sw_version": sw_version, "support_url": SUPPORT_URL}
 
 
-def device_discovery(device_id: str, topics: Topics, watch: Iterable[str], model_name: str,
-                     sw_version: str, backend: str = "cpu", tracking: bool = False) -> dict:
+def device_discovery(
+    device_id: str,
+    topics: Topics,
+    watch: Iterable[str],
+    model_name: str,
+    sw_version: str,
+    backend: str = "cpu",
+    tracking: bool = False,
+) -> dict:
     """The device-based discovery payload: `dev`, `o`, shared availability and `cmps`.
 
     `backend`: the detector backend (the AI Camera also gets its sensor's inference time).
@@ -87,48 +99,125 @@ def device_discovery(device_id: str, topics: Topics, watch: Iterable[str], model
     components: Dict[str, dict] = {}
 
     def add(platform: str, object_id: str, name: str, **fields) -> None:
-        components[object_id] = {"p": platform, "unique_id": f"{node}_{object_id}",
-                                 "name": name, **fields}
+        components[object_id] = {"p": platform, "unique_id": f"{node}_{object_id}", "name": name, **fields}
 
     for label in dict.fromkeys(watch):
         key = slug(label)
-        add("binary_sensor", f"{key}_occupancy", f"{label} occupancy",
-            state_topic=topics.occupancy(label), payload_on="ON", payload_off="OFF",
-            device_class="occupancy")
-        add("sensor", f"{key}_count", f"{label} count", state_topic=topics.count(label),
-            value_template="{{ value_json.count }}", state_class="measurement",
-            icon="mdi:counter")
-        add("event", f"{key}_event", f"{label} event", state_topic=topics.label_event(label),
-            event_types=["start", "end"], icon="mdi:motion-sensor")
+        add(
+            "binary_sensor",
+            f"{key}_occupancy",
+            f"{label} occupancy",
+            state_topic=topics.occupancy(label),
+            payload_on="ON",
+            payload_off="OFF",
+            device_class="occupancy",
+        )
+        add(
+            "sensor",
+            f"{key}_count",
+            f"{label} count",
+            state_topic=topics.count(label),
+            value_template="{{ value_json.count }}",
+            state_class="measurement",
+            icon="mdi:counter",
+        )
+        add(
+            "event",
+            f"{key}_event",
+            f"{label} event",
+            state_topic=topics.label_event(label),
+            event_types=["start", "end"],
+            icon="mdi:motion-sensor",
+        )
         if tracking:
-            add("image", f"{key}_snapshot", f"{label} snapshot",
-                image_topic=topics.label_snapshot(label), content_type="image/jpeg")
-    add("sensor", "inference_ms", "Inference time", state_topic=topics.stats,
-        value_template="{{ value_json.inference_ms.p50 }}", unit_of_measurement="ms",
-        state_class="measurement", entity_category="diagnostic", icon="mdi:timer-outline")
-    add("sensor", "detector", "Detector", state_topic=topics.stats,
-        value_template="{{ value_json.backend }}", entity_category="diagnostic", icon="mdi:chip")
+            add(
+                "image",
+                f"{key}_snapshot",
+                f"{label} snapshot",
+                image_topic=topics.label_snapshot(label),
+                content_type="image/jpeg",
+            )
+    add(
+        "sensor",
+        "inference_ms",
+        "Inference time",
+        state_topic=topics.stats,
+        value_template="{{ value_json.inference_ms.p50 }}",
+        unit_of_measurement="ms",
+        state_class="measurement",
+        entity_category="diagnostic",
+        icon="mdi:timer-outline",
+    )
+    add(
+        "sensor",
+        "detector",
+        "Detector",
+        state_topic=topics.stats,
+        value_template="{{ value_json.backend }}",
+        entity_category="diagnostic",
+        icon="mdi:chip",
+    )
     if backend == "imx500":
-        add("sensor", "sensor_inference_ms", "Sensor inference time", state_topic=topics.stats,
-            value_template="{{ value_json.sensor_inference_ms.p50 }}", unit_of_measurement="ms",
-            state_class="measurement", entity_category="diagnostic", icon="mdi:timer-outline")
+        add(
+            "sensor",
+            "sensor_inference_ms",
+            "Sensor inference time",
+            state_topic=topics.stats,
+            value_template="{{ value_json.sensor_inference_ms.p50 }}",
+            unit_of_measurement="ms",
+            state_class="measurement",
+            entity_category="diagnostic",
+            icon="mdi:timer-outline",
+        )
     add("camera", "snapshot", "Snapshot", topic=topics.snapshot)
-    add("binary_sensor", "camera_status", "Camera", state_topic=topics.camera_status,
-        payload_on="online", payload_off="offline", device_class="connectivity",
-        entity_category="diagnostic")
-    add("number", "threshold", "Detection threshold", command_topic=topics.set("threshold"),
-        state_topic=topics.setting_state("threshold"), value_template="{{ value_json.value }}",
-        min=0.0, max=1.0, step=0.01, mode="box", entity_category="config")
-    add("switch", "enabled", "Detection", command_topic=topics.set("enabled"),
+    add(
+        "binary_sensor",
+        "camera_status",
+        "Camera",
+        state_topic=topics.camera_status,
+        payload_on="online",
+        payload_off="offline",
+        device_class="connectivity",
+        entity_category="diagnostic",
+    )
+    add(
+        "number",
+        "threshold",
+        "Detection threshold",
+        command_topic=topics.set("threshold"),
+        state_topic=topics.setting_state("threshold"),
+        value_template="{{ value_json.value }}",
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        mode="box",
+        entity_category="config",
+    )
+    add(
+        "switch",
+        "enabled",
+        "Detection",
+        command_topic=topics.set("enabled"),
         state_topic=topics.setting_state("enabled"),
         value_template="{{ 'ON' if value_json.value else 'OFF' }}",
-        payload_on="ON", payload_off="OFF", state_on="ON", state_off="OFF",
-        entity_category="config")
-    add("button", "snapshot_now", "Take snapshot", command_topic=topics.cmd("snapshot"),
-        payload_press="PRESS")
-    return {"dev": device_block(device_id, model_name, sw_version), "o": origin_block(sw_version),
-            "availability_topic": topics.availability, "payload_available": "online",
-            "payload_not_available": "offline", "qos": 1, "cmps": components}
+        payload_on="ON",
+        payload_off="OFF",
+        state_on="ON",
+        state_off="OFF",
+        entity_category="config",
+    )
+    add(
+        "button", "snapshot_now", "Take snapshot", command_topic=topics.cmd("snapshot"), payload_press="PRESS"
+    )
+    return {
+        "dev": device_block(device_id, model_name, sw_version),
+        "o": origin_block(sw_version),
+        "availability_topic": topics.availability,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "qos": 1,
+        "cmps": components,
+    }
 
 
 def ha_event_payload(ev, image_topic: Optional[str] = None) -> dict:
@@ -137,10 +226,15 @@ def ha_event_payload(ev, image_topic: Optional[str] = None) -> dict:
     entity's attributes: the label, the zones (a list, and `in_<zone>: true` for each, so a
     state condition can say "in zone driveway"), the score, and when present the snapshot
     (`snapshot`: the file written, `image_topic`: where its JPEG went) and the clip."""
-    payload = {"event_type": ev.kind, "id": ev.id, "label": ev.label,
-               "score": ev.top_score, "zones": list(ev.zones),
-               **{f"in_{slug(zone)}": True for zone in ev.zones},
-               "start_ts": ev.first_seen}
+    payload = {
+        "event_type": ev.kind,
+        "id": ev.id,
+        "label": ev.label,
+        "score": ev.top_score,
+        "zones": list(ev.zones),
+        **{f"in_{slug(zone)}": True for zone in ev.zones},
+        "start_ts": ev.first_seen,
+    }
     if ev.kind == "end":
         payload.update(end_ts=ev.last_seen, duration_s=ev.duration, reason=ev.reason)
     if ev.snapshot_path is not None:
@@ -162,8 +256,14 @@ class HaDiscovery:
     """Publishes the device config, migrates or clears older per-entity configs, and answers
     HA's birth message. `delay()` gives the wait before that answer (injectable for tests)."""
 
-    def __init__(self, comm: Communicator, payload: dict, discovery_prefix: str, device_id: str,
-                 delay: Callable[[], float] = random_birth_delay):
+    def __init__(
+        self,
+        comm: Communicator,
+        payload: dict,
+        discovery_prefix: str,
+        device_id: str,
+        delay: Callable[[], float] = random_birth_delay,
+    ):
         self._comm = comm
         self._payload = json.dumps(payload)
         self._prefix = discovery_prefix
@@ -211,9 +311,12 @@ class HaDiscovery:
 
     def _sync_timed_out(self, token: str) -> None:
         if self._comm.connected and self._synced_by(token):
-            log.warning("mqtt: %s did not come back within %.0f s (does the broker's ACL allow "
-                        "it?); Home Assistant discovery published without waiting for it",
-                        self._sync_topic, SYNC_TIMEOUT)
+            log.warning(
+                "mqtt: %s did not come back within %.0f s (does the broker's ACL allow "
+                "it?); Home Assistant discovery published without waiting for it",
+                self._sync_topic,
+                SYNC_TIMEOUT,
+            )
 
     def _synced_by(self, token: str) -> bool:
         with self._lock:

@@ -41,8 +41,7 @@ def board_serial(root: Path = Path("/")) -> Optional[str]:
     return None
 
 
-def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None,
-                      root: Path = Path("/")) -> str:
+def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None, root: Path = Path("/")) -> str:
     """The explicit id, checked, else the sanitised hostname, else for a Pi still called
     `raspberrypi` (every fresh image is) `rpi-<board serial>`, unique and stable per board.
 
@@ -52,17 +51,21 @@ def resolve_device_id(explicit: Optional[str], hostname: Optional[str] = None,
     """
     if explicit is not None:
         if not explicit or _FORBIDDEN.search(explicit):
-            raise EdgecamError(f"device id {explicit!r} is not usable in MQTT topics: "
-                               "use letters, digits, '-' or '_' (no + # / or spaces)")
+            raise EdgecamError(
+                f"device id {explicit!r} is not usable in MQTT topics: "
+                "use letters, digits, '-' or '_' (no + # / or spaces)"
+            )
         return explicit
     name = sanitise_device_id(hostname if hostname is not None else socket.gethostname())
     if name != STOCK_HOSTNAME:
         return name
     serial = board_serial(root)
     if serial is None:
-        log.warning("mqtt: the hostname is the stock %r and no board serial was found: two such "
-                    "devices on one broker would share a device id; set [mqtt] device_id",
-                    STOCK_HOSTNAME)
+        log.warning(
+            "mqtt: the hostname is the stock %r and no board serial was found: two such "
+            "devices on one broker would share a device id; set [mqtt] device_id",
+            STOCK_HOSTNAME,
+        )
         return name
     return f"rpi-{serial}"
 
@@ -73,8 +76,10 @@ def topic_prefix(explicit: Optional[str], device_id: str) -> str:
         return f"{TOPIC_ROOT}/{device_id}"
     prefix = explicit.rstrip("/")
     if not prefix or "+" in prefix or "#" in prefix:
-        raise EdgecamError(f"mqtt prefix {explicit!r} is not a valid topic prefix: "
-                           "it must be non-empty and contain no + or #")
+        raise EdgecamError(
+            f"mqtt prefix {explicit!r} is not a valid topic prefix: "
+            "it must be non-empty and contain no + or #"
+        )
     return prefix
 
 
@@ -105,6 +110,5 @@ def read_password(password_file: Optional[str], env: Optional[Mapping[str, str]]
             with open(password_file, encoding="utf-8") as fh:
                 return fh.readline().rstrip("\r\n")
         except OSError as exc:
-            raise EdgecamError(f"cannot read mqtt password file {password_file}: "
-                               f"{exc.strerror}") from None
+            raise EdgecamError(f"cannot read mqtt password file {password_file}: {exc.strerror}") from None
     return env.get(PASSWORD_ENV) or None

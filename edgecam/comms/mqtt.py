@@ -55,12 +55,19 @@ class BrokerLogin:
         return bool(self.tls_ca or self.tls_cert)
 
 
-def login_from_config(cfg, client_id: str,
-                      env: Optional[Mapping[str, str]] = None) -> BrokerLogin:
+def login_from_config(cfg, client_id: str, env: Optional[Mapping[str, str]] = None) -> BrokerLogin:
     """The BrokerLogin of an `MqttConfig`; the password from its password_file, else from
     EDGECAM_MQTT_PASSWORD in `env` (an EdgecamError when the file cannot be read)."""
-    return BrokerLogin(client_id, cfg.protocol, cfg.user, read_password(cfg.password_file, env),
-                       cfg.tls_ca, cfg.tls_cert, cfg.tls_key, cfg.tls_insecure)
+    return BrokerLogin(
+        client_id,
+        cfg.protocol,
+        cfg.user,
+        read_password(cfg.password_file, env),
+        cfg.tls_ca,
+        cfg.tls_cert,
+        cfg.tls_key,
+        cfg.tls_insecure,
+    )
 
 
 def paho_client(login: BrokerLogin, will_topic: Optional[str] = None) -> paho.Client:
@@ -71,8 +78,9 @@ def paho_client(login: BrokerLogin, will_topic: Optional[str] = None) -> paho.Cl
     """
     if login.protocol not in PROTOCOLS:
         raise EdgecamError(f"mqtt protocol {login.protocol!r}: must be one of {', '.join(PROTOCOLS)}")
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=login.client_id,
-                         protocol=PROTOCOLS[login.protocol])
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=login.client_id, protocol=PROTOCOLS[login.protocol]
+    )
     if will_topic:
         client.will_set(will_topic, OFFLINE, qos=1, retain=True)
     if login.username:
@@ -83,17 +91,26 @@ def paho_client(login: BrokerLogin, will_topic: Optional[str] = None) -> paho.Cl
 
 
 def _set_tls(client: paho.Client, login: BrokerLogin) -> None:
-    for kind, path in (("TLS CA", login.tls_ca), ("TLS client certificate", login.tls_cert),
-                       ("TLS client key", login.tls_key)):
+    for kind, path in (
+        ("TLS CA", login.tls_ca),
+        ("TLS client certificate", login.tls_cert),
+        ("TLS client key", login.tls_key),
+    ):
         if path and not os.path.isfile(path):
             raise EdgecamError(f"mqtt {kind} file not found: {path}")
     if bool(login.tls_cert) != bool(login.tls_key):
         raise EdgecamError("mqtt TLS: give both a client certificate and its key, or neither")
     try:
-        client.tls_set(ca_certs=login.tls_ca, certfile=login.tls_cert, keyfile=login.tls_key,
-                       cert_reqs=ssl.CERT_NONE if login.tls_insecure else ssl.CERT_REQUIRED)
+        client.tls_set(
+            ca_certs=login.tls_ca,
+            certfile=login.tls_cert,
+            keyfile=login.tls_key,
+            cert_reqs=ssl.CERT_NONE if login.tls_insecure else ssl.CERT_REQUIRED,
+        )
     except (ssl.SSLError, OSError, ValueError) as exc:
-        raise EdgecamError(f"mqtt TLS setup failed ({exc}): check the CA, certificate and key files") from None
+        raise EdgecamError(
+            f"mqtt TLS setup failed ({exc}): check the CA, certificate and key files"
+        ) from None
     if login.tls_insecure:
         client.tls_insecure_set(True)
 
@@ -107,8 +124,10 @@ class DirectPublisher:
         try:
             self._client.connect(host, port, keepalive=30)
         except OSError as exc:
-            raise EdgecamError(f"cannot connect to the MQTT broker {host}:{port} "
-                               f"({exc.strerror or exc}): check --mqtt HOST[:PORT]") from None
+            raise EdgecamError(
+                f"cannot connect to the MQTT broker {host}:{port} "
+                f"({exc.strerror or exc}): check --mqtt HOST[:PORT]"
+            ) from None
         self._client.loop_start()
 
     def __call__(self, topic: str, payload: bytes) -> None:
@@ -134,12 +153,25 @@ class MqttCommunicator(Communicator):
     next connect sends it, once.
     """
 
-    def __init__(self, host: str, port: int = 1883, *, client_id: str, availability_topic: str,
-                 protocol: str = "5", keepalive: int = 60, username: Optional[str] = None,
-                 password: Optional[str] = None, tls_ca: Optional[str] = None,
-                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
-                 tls_insecure: bool = False, reconnect_min: int = 1, reconnect_max: int = 60,
-                 max_packet: int = DEFAULT_MAX_PACKET):
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        *,
+        client_id: str,
+        availability_topic: str,
+        protocol: str = "5",
+        keepalive: int = 60,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        tls_ca: Optional[str] = None,
+        tls_cert: Optional[str] = None,
+        tls_key: Optional[str] = None,
+        tls_insecure: bool = False,
+        reconnect_min: int = 1,
+        reconnect_max: int = 60,
+        max_packet: int = DEFAULT_MAX_PACKET,
+    ):
         self.host, self.port = host, port
         self.max_packet = max_packet
         self._mqtt5 = protocol == "5"
@@ -160,8 +192,7 @@ class MqttCommunicator(Communicator):
         self._ever_connected = False
         self._reported: Optional[str] = None  # last state logged, so each is logged once
         self._stopping = False
-        login = BrokerLogin(client_id, protocol, username, password, tls_ca, tls_cert, tls_key,
-                            tls_insecure)
+        login = BrokerLogin(client_id, protocol, username, password, tls_ca, tls_cert, tls_key, tls_insecure)
         self._tls = login.tls
         self._client = paho_client(login, will_topic=availability_topic)
         self._client.reconnect_delay_set(reconnect_min, reconnect_max)
@@ -191,8 +222,7 @@ class MqttCommunicator(Communicator):
         """The largest payload `publish` sends on `topic` (a bigger one is dropped)."""
         return payload_budget(topic, qos, self.max_packet, self._mqtt5)
 
-    def publish(self, topic: str, payload: Payload, retain: bool = False,
-                qos: int = 0) -> Optional[int]:
+    def publish(self, topic: str, payload: Payload, retain: bool = False, qos: int = 0) -> Optional[int]:
         """Queue a message; returns its mid for QoS>0 (kept across reconnects), else None.
         A message whose packet would exceed `max_packet` is dropped (a warning once per topic)."""
         data = payload.encode("utf-8") if isinstance(payload, str) else (payload or b"")
@@ -200,9 +230,13 @@ class MqttCommunicator(Communicator):
         if size > self.max_packet:
             if topic not in self._too_big:
                 self._too_big.add(topic)
-                log.warning("mqtt: not sending %d bytes on %s: over [mqtt] max_packet = %d "
-                            "(raise it, and the broker's max_packet_size, to send it)",
-                            size, topic, self.max_packet)
+                log.warning(
+                    "mqtt: not sending %d bytes on %s: over [mqtt] max_packet = %d "
+                    "(raise it, and the broker's max_packet_size, to send it)",
+                    size,
+                    topic,
+                    self.max_packet,
+                )
             return None
         if retain:
             with self._lock:
@@ -263,9 +297,14 @@ class MqttCommunicator(Communicator):
 
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
-            self._report(f"refused:{reason_code}", "mqtt: broker %s:%s refused the connection: %s "
-                         "(check user, password and ACL); retrying", self.host, self.port,
-                         reason_code, level=logging.ERROR)
+            self._report(
+                f"refused:{reason_code}",
+                "mqtt: broker %s:%s refused the connection: %s (check user, password and ACL); retrying",
+                self.host,
+                self.port,
+                reason_code,
+                level=logging.ERROR,
+            )
             return
         client.publish(self.availability_topic, ONLINE, qos=1, retain=True)
         with self._lock:
@@ -279,32 +318,56 @@ class MqttCommunicator(Communicator):
             client.subscribe(topic, qos=1)
         for topic, (data, qos) in retained:
             client.publish(topic, data, qos=qos, retain=True)
-        self._report("connected", "mqtt: %s to broker %s:%s",
-                     "reconnected" if self._ever_connected else "connected", self.host, self.port)
+        self._report(
+            "connected",
+            "mqtt: %s to broker %s:%s",
+            "reconnected" if self._ever_connected else "connected",
+            self.host,
+            self.port,
+        )
         self._ever_connected = True
         self._notify(True)
 
     def _on_connect_fail(self, _client, _userdata) -> None:
         self._short_drops = 0  # the broker is away, nobody took our place
-        self._report("unreachable", "mqtt: cannot reach broker %s:%s (check host and port%s); "
-                     "edgecam keeps running and retries in the background (backoff %s..%s s)",
-                     self.host, self.port, ", TLS CA and certificates" if self._tls else "",
-                     *self._backoff, level=logging.WARNING)
+        self._report(
+            "unreachable",
+            "mqtt: cannot reach broker %s:%s (check host and port%s); "
+            "edgecam keeps running and retries in the background (backoff %s..%s s)",
+            self.host,
+            self.port,
+            ", TLS CA and certificates" if self._tls else "",
+            *self._backoff,
+            level=logging.WARNING,
+        )
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
         was = self._connected
         self._connected = False
         if was:
             if not self._stopping and self._taken_over(reason_code):
-                self._report("takeover", "mqtt: broker %s:%s dropped this client for another one "
-                             "with the same client id %r: two processes share a device id; give "
-                             "each its own [mqtt] device_id (retrying every %s s)", self.host,
-                             self.port, self._client_id, self._backoff[1], level=logging.ERROR)
+                self._report(
+                    "takeover",
+                    "mqtt: broker %s:%s dropped this client for another one "
+                    "with the same client id %r: two processes share a device id; give "
+                    "each its own [mqtt] device_id (retrying every %s s)",
+                    self.host,
+                    self.port,
+                    self._client_id,
+                    self._backoff[1],
+                    level=logging.ERROR,
+                )
                 # Two such processes would otherwise kick each other off every second.
                 self._client.reconnect_delay_set(self._backoff[1], self._backoff[1])
             elif not self._stopping:
-                self._report("lost", "mqtt: lost connection to broker %s:%s (%s); reconnecting "
-                             "with backoff", self.host, self.port, reason_code, level=logging.WARNING)
+                self._report(
+                    "lost",
+                    "mqtt: lost connection to broker %s:%s (%s); reconnecting with backoff",
+                    self.host,
+                    self.port,
+                    reason_code,
+                    level=logging.WARNING,
+                )
             self._notify(False)
 
     def _taken_over(self, reason_code) -> bool:
@@ -353,6 +416,11 @@ def communicator_from_config(cfg, login: BrokerLogin, availability_topic: str) -
     """A `MqttCommunicator` for an `MqttConfig` (host must be set) logging in as `login`."""
     if not cfg.host:
         raise EdgecamError("mqtt host is not set: give --mqtt HOST[:PORT] or [mqtt] host")
-    return MqttCommunicator(cfg.host, cfg.port, availability_topic=availability_topic,
-                            keepalive=cfg.keepalive, max_packet=cfg.max_packet,
-                            **dataclasses.asdict(login))
+    return MqttCommunicator(
+        cfg.host,
+        cfg.port,
+        availability_topic=availability_topic,
+        keepalive=cfg.keepalive,
+        max_packet=cfg.max_packet,
+        **dataclasses.asdict(login),
+    )

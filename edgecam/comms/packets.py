@@ -56,9 +56,16 @@ def fit_jpeg(jpeg: bytes, budget: Optional[int]) -> Optional[bytes]:
         for quality in QUALITIES:
             ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
             if ok and len(data) <= budget:
-                log.debug("mqtt: snapshot re-encoded %d -> %d bytes (%dx%d, quality %d)",
-                          len(jpeg), len(data), image.shape[1], image.shape[0], quality)
+                log.debug(
+                    "mqtt: snapshot re-encoded %d -> %d bytes (%dx%d, quality %d)",
+                    len(jpeg),
+                    len(data),
+                    image.shape[1],
+                    image.shape[0],
+                    quality,
+                )
                 return data.tobytes()
-        image = cv2.resize(image, (int(image.shape[1] * SHRINK), int(image.shape[0] * SHRINK)),
-                           interpolation=cv2.INTER_AREA)
+        image = cv2.resize(
+            image, (int(image.shape[1] * SHRINK), int(image.shape[0] * SHRINK)), interpolation=cv2.INTER_AREA
+        )
     return None

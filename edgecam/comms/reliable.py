@@ -24,8 +24,7 @@ log = logging.getLogger("edgecam.mqtt")
 class ReliablePublisher:
     """Spool-backed QoS 1 publisher; one worker thread owns the in-flight bookkeeping."""
 
-    def __init__(self, comm: Communicator, spool: Spool, window: int = 32,
-                 resend_grace: float = 30.0):
+    def __init__(self, comm: Communicator, spool: Spool, window: int = 32, resend_grace: float = 30.0):
         self._comm = comm
         self.spool = spool
         self._window = window
@@ -43,8 +42,9 @@ class ReliablePublisher:
         self._thread.start()
         self._q.put(("kick", None))
 
-    def publish(self, topic: str, payload: bytes, opens: Optional[str] = None,
-                closes: Optional[str] = None) -> None:
+    def publish(
+        self, topic: str, payload: bytes, opens: Optional[str] = None, closes: Optional[str] = None
+    ) -> None:
         """Store the message durably, then let the worker send it (never blocks on the network).
         `opens` / `closes`: the id of the event it starts or updates / ends (Spool.append)."""
         self.spool.append(topic, payload, opens, closes)
@@ -104,8 +104,11 @@ class ReliablePublisher:
                 self._resend_since = None
         elif kind == "tick" and self._resend_since is not None:
             if time.monotonic() - self._resend_since > self._grace:
-                log.warning("mqtt: %d event(s) re-sent after reconnect are still unacknowledged; "
-                            "sending the rest of the spool", len(self._held))
+                log.warning(
+                    "mqtt: %d event(s) re-sent after reconnect are still unacknowledged; "
+                    "sending the rest of the spool",
+                    len(self._held),
+                )
                 self._resend_since = None
         self._fill()
 

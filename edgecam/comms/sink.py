@@ -19,8 +19,7 @@ import threading
 import time
 from typing import Callable, Iterable, Optional
 
-from ..datatypes import (CountChange, EndReason, Event, FrameResult, OccupancyChange, StageEvent,
-                         ZoneChange)
+from ..datatypes import CountChange, EndReason, Event, FrameResult, OccupancyChange, StageEvent, ZoneChange
 from ..stages import Sink
 from .base import Communicator
 from .ha_discovery import ha_event_payload
@@ -38,10 +37,20 @@ def event_payload(ev: Event, device_id: str) -> dict:
     """JSON for `<prefix>/events` (schema: event.json): a tracked object's event has its box
     and zones and, at the end, the best crop; a label's has neither."""
     end = ev.kind == "end"
-    payload = {"v": 1, "type": ev.kind, "id": ev.id, "device": device_id,
-               "label": ev.label, "score": ev.top_score, "start_ts": ev.first_seen,
-               "end_ts": ev.last_seen if end else None, "duration_s": ev.duration if end else None,
-               "reason": ev.reason, "seq": ev.seq, "ts": round(time.time(), 3)}
+    payload = {
+        "v": 1,
+        "type": ev.kind,
+        "id": ev.id,
+        "device": device_id,
+        "label": ev.label,
+        "score": ev.top_score,
+        "start_ts": ev.first_seen,
+        "end_ts": ev.last_seen if end else None,
+        "duration_s": ev.duration if end else None,
+        "reason": ev.reason,
+        "seq": ev.seq,
+        "ts": round(time.time(), 3),
+    }
     if ev.box is not None:
         payload.update(box=list(ev.box), zones=list(ev.zones), entered_zones=list(ev.entered_zones))
     if ev.snapshot is not None:
@@ -56,9 +65,16 @@ def event_payload(ev: Event, device_id: str) -> dict:
 def clip_latest_payload(ev: Event) -> dict:
     """JSON for the retained `<prefix>/clips/latest` (schema clip_latest.json): the newest
     clip, named by the end event of the object it shows."""
-    payload = {"v": 1, "clip": ev.clip, "clip_seconds": ev.clip_seconds, "id": ev.id,
-               "label": ev.label, "start_ts": ev.first_seen, "end_ts": ev.last_seen,
-               "ts": round(time.time(), 3)}
+    payload = {
+        "v": 1,
+        "clip": ev.clip,
+        "clip_seconds": ev.clip_seconds,
+        "id": ev.id,
+        "label": ev.label,
+        "start_ts": ev.first_seen,
+        "end_ts": ev.last_seen,
+        "ts": round(time.time(), 3),
+    }
     if ev.clip_url is not None:
         payload["clip_url"] = ev.clip_url
     return payload
@@ -71,18 +87,31 @@ def restart_end_payload(last: bytes, last_known: float) -> dict:
     ev = json.loads(last)
     ev.pop("snapshot", None)
     end_ts = round(max(float(last_known), ev["start_ts"]), 3)
-    ev.update(type="end", end_ts=end_ts, duration_s=round(end_ts - ev["start_ts"], 3),
-              reason=EndReason.RESTART.value, seq=None, ts=round(time.time(), 3))
+    ev.update(
+        type="end",
+        end_ts=end_ts,
+        duration_s=round(end_ts - ev["start_ts"], 3),
+        reason=EndReason.RESTART.value,
+        seq=None,
+        ts=round(time.time(), 3),
+    )
     return ev
 
 
 def detections_payload(result: FrameResult, model_name: str) -> dict:
     """JSON for `<prefix>/detections` (schema: detections.json)."""
     f = result.frame
-    return {"v": 1, "ts": round(f.ts, 3), "seq": f.seq, "source": f.source, "model": model_name,
-            "width": f.width, "height": f.height,
-            "inference_ms": round(float(result.inference_ms), 2),
-            "detections": [d.to_dict() for d in result.detections]}
+    return {
+        "v": 1,
+        "ts": round(f.ts, 3),
+        "seq": f.seq,
+        "source": f.source,
+        "model": model_name,
+        "width": f.width,
+        "height": f.height,
+        "inference_ms": round(float(result.inference_ms), 2),
+        "detections": [d.to_dict() for d in result.detections],
+    }
 
 
 def snapshot_jpeg(image) -> Optional[bytes]:
@@ -113,11 +142,21 @@ class MqttSink(Sink):
     name = "mqtt"
     takes_flush = True
 
-    def __init__(self, comm: Communicator, reliable: ReliablePublisher, topics: Topics,
-                 device_id: str, model_name: str, watch: Iterable[str], cfg,
-                 dropped: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic,
-                 annotate: Optional[Callable[[FrameResult], object]] = None,
-                 housekeeping_interval: float = 0.25, backend: str = "cpu"):
+    def __init__(
+        self,
+        comm: Communicator,
+        reliable: ReliablePublisher,
+        topics: Topics,
+        device_id: str,
+        model_name: str,
+        watch: Iterable[str],
+        cfg,
+        dropped: Callable[[], int] = lambda: 0,
+        clock: Callable[[], float] = time.monotonic,
+        annotate: Optional[Callable[[FrameResult], object]] = None,
+        housekeeping_interval: float = 0.25,
+        backend: str = "cpu",
+    ):
         self._comm = comm
         self._reliable = reliable
         self.topics = topics
@@ -143,8 +182,9 @@ class MqttSink(Sink):
         self._stop = threading.Event()
         self._open_touched = 0.0
         self._end_left_open()
-        self._thread = threading.Thread(target=self._housekeeping, args=(housekeeping_interval,),
-                                        name="edgecam-mqtt-sink", daemon=True)
+        self._thread = threading.Thread(
+            target=self._housekeeping, args=(housekeeping_interval,), name="edgecam-mqtt-sink", daemon=True
+        )
         self._thread.start()
 
     # -- called by the pipeline -----------------------------------------------------------
@@ -165,8 +205,9 @@ class MqttSink(Sink):
             if online == self._camera:
                 return
             self._camera = online
-            self._comm.publish(self.topics.camera_status, "online" if online else "offline",
-                               retain=True, qos=1)
+            self._comm.publish(
+                self.topics.camera_status, "online" if online else "offline", retain=True, qos=1
+            )
 
     def spool_depth(self) -> int:
         """Events waiting on disk for the broker's acknowledgement."""
@@ -195,8 +236,10 @@ class MqttSink(Sink):
         self._stop.set()
         self._thread.join(1.0)
         if not self._reliable.flush(timeout) and self._reliable.depth():
-            log.warning("mqtt: %d event(s) not yet acknowledged; kept in the spool for the next run",
-                        self._reliable.depth())
+            log.warning(
+                "mqtt: %d event(s) not yet acknowledged; kept in the spool for the next run",
+                self._reliable.depth(),
+            )
         self._comm.stop()
         self._reliable.stop()
         self._reliable.spool.close()
@@ -209,8 +252,7 @@ class MqttSink(Sink):
         self._stats.record(result.inference_ms, result.timings.get("sensor_dnn"))
         if now - self._last_detections >= self._cfg.detections_interval:
             self._last_detections = now
-            self._comm.publish(self.topics.detections,
-                               json.dumps(detections_payload(result, self._model)))
+            self._comm.publish(self.topics.detections, json.dumps(detections_payload(result, self._model)))
         # A reference only: encoding happens when a snapshot is due.
         self._latest = result
         watched = any(d.label in self._watch for d in result.detections)
@@ -223,28 +265,31 @@ class MqttSink(Sink):
         if isinstance(ev, Event):
             log.info("mqtt: event %s %s (%s)", ev.kind, ev.label, ev.id)
             payload = self._fit_crop(event_payload(ev, self._device))
-            self._reliable.publish(self.topics.events, json.dumps(payload).encode(),
-                                   **_lifecycle(ev.kind, ev.id))
+            self._reliable.publish(
+                self.topics.events, json.dumps(payload).encode(), **_lifecycle(ev.kind, ev.id)
+            )
             image = None
             if ev.snapshot is not None:
                 image = self.topics.label_snapshot(ev.label)
                 publish_jpeg(self._comm, image, ev.snapshot.full)
             if ev.kind in ("start", "end"):  # Home Assistant's event entity of the label
-                self._comm.publish(self.topics.label_event(ev.label),
-                                   json.dumps(ha_event_payload(ev, image)), qos=1)
+                self._comm.publish(
+                    self.topics.label_event(ev.label), json.dumps(ha_event_payload(ev, image)), qos=1
+                )
             if ev.clip is not None:
-                self._comm.publish(self.topics.clips_latest, json.dumps(clip_latest_payload(ev)),
-                                   retain=True, qos=1)
+                self._comm.publish(
+                    self.topics.clips_latest, json.dumps(clip_latest_payload(ev)), retain=True, qos=1
+                )
         elif isinstance(ev, ZoneChange):
             payload = {"v": 1, "ts": ev.ts, "zone": ev.zone, "label": ev.label, "count": ev.count}
-            self._comm.publish(self.topics.zone_count(ev.zone, ev.label), json.dumps(payload),
-                               retain=True)
+            self._comm.publish(self.topics.zone_count(ev.zone, ev.label), json.dumps(payload), retain=True)
         elif isinstance(ev, CountChange):
             payload = {"v": 1, "ts": ev.ts, "label": ev.label, "count": ev.count}
             self._comm.publish(self.topics.count(ev.label), json.dumps(payload), retain=True)
         elif isinstance(ev, OccupancyChange):
-            self._comm.publish(self.topics.occupancy(ev.label), "ON" if ev.occupied else "OFF",
-                               retain=True, qos=1)
+            self._comm.publish(
+                self.topics.occupancy(ev.label), "ON" if ev.occupied else "OFF", retain=True, qos=1
+            )
 
     def _fit_crop(self, payload: dict) -> dict:
         # The crop rides base64 inside the JSON: re-encode it to what the packet leaves, or
@@ -261,8 +306,10 @@ class MqttSink(Sink):
         if crop is None:
             if not self._warned_crop:
                 self._warned_crop = True
-                log.warning("mqtt: an event's snapshot crop does not fit in [mqtt] max_packet "
-                            "even re-encoded; events go out without it")
+                log.warning(
+                    "mqtt: an event's snapshot crop does not fit in [mqtt] max_packet "
+                    "even re-encoded; events go out without it"
+                )
             return {k: v for k, v in payload.items() if k != "snapshot"}
         return {**payload, "snapshot": base64.b64encode(crop).decode("ascii")}
 
@@ -275,8 +322,7 @@ class MqttSink(Sink):
                 dropped = int(self._dropped())
             except Exception:  # the pipeline's counter must not break publishing
                 dropped = 0
-            payload = self._stats.report(now, dropped, self._reliable.depth(),
-                                         self._reliable.dropped)
+            payload = self._stats.report(now, dropped, self._reliable.depth(), self._reliable.dropped)
             self._comm.publish(self.topics.stats, json.dumps(payload), retain=True)
             self._touch_open_events()
 
@@ -285,8 +331,11 @@ class MqttSink(Sink):
         # loss, a watchdog abort): whoever waits for their `end` would wait forever.
         left = self._reliable.spool.open_events()
         if left:
-            log.warning("mqtt: the last run did not stop cleanly; ending the %d event(s) it left "
-                        "open (reason restart)", len(left))
+            log.warning(
+                "mqtt: the last run did not stop cleanly; ending the %d event(s) it left "
+                "open (reason restart)",
+                len(left),
+            )
         for ev in left:
             payload = restart_end_payload(ev.payload, ev.seen)
             self._reliable.publish(ev.topic, json.dumps(payload).encode(), closes=ev.id)

@@ -53,25 +53,32 @@ class Spool:
         self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False,
-                                       isolation_level=None, timeout=5.0)
+            self._db = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode is durable across a process crash (only power loss can
             # lose the last commits), at a fraction of FULL's fsync cost on an SD card.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS spool (row INTEGER PRIMARY KEY "
-                             "AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS open_events (id TEXT PRIMARY KEY, "
-                             "topic TEXT NOT NULL, payload BLOB NOT NULL, seen REAL NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS spool (row INTEGER PRIMARY KEY "
+                "AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS open_events (id TEXT PRIMARY KEY, "
+                "topic TEXT NOT NULL, payload BLOB NOT NULL, seen REAL NOT NULL)"
+            )
             # Counted once here, then kept in memory: COUNT(*) scans the table, and depth()
             # is read on every append, every stats message and every web status poll.
             self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         except sqlite3.Error as exc:
-            raise EdgecamError(f"cannot open the MQTT spool {self.path}: {exc} "
-                               "(check the state directory is writable)") from None
+            raise EdgecamError(
+                f"cannot open the MQTT spool {self.path}: {exc} (check the state directory is writable)"
+            ) from None
 
-    def append(self, topic: str, payload: bytes, opens: Optional[str] = None,
-               closes: Optional[str] = None) -> int:
+    def append(
+        self, topic: str, payload: bytes, opens: Optional[str] = None, closes: Optional[str] = None
+    ) -> int:
         """Store a message; returns its row. Drops the oldest rows beyond `max_rows`.
 
         `opens`: the id of the event this message starts or updates, remembered as open (and
@@ -80,19 +87,22 @@ class Spool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute("INSERT INTO spool (topic, payload) VALUES (?, ?)",
-                                       (topic, payload))
+                cur = self._db.execute("INSERT INTO spool (topic, payload) VALUES (?, ?)", (topic, payload))
                 row = int(cast(int, cur.lastrowid))  # an INSERT always sets it
                 if opens is not None:
-                    self._db.execute("INSERT OR REPLACE INTO open_events VALUES (?, ?, ?, ?)",
-                                     (opens, topic, payload, time.time()))
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO open_events VALUES (?, ?, ?, ?)",
+                        (opens, topic, payload, time.time()),
+                    )
                 if closes is not None:
                     self._db.execute("DELETE FROM open_events WHERE id = ?", (closes,))
                 excess = self._count + 1 - self.max_rows
                 gone = 0
                 if excess > 0:
-                    gone = self._db.execute("DELETE FROM spool WHERE row IN (SELECT row FROM "
-                                            "spool ORDER BY row LIMIT ?)", (excess,)).rowcount
+                    gone = self._db.execute(
+                        "DELETE FROM spool WHERE row IN (SELECT row FROM spool ORDER BY row LIMIT ?)",
+                        (excess,),
+                    ).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -100,15 +110,20 @@ class Spool:
             self._count += 1 - gone
             self.dropped += gone
         if excess > 0:
-            log.warning("mqtt: event spool full (%d): dropped the oldest %d event(s), %d in total",
-                        self.max_rows, excess, self.dropped)
+            log.warning(
+                "mqtt: event spool full (%d): dropped the oldest %d event(s), %d in total",
+                self.max_rows,
+                excess,
+                self.dropped,
+            )
         return row
 
     def pending(self, after: int = 0, limit: int = 100) -> List[SpooledMessage]:
         """Up to `limit` messages with row > `after`, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT row, topic, payload FROM spool WHERE row > ? "
-                                    "ORDER BY row LIMIT ?", (after, limit)).fetchall()
+            rows = self._db.execute(
+                "SELECT row, topic, payload FROM spool WHERE row > ? ORDER BY row LIMIT ?", (after, limit)
+            ).fetchall()
         return [SpooledMessage(int(r), t, bytes(p)) for r, t, p in rows]
 
     def delete(self, row: int) -> None:
@@ -119,8 +134,9 @@ class Spool:
     def open_events(self) -> List[OpenEvent]:
         """Events started and not ended, oldest first."""
         with self._lock:
-            rows = self._db.execute("SELECT id, topic, payload, seen FROM open_events "
-                                    "ORDER BY seen").fetchall()
+            rows = self._db.execute(
+                "SELECT id, topic, payload, seen FROM open_events ORDER BY seen"
+            ).fetchall()
         return [OpenEvent(i, t, bytes(p), float(s)) for i, t, p, s in rows]
 
     def touch_open(self, seen: float) -> None:

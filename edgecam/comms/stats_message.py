@@ -44,12 +44,19 @@ class StatsCollector:
         self._inference.clear()
         self._sensor.clear()
         temperature = soc_temperature()
-        payload = {"v": 1, "ts": round(time.time(), 3), "fps": round(fps, 2),
-                   "inference_ms": _percentiles(recent),
-                   "frames": self._frames, "frames_dropped": int(dropped),
-                   "cpu_temp_c": None if temperature is None else round(temperature, 1), "uptime_s": round(now - self._started, 1),
-                   "spool_depth": int(spool_depth), "spool_dropped": int(spool_dropped),
-                   "backend": self._backend}
+        payload = {
+            "v": 1,
+            "ts": round(time.time(), 3),
+            "fps": round(fps, 2),
+            "inference_ms": _percentiles(recent),
+            "frames": self._frames,
+            "frames_dropped": int(dropped),
+            "cpu_temp_c": None if temperature is None else round(temperature, 1),
+            "uptime_s": round(now - self._started, 1),
+            "spool_depth": int(spool_depth),
+            "spool_dropped": int(spool_dropped),
+            "backend": self._backend,
+        }
         if self._backend == "imx500":
             payload["sensor_inference_ms"] = _percentiles(sensor)
         return payload

@@ -31,6 +31,7 @@ MQTT_TIMEOUT = 5.0
 
 # --- probes (pure functions of the filesystem under `root`) --------------------------------
 
+
 def video_devices(root: Path = Path("/")) -> List[str]:
     """/dev/video* nodes, sorted by number."""
     nodes = glob.glob(str(root / "dev" / "video*"))
@@ -44,9 +45,11 @@ def throttle_descriptions(value: int) -> List[str]:
 
 # --- checks --------------------------------------------------------------------------------
 
+
 def check_runtime() -> List[Check]:
     """The TFLite runtime edgecam would use, and its version."""
     from ..runtime import find_runtime
+
     try:
         runtime = find_runtime()
     except EdgecamError as exc:
@@ -57,20 +60,23 @@ def check_runtime() -> List[Check]:
 def _check_picamera2(uri: str) -> Check:
     """Whether picamera2 imports; a broken install shows its real import error and fix."""
     from ..sources import Picamera2Unavailable, import_picamera2
+
     wanted = uri in ("auto", "picamera")
     try:
         import_picamera2()
     except Picamera2Unavailable as exc:
         if exc.installed:
             return Check("picamera2", FAIL if wanted else WARN, exc.reason, exc.fix)
-        return Check("picamera2", WARN if wanted else SKIP, "not installed",
-                     f"for a Pi camera module: {exc.fix}")
+        return Check(
+            "picamera2", WARN if wanted else SKIP, "not installed", f"for a Pi camera module: {exc.fix}"
+        )
     return Check("picamera2", OK, "importable")
 
 
 def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
     """picamera2 importable, /dev/video* present; failures only matter for camera sources."""
     from ..sources import names_local_camera
+
     uri = config.source.uri
     needed = names_local_camera(uri)
     picamera2 = _check_picamera2(uri)
@@ -78,16 +84,28 @@ def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
     has_picamera2 = picamera2.status == OK
     nodes = video_devices(root)
     if uri.startswith("/dev/video") and str(root / uri.lstrip("/")) not in nodes:
-        rows.append(Check("camera", FAIL, f"{uri} does not exist (have: {', '.join(nodes) or 'none'})",
-                          "check the cable/USB port, `v4l2-ctl --list-devices`, or fix [source] uri"))
+        rows.append(
+            Check(
+                "camera",
+                FAIL,
+                f"{uri} does not exist (have: {', '.join(nodes) or 'none'})",
+                "check the cable/USB port, `v4l2-ctl --list-devices`, or fix [source] uri",
+            )
+        )
     elif nodes:
         rows.append(Check("camera", OK, f"{len(nodes)} video node(s): {', '.join(nodes[:6])}"))
     elif needed and picamera2.status == FAIL:
         rows.append(Check("camera", SKIP, "not known until picamera2 imports (see above)"))
     elif needed and not has_picamera2:
-        rows.append(Check("camera", FAIL, "no /dev/video* device and no picamera2",
-                          "connect a camera (ribbon cable firmly seated, or USB), then reboot; "
-                          "or set [source] uri to a file or rtsp:// stream"))
+        rows.append(
+            Check(
+                "camera",
+                FAIL,
+                "no /dev/video* device and no picamera2",
+                "connect a camera (ribbon cable firmly seated, or USB), then reboot; "
+                "or set [source] uri to a file or rtsp:// stream",
+            )
+        )
     elif needed:
         rows.append(Check("camera", WARN, "no /dev/video* device", "connect a camera module or USB camera"))
     else:
@@ -95,10 +113,12 @@ def check_cameras(config: cfg.Config, root: Path = Path("/")) -> List[Check]:
     return rows
 
 
-def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
-                  load_library: Callable[[str], object] = ctypes.CDLL) -> List[Check]:
+def check_edgetpu(
+    config: cfg.Config, root: Path = Path("/"), load_library: Callable[[str], object] = ctypes.CDLL
+) -> List[Check]:
     """libedgetpu, a USB Coral (and its link speed) or a PCIe one; fail only when asked for."""
     from ..runtime import EDGETPU_LIBRARY
+
     wanted = config.model.delegate == "edgetpu"
     absent = FAIL if wanted else SKIP
     rows = []
@@ -106,26 +126,43 @@ def check_edgetpu(config: cfg.Config, root: Path = Path("/"),
         load_library(EDGETPU_LIBRARY)
         rows.append(Check("edgetpu library", OK, f"{EDGETPU_LIBRARY} loads"))
     except OSError:
-        rows.append(Check("edgetpu library", absent, f"{EDGETPU_LIBRARY} not found",
-                          "add Coral's apt repository and `sudo apt install libedgetpu1-std`"
-                          if wanted else ""))
+        rows.append(
+            Check(
+                "edgetpu library",
+                absent,
+                f"{EDGETPU_LIBRARY} not found",
+                "add Coral's apt repository and `sudo apt install libedgetpu1-std`" if wanted else "",
+            )
+        )
     usb = find_coral_usb(root)
     pcie = coral_pcie(root)
     for dev in usb:
         firmware = "firmware not loaded yet" if dev.vendor == "1a6e" else "firmware loaded"
         if dev.speed_mbps is not None and dev.speed_mbps < 5000:
-            rows.append(Check("coral usb", WARN, f"{dev.path} at {dev.speed_mbps:g} Mbit/s ({firmware})",
-                              "plug it into a USB 3 (blue) port with a USB 3 cable: USB 2 is several "
-                              "times slower"))
+            rows.append(
+                Check(
+                    "coral usb",
+                    WARN,
+                    f"{dev.path} at {dev.speed_mbps:g} Mbit/s ({firmware})",
+                    "plug it into a USB 3 (blue) port with a USB 3 cable: USB 2 is several times slower",
+                )
+            )
         else:
             speed = f"{dev.speed_mbps:g} Mbit/s" if dev.speed_mbps else "unknown speed"
             rows.append(Check("coral usb", OK, f"{dev.path} at {speed} ({firmware})"))
     if pcie:
         rows.append(Check("coral pcie", OK, "/dev/apex_0 present"))
     if not usb and not pcie:
-        rows.append(Check("coral device", absent, "no USB or PCIe Coral found",
-                          "plug in the Coral (PCIe: install gasket-dkms and reboot), or set "
-                          "[model] delegate = \"cpu\"" if wanted else ""))
+        rows.append(
+            Check(
+                "coral device",
+                absent,
+                "no USB or PCIe Coral found",
+                'plug in the Coral (PCIe: install gasket-dkms and reboot), or set [model] delegate = "cpu"'
+                if wanted
+                else "",
+            )
+        )
     return rows
 
 
@@ -135,6 +172,7 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
     from ..modelinfo import model_info
     from ..models import resolve_model
     from ..runtime import input_details, load_interpreter
+
     try:
         model, labels = resolve_model(config.model, env)
     except EdgecamError as exc:  # only the default model can be missing here
@@ -143,8 +181,9 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
     rows = []
     num_classes = None
     try:
-        interpreter = load_interpreter(model, threads=config.model.threads,
-                                       delegate=None if delegate == "cpu" else delegate)
+        interpreter = load_interpreter(
+            model, threads=config.model.threads, delegate=None if delegate == "cpu" else delegate
+        )
         ssd = model_info(model).ssd
         num_classes = ssd.num_classes if ssd is not None else None
         shape = input_details(interpreter)["shape"]
@@ -152,8 +191,11 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
         # load_interpreter raises rather than fall back, so this is the delegate in use.
         rows.append(Check("model", OK, f"{model} (input {size}, delegate {delegate})"))
     except EdgecamError as exc:
-        fix = ("run `edgecam models fetch ssd_mobilenet_v1_coco`, or fix [model] path"
-               if not os.path.exists(model) else "use a .tflite model that matches [model] delegate")
+        fix = (
+            "run `edgecam models fetch ssd_mobilenet_v1_coco`, or fix [model] path"
+            if not os.path.exists(model)
+            else "use a .tflite model that matches [model] delegate"
+        )
         rows.append(Check("model", FAIL, str(exc), fix))
     if labels:
         try:
@@ -164,8 +206,7 @@ def check_model(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> 
         except EdgecamError as exc:
             rows.append(Check("labels", FAIL, str(exc), "fix [model] labels, or refetch the model"))
     else:
-        rows.append(Check("labels", WARN, "no label file: classes show as class_<id>",
-                          "set [model] labels"))
+        rows.append(Check("labels", WARN, "no label file: classes show as class_<id>", "set [model] labels"))
     return rows
 
 
@@ -194,8 +235,9 @@ def _mqtt_login(m: cfg.MqttConfig, login, timeout: float) -> Tuple[bool, str]:
         client.disconnect()
 
 
-def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
-               timeout: float = MQTT_TIMEOUT) -> List[Check]:
+def check_mqtt(
+    config: cfg.Config, env: Optional[Mapping[str, str]] = None, timeout: float = MQTT_TIMEOUT
+) -> List[Check]:
     """Broker reachable over TCP, then accepts a login with the configured credentials."""
     m = config.mqtt
     if not m.host:
@@ -204,11 +246,18 @@ def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
     try:
         socket.create_connection((m.host, m.port), timeout=timeout).close()
     except OSError as exc:
-        return [Check("mqtt broker", FAIL, f"cannot reach {where}: {exc.strerror or exc}",
-                      "check [mqtt] host/port and that the broker runs "
-                      "(`systemctl status mosquitto` on the broker host) and the firewall")]
+        return [
+            Check(
+                "mqtt broker",
+                FAIL,
+                f"cannot reach {where}: {exc.strerror or exc}",
+                "check [mqtt] host/port and that the broker runs "
+                "(`systemctl status mosquitto` on the broker host) and the firewall",
+            )
+        ]
     rows = [Check("mqtt broker", OK, f"{where} reachable")]
     from ..comms.mqtt import login_from_config
+
     try:
         login = login_from_config(m, f"edgecam-doctor-{os.getpid()}", env)
     except EdgecamError as exc:
@@ -217,15 +266,27 @@ def check_mqtt(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
         accepted, reason = _mqtt_login(m, login, timeout)
     except (EdgecamError, OSError, ValueError) as exc:
         detail = str(exc) if isinstance(exc, EdgecamError) else f"{type(exc).__name__}: {exc}"
-        return rows + [Check("mqtt login", FAIL, detail,
-                             "check [mqtt] tls_ca / tls_cert / tls_key and the broker's TLS port")]
+        return rows + [
+            Check(
+                "mqtt login",
+                FAIL,
+                detail,
+                "check [mqtt] tls_ca / tls_cert / tls_key and the broker's TLS port",
+            )
+        ]
     if accepted:
         who = f"as {m.user}" if m.user else "anonymously"
         rows.append(Check("mqtt login", OK, f"accepted {who}{' over TLS' if m.tls_ca else ''}"))
     else:
-        rows.append(Check("mqtt login", FAIL, f"refused: {reason}",
-                          "check [mqtt] user and password_file (or EDGECAM_MQTT_PASSWORD) "
-                          "against the broker's password file"))
+        rows.append(
+            Check(
+                "mqtt login",
+                FAIL,
+                f"refused: {reason}",
+                "check [mqtt] user and password_file (or EDGECAM_MQTT_PASSWORD) "
+                "against the broker's password file",
+            )
+        )
     return rows
 
 
@@ -243,42 +304,76 @@ def check_disk(config: cfg.Config, env: Optional[Mapping[str, str]] = None) -> L
     if free < DISK_WARN_BYTES:
         return [Check("disk space", WARN, text, fix)]
     if probe == path and not os.access(path, os.W_OK):
-        return [Check("disk space", WARN, text + ", not writable by this user",
-                      "run as the service user (`sudo -u edgecam edgecam doctor`)")]
+        return [
+            Check(
+                "disk space",
+                WARN,
+                text + ", not writable by this user",
+                "run as the service user (`sudo -u edgecam edgecam doctor`)",
+            )
+        ]
     return [Check("disk space", OK, text)]
 
 
-def check_clips(config: cfg.Config, root: Path = Path("/"),
-                env: Optional[Mapping[str, str]] = None) -> List[Check]:
+def check_clips(
+    config: cfg.Config, root: Path = Path("/"), env: Optional[Mapping[str, str]] = None
+) -> List[Check]:
     """[clips]: which H.264 encoder records (a Pi 5 has no hardware one: software, on the CPU
     the detector needs too) and whether the clips folder can be written."""
     from ..clips.encoder import V4L2_ENCODER_DEVICE
+
     c = config.clips
     if not c.enabled:
         return [Check("clips", SKIP, "off ([clips] enabled = false)")]
     hardware = (root / V4L2_ENCODER_DEVICE.lstrip("/")).exists()
     rows = []
     if c.encoder == "h264_v4l2m2m" and not hardware:
-        rows.append(Check("clips encoder", FAIL, f"h264_v4l2m2m asked for, but no {V4L2_ENCODER_DEVICE}",
-                          "set [clips] encoder = \"auto\" (a Pi 5 has no hardware H.264 encoder)"))
+        rows.append(
+            Check(
+                "clips encoder",
+                FAIL,
+                f"h264_v4l2m2m asked for, but no {V4L2_ENCODER_DEVICE}",
+                'set [clips] encoder = "auto" (a Pi 5 has no hardware H.264 encoder)',
+            )
+        )
     elif hardware and c.encoder != "libx264":
-        rows.append(Check("clips encoder", OK, f"hardware H.264 encoder at {V4L2_ENCODER_DEVICE} "
-                          "(h264_v4l2m2m; picamera2's H264Encoder on the Pi camera)"))
+        rows.append(
+            Check(
+                "clips encoder",
+                OK,
+                f"hardware H.264 encoder at {V4L2_ENCODER_DEVICE} "
+                "(h264_v4l2m2m; picamera2's H264Encoder on the Pi camera)",
+            )
+        )
     else:
         why = "libx264 asked for" if hardware else "no hardware H.264 encoder (a Pi 5 has none)"
-        rows.append(Check("clips encoder", OK, f"{why}: clips are encoded in software, libx264 "
-                          f"{c.preset} (on the Pi camera by picamera2's LibavH264Encoder); "
-                          "`edgecam probe --clips` measures what it costs"))
+        rows.append(
+            Check(
+                "clips encoder",
+                OK,
+                f"{why}: clips are encoded in software, libx264 "
+                f"{c.preset} (on the Pi camera by picamera2's LibavH264Encoder); "
+                "`edgecam probe --clips` measures what it costs",
+            )
+        )
     folder = Path(c.dir).expanduser() if c.dir else cfg.state_dir(config, env) / "clips"
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if os.access(probe, os.W_OK):
-        rows.append(Check("clips folder", OK, f"{folder}" + ("" if probe == folder else " (not created yet)")))
+        rows.append(
+            Check("clips folder", OK, f"{folder}" + ("" if probe == folder else " (not created yet)"))
+        )
     else:
-        rows.append(Check("clips folder", FAIL, f"{folder} cannot be written by this user",
-                          "leave [clips] dir unset (clips/ in the state directory): the service "
-                          "may write only /var/lib/edgecam"))
+        rows.append(
+            Check(
+                "clips folder",
+                FAIL,
+                f"{folder} cannot be written by this user",
+                "leave [clips] dir unset (clips/ in the state directory): the service "
+                "may write only /var/lib/edgecam",
+            )
+        )
     return rows
 
 
@@ -289,8 +384,14 @@ def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> Lis
     if temp is None:
         rows.append(Check("cpu temperature", SKIP, "no thermal zone"))
     elif temp >= TEMP_WARN_C:
-        rows.append(Check("cpu temperature", WARN, f"{temp:.1f} °C",
-                          "add a heatsink or fan; the Pi throttles at 80-85 °C"))
+        rows.append(
+            Check(
+                "cpu temperature",
+                WARN,
+                f"{temp:.1f} °C",
+                "add a heatsink or fan; the Pi throttles at 80-85 °C",
+            )
+        )
     else:
         rows.append(Check("cpu temperature", OK, f"{temp:.1f} °C"))
     tool = vcgencmd or shutil.which("vcgencmd")
@@ -299,15 +400,24 @@ def check_thermal(root: Path = Path("/"), vcgencmd: Optional[str] = None) -> Lis
         return rows
     value = read_throttled(timeout=5.0, vcgencmd=tool)
     if value is None:
-        rows.append(Check("throttling", WARN, "vcgencmd get_throttled gave no answer",
-                          "add the user to group video (vcgencmd needs /dev/vchiq)"))
+        rows.append(
+            Check(
+                "throttling",
+                WARN,
+                "vcgencmd get_throttled gave no answer",
+                "add the user to group video (vcgencmd needs /dev/vchiq)",
+            )
+        )
         return rows
     flags = throttle_descriptions(value)
     if not flags:
         rows.append(Check("throttling", OK, "throttled=0x0"))
     else:
-        fix = ("use the official power supply (5V 3A Pi 4, 5V 5A Pi 5) and a short cable"
-               if value & 0x10001 else "improve cooling")
+        fix = (
+            "use the official power supply (5V 3A Pi 4, 5V 5A Pi 5) and a short cable"
+            if value & 0x10001
+            else "improve cooling"
+        )
         rows.append(Check("throttling", WARN, f"throttled={value:#x}: {', '.join(flags)}", fix))
     return rows
 
@@ -319,12 +429,25 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
     try:
         config = cfg.resolve(path, {}, note=skipped.append)
     except EdgecamError as exc:
-        return cfg.Config(), [Check("config", FAIL, str(exc), "fix the file (`edgecam config "
-                                    "check FILE`); the other checks use the defaults")]
+        return cfg.Config(), [
+            Check(
+                "config",
+                FAIL,
+                str(exc),
+                "fix the file (`edgecam config check FILE`); the other checks use the defaults",
+            )
+        ]
     default = cfg.default_config_path()
     if skipped:
-        return config, [Check("config", WARN, skipped[0], "check the service's config as its user: "
-                              f"`sudo -u edgecam /opt/edgecam/venv/bin/edgecam doctor --config {default}`")]
+        return config, [
+            Check(
+                "config",
+                WARN,
+                skipped[0],
+                "check the service's config as its user: "
+                f"`sudo -u edgecam /opt/edgecam/venv/bin/edgecam doctor --config {default}`",
+            )
+        ]
     shown = path or (default if os.path.exists(default) else "defaults (no config file)")
     return config, [Check("config", OK, shown)]
 
@@ -332,15 +455,18 @@ def check_config(path: Optional[str]) -> Tuple[cfg.Config, List[Check]]:
 def configured_backend(config: cfg.Config, root: Path = Path("/")) -> str:
     """The detector backend `edgecam run` would use (auto resolved against `root`)."""
     from ..backends import resolve_backend
+
     return resolve_backend(config.model.backend, root)
 
 
-def run_checks(config: cfg.Config, env: Optional[Mapping[str, str]] = None,
-               root: Path = Path("/")) -> List[Check]:
+def run_checks(
+    config: cfg.Config, env: Optional[Mapping[str, str]] = None, root: Path = Path("/")
+) -> List[Check]:
     """Every check, in table order."""
     import dataclasses
     from ..backends import info, with_backend
     from .accelerators import check_accelerators
+
     backend = configured_backend(config, root)
     config = dataclasses.replace(config, model=with_backend(config.model, backend))
     rows: List[Check] = []

@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from ..errors import EdgecamError
 from ..modelinfo import ModelInfo, model_info
-from ..runtime import (DETECTION_POSTPROCESS_OP, find_runtime, input_converter, input_details, input_size,
-                       load_interpreter, set_input)
+from ..runtime import (
+    DETECTION_POSTPROCESS_OP,
+    find_runtime,
+    input_converter,
+    input_details,
+    input_size,
+    load_interpreter,
+    set_input,
+)
 from ..stats import LatencySummary, ResourceSampler, ResourceUsage, Stopwatch, device_health, summarize
 
 if TYPE_CHECKING:  # numpy is imported where used, to keep `edgecam --help` fast
@@ -65,13 +72,19 @@ def load_frames(source: Optional[str], limit: int = MAX_FRAMES) -> ProbeFrames:
     draw and publish see no real detections, so the description says so.
     """
     import numpy as np
+
     if not source:
         rng = np.random.default_rng(0)
         w, h = NOISE_SIZE
         image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        return ProbeFrames((image,), f"noise {w}x{h} (no --source given: give real images or "
-                                     "a video for representative postprocess/draw times)", True)
+        return ProbeFrames(
+            (image,),
+            f"noise {w}x{h} (no --source given: give real images or "
+            "a video for representative postprocess/draw times)",
+            True,
+        )
     from ..sources import SourceSpec, open_source
+
     src = open_source(SourceSpec(uri=source))
     images: List[np.ndarray] = []
     try:
@@ -82,11 +95,14 @@ def load_frames(source: Optional[str], limit: int = MAX_FRAMES) -> ProbeFrames:
     finally:
         src.close()
     if not images:
-        raise EdgecamError(f"source {source} gave no frames: give an image, a folder of "
-                           "images or a video file")
+        raise EdgecamError(
+            f"source {source} gave no frames: give an image, a folder of images or a video file"
+        )
     sizes = sorted({f"{im.shape[1]}x{im.shape[0]}" for im in images})
-    return ProbeFrames(tuple(images), f"{source} ({len(images)} frames, {', '.join(sizes[:4])}"
-                                      f"{', ...' if len(sizes) > 4 else ''})")
+    return ProbeFrames(
+        tuple(images),
+        f"{source} ({len(images)} frames, {', '.join(sizes[:4])}{', ...' if len(sizes) > 4 else ''})",
+    )
 
 
 @dataclass(frozen=True)
@@ -122,24 +138,38 @@ class ProbeResult:
 
     def to_dict(self) -> dict:
         """JSON form (one entry of the `--json` "results" list)."""
-        d: Dict[str, Any] = {"model": self.model, "name": os.path.basename(self.model), "kind": self.kind,
-             "threads": self.threads, "delegate": self.delegate, "runs": self.runs,
-             "warmup": self.warmup, "raw_invoke_fps": round(self.raw_invoke_fps, 2),
-             "pipeline_fps": None if self.pipeline_fps is None else round(self.pipeline_fps, 2),
-             "raw_invoke": self.raw_invoke.to_dict(),
-             "stages": {k: v.to_dict() for k, v in self.stages.items()},
-             "macs": self.macs, "params": self.params,
-             "cpu_percent": round(self.usage.cpu_percent, 1),
-             "peak_rss_mb": round(self.usage.peak_rss_mb, 1)}
+        d: Dict[str, Any] = {
+            "model": self.model,
+            "name": os.path.basename(self.model),
+            "kind": self.kind,
+            "threads": self.threads,
+            "delegate": self.delegate,
+            "runs": self.runs,
+            "warmup": self.warmup,
+            "raw_invoke_fps": round(self.raw_invoke_fps, 2),
+            "pipeline_fps": None if self.pipeline_fps is None else round(self.pipeline_fps, 2),
+            "raw_invoke": self.raw_invoke.to_dict(),
+            "stages": {k: v.to_dict() for k, v in self.stages.items()},
+            "macs": self.macs,
+            "params": self.params,
+            "cpu_percent": round(self.usage.cpu_percent, 1),
+            "peak_rss_mb": round(self.usage.peak_rss_mb, 1),
+        }
         if self.skipped_stages:
             d["skipped_stages"] = list(self.skipped_stages)
             d["skip_reason"] = self.skip_reason
         if self.kind == "detector":
             d["detections"] = self.detections
-            d["regions"] = {"frame": list(self.frame_size), **{
-                mode: {"runs_per_frame": list(self.regions[mode]),
-                       "ms_per_frame": [round(v, 2) for v in ms]}
-                for mode, ms in self.region_ms().items()}}
+            d["regions"] = {
+                "frame": list(self.frame_size),
+                **{
+                    mode: {
+                        "runs_per_frame": list(self.regions[mode]),
+                        "ms_per_frame": [round(v, 2) for v in ms],
+                    }
+                    for mode, ms in self.region_ms().items()
+                },
+            }
         return d
 
 
@@ -157,15 +187,26 @@ class ProbeReport:
     def to_dict(self) -> dict:
         """The `--json` document: {"v": 1, "runtime", "results": [...], ...}."""
         results = [r.to_dict() for r in self.results]
-        d = {"v": PROBE_VERSION, "runtime": self.runtime, "source": self.source,
-             "device": {"machine": platform.machine(), "cpu_count": os.cpu_count(),
-                        "before": self.health_before, "after": self.health_after},
-             "results": results}
+        d = {
+            "v": PROBE_VERSION,
+            "runtime": self.runtime,
+            "source": self.source,
+            "device": {
+                "machine": platform.machine(),
+                "cpu_count": os.cpu_count(),
+                "before": self.health_before,
+                "after": self.health_after,
+            },
+            "results": results,
+        }
         if self.budget_ms is not None:
             best = self.budget_pick()
-            d["budget"] = {"ms": self.budget_ms, "stat": f"raw_invoke.{BUDGET_STAT}",
-                           "model": best["model"] if best else None,
-                           "threads": best["threads"] if best else None}
+            d["budget"] = {
+                "ms": self.budget_ms,
+                "stat": f"raw_invoke.{BUDGET_STAT}",
+                "model": best["model"] if best else None,
+                "threads": best["threads"] if best else None,
+            }
         return d
 
     def budget_pick(self) -> Optional[Mapping]:
@@ -177,8 +218,9 @@ class ProbeReport:
         return select_within_budget([r.to_dict() for r in self.results], self.budget_ms)
 
 
-def select_within_budget(results: Sequence[Mapping], budget_ms: float,
-                         stat: str = BUDGET_STAT) -> Optional[Mapping]:
+def select_within_budget(
+    results: Sequence[Mapping], budget_ms: float, stat: str = BUDGET_STAT
+) -> Optional[Mapping]:
     """The most capable result (most Mult-Adds) whose raw invoke `stat` fits `budget_ms`.
 
     `results` are result dicts with "macs" and "raw_invoke": {stat: ms}. Ties in Mult-Adds go
@@ -203,8 +245,9 @@ def time_raw_invoke(interpreter, runs: int, warmup: int) -> List[float]:
     return samples
 
 
-def _stage_pass(detector, images: Sequence[np.ndarray], runs: int, warmup: int,
-                publish: Optional[Publish], topic: str) -> Tuple[Dict[str, List[float]], float, int]:
+def _stage_pass(
+    detector, images: Sequence[np.ndarray], runs: int, warmup: int, publish: Optional[Publish], topic: str
+) -> Tuple[Dict[str, List[float]], float, int]:
     """Per-stage ms over `runs` frames (cycled), the pass's fps, and detections found."""
     from ..annotate import draw, encode_jpeg, overlay_text
     from ..datatypes import Frame
@@ -239,10 +282,20 @@ def _stage_pass(detector, images: Sequence[np.ndarray], runs: int, warmup: int,
     return samples, (runs / wall if wall > 0 else 0.0), found
 
 
-def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs: int = 50,
-                warmup: int = 5, labels: Optional[str] = None, delegate: Optional[str] = None,
-                info: Optional[ModelInfo] = None, publish: Optional[Publish] = None,
-                topic: str = "edgecam/probe/frame", runtime=None) -> ProbeResult:
+def probe_model(
+    model: str,
+    threads: Optional[int],
+    frames: ProbeFrames,
+    *,
+    runs: int = 50,
+    warmup: int = 5,
+    labels: Optional[str] = None,
+    delegate: Optional[str] = None,
+    info: Optional[ModelInfo] = None,
+    publish: Optional[Publish] = None,
+    topic: str = "edgecam/probe/frame",
+    runtime=None,
+) -> ProbeResult:
     """Probe one model at one thread count (see the module docstring for what is measured)."""
     if runs < 1 or warmup < 0:
         raise EdgecamError("--runs must be >= 1 and --warmup >= 0")
@@ -252,22 +305,24 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
     image = frames.images[0]
     if info.is_detector:
         from ..detector import Detector
+
         detector = Detector.load(model, labels, threads=threads, delegate=delegate, runtime=runtime)
         interpreter = detector.interpreter
         tensor, _ = detector.preprocess(image)
     else:
         from ..detector import image_to_input
+
         detector = None
         interpreter = load_interpreter(model, threads=threads, delegate=delegate, runtime=runtime)
-        tensor, _ = image_to_input(image, input_size(interpreter),
-                                   input_converter(input_details(interpreter)))
+        tensor, _ = image_to_input(
+            image, input_size(interpreter), input_converter(input_details(interpreter))
+        )
     set_input(interpreter, tensor)
     raw = time_raw_invoke(interpreter, runs, warmup)
     raw_summary = summarize(raw)
     raw_fps = 1000.0 / raw_summary.mean if raw_summary.mean > 0 else 0.0
     if detector is not None:
-        samples, pipeline_fps, found = _stage_pass(detector, frames.images, runs, warmup,
-                                                   publish, topic)
+        samples, pipeline_fps, found = _stage_pass(detector, frames.images, runs, warmup, publish, topic)
         stages = {name: summarize(v) for name, v in samples.items()}
         skipped: Tuple[str, ...] = ()
         reason = ""
@@ -278,14 +333,29 @@ def probe_model(model: str, threads: Optional[int], frames: ProbeFrames, *, runs
     regions: Dict[str, Tuple[int, int]] = {}
     if detector is not None:
         from ..regions import runs_per_frame
+
         regions = runs_per_frame(image.shape[1], image.shape[0], detector.input_size)
-    return ProbeResult(model=model, kind="detector" if detector is not None else "classifier",
-                       threads=threads, delegate=delegate or "cpu", runs=runs, warmup=warmup,
-                       raw_invoke=raw_summary, raw_invoke_fps=raw_fps, stages=stages,
-                       pipeline_fps=pipeline_fps, macs=info.macs, params=info.params,
-                       usage=sampler.sample(), skipped_stages=skipped, skip_reason=reason,
-                       detections=found, raw_samples_ms=tuple(raw), regions=regions,
-                       frame_size=(image.shape[1], image.shape[0]))
+    return ProbeResult(
+        model=model,
+        kind="detector" if detector is not None else "classifier",
+        threads=threads,
+        delegate=delegate or "cpu",
+        runs=runs,
+        warmup=warmup,
+        raw_invoke=raw_summary,
+        raw_invoke_fps=raw_fps,
+        stages=stages,
+        pipeline_fps=pipeline_fps,
+        macs=info.macs,
+        params=info.params,
+        usage=sampler.sample(),
+        skipped_stages=skipped,
+        skip_reason=reason,
+        detections=found,
+        raw_samples_ms=tuple(raw),
+        regions=regions,
+        frame_size=(image.shape[1], image.shape[0]),
+    )
 
 
 def parse_threads(text: Optional[str]) -> Tuple[Optional[int], ...]:
@@ -296,18 +366,27 @@ def parse_threads(text: Optional[str]) -> Tuple[Optional[int], ...]:
     for part in str(text).split(","):
         part = part.strip()
         if not part.isdigit() or not 1 <= int(part) <= 64:
-            raise EdgecamError(f"--threads {text!r}: give thread counts 1..64 separated by "
-                               "commas, e.g. 1,2,4")
+            raise EdgecamError(
+                f"--threads {text!r}: give thread counts 1..64 separated by commas, e.g. 1,2,4"
+            )
         out.append(int(part))
     return tuple(dict.fromkeys(out))
 
 
-def run_probe(models: Sequence[str], *, threads: Sequence[Optional[int]] = (None,),
-              runs: int = 50, warmup: int = 5, source: Optional[str] = None,
-              labels: Optional[str] = None, delegate: Optional[str] = None,
-              budget_ms: Optional[float] = None, publish: Optional[Publish] = None,
-              topic: str = "edgecam/probe/frame",
-              progress: Optional[Callable[[str], None]] = None) -> ProbeReport:
+def run_probe(
+    models: Sequence[str],
+    *,
+    threads: Sequence[Optional[int]] = (None,),
+    runs: int = 50,
+    warmup: int = 5,
+    source: Optional[str] = None,
+    labels: Optional[str] = None,
+    delegate: Optional[str] = None,
+    budget_ms: Optional[float] = None,
+    publish: Optional[Publish] = None,
+    topic: str = "edgecam/probe/frame",
+    progress: Optional[Callable[[str], None]] = None,
+) -> ProbeReport:
     """Probe every model at every thread count on frames from `source`.
 
     `labels` applies to detection models only. `publish(topic, payload)` makes the publish
@@ -326,12 +405,24 @@ def run_probe(models: Sequence[str], *, threads: Sequence[Optional[int]] = (None
         for t in threads:
             if progress:
                 progress(f"probing {os.path.basename(m)} threads={t} ...")
-            results.append(probe_model(m, t, frames, runs=runs, warmup=warmup,
-                                       labels=labels if infos[m].is_detector else None,
-                                       delegate=delegate, info=infos[m], publish=publish,
-                                       topic=topic, runtime=runtime))
-    return ProbeReport(runtime.describe(), frames.description, tuple(results), before,
-                       device_health(), budget_ms)
+            results.append(
+                probe_model(
+                    m,
+                    t,
+                    frames,
+                    runs=runs,
+                    warmup=warmup,
+                    labels=labels if infos[m].is_detector else None,
+                    delegate=delegate,
+                    info=infos[m],
+                    publish=publish,
+                    topic=topic,
+                    runtime=runtime,
+                )
+            )
+    return ProbeReport(
+        runtime.describe(), frames.description, tuple(results), before, device_health(), budget_ms
+    )
 
 
 def probe_to_payload(report: ProbeReport) -> bytes:

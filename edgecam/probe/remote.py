@@ -15,6 +15,7 @@ from .measure import PROBE_VERSION, REMOTE_MAX_RUNS, probe_to_payload, run_probe
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class RemoteProbeRequest:
     """A `<prefix>/cmd/probe` request, validated: models, thread counts, runs, warmup."""
@@ -25,8 +26,9 @@ class RemoteProbeRequest:
     warmup: int
 
 
-def parse_probe_request(payload: bytes, default_model: str,
-                        allowed_models: Sequence[str] = ()) -> RemoteProbeRequest:
+def parse_probe_request(
+    payload: bytes, default_model: str, allowed_models: Sequence[str] = ()
+) -> RemoteProbeRequest:
     """Parse a cmd/probe payload: empty, or JSON {"models": [...], "threads": [1, 2],
     "runs": 30, "warmup": 3}. Only the running model and `allowed_models` may be probed, so a
     remote message cannot make the device open arbitrary files. ValueError when invalid."""
@@ -43,12 +45,14 @@ def parse_probe_request(payload: bytes, default_model: str,
     for m in req.get("models") or [default_model]:
         path = m if m in allowed else by_name.get(str(m))
         if path is None:
-            raise ValueError(f"model {m!r} may not be probed remotely (allowed: "
-                             f"{', '.join(sorted(by_name))})")
+            raise ValueError(
+                f"model {m!r} may not be probed remotely (allowed: {', '.join(sorted(by_name))})"
+            )
         models.append(path)
     threads = req.get("threads") or [None]
-    if not isinstance(threads, list) or not all(t is None or (isinstance(t, int) and 1 <= t <= 64)
-                                                for t in threads):
+    if not isinstance(threads, list) or not all(
+        t is None or (isinstance(t, int) and 1 <= t <= 64) for t in threads
+    ):
         raise ValueError("threads must be a list of integers 1..64")
     runs, warmup = req.get("runs", 30), req.get("warmup", 3)
     if not isinstance(runs, int) or not 1 <= runs <= REMOTE_MAX_RUNS:
@@ -68,9 +72,17 @@ class RemoteProbe:
     refused. The probe runs beside the live pipeline, so its numbers include that contention.
     """
 
-    def __init__(self, publish: Callable[..., object], prefix: str, default_model: str, *,
-                 allowed_models: Sequence[str] = (), source: Optional[str] = None,
-                 labels: Optional[str] = None, delegate: Optional[str] = None):
+    def __init__(
+        self,
+        publish: Callable[..., object],
+        prefix: str,
+        default_model: str,
+        *,
+        allowed_models: Sequence[str] = (),
+        source: Optional[str] = None,
+        labels: Optional[str] = None,
+        delegate: Optional[str] = None,
+    ):
         self._publish = publish
         self.topic = Topics(prefix.rstrip("/")).probe
         self._default_model, self._allowed = default_model, tuple(allowed_models)
@@ -96,10 +108,8 @@ class RemoteProbe:
         req = parse_probe_request(payload, self._default_model, self._allowed)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
-                raise ValueError("a probe is already running: wait for its result on "
-                                 f"{self.topic}")
-            self._thread = threading.Thread(target=self._run, args=(req,), name="edgecam-probe",
-                                            daemon=True)
+                raise ValueError(f"a probe is already running: wait for its result on {self.topic}")
+            self._thread = threading.Thread(target=self._run, args=(req,), name="edgecam-probe", daemon=True)
             self._thread.start()
 
     def handle(self, _topic: str, payload: bytes) -> bool:
@@ -114,9 +124,15 @@ class RemoteProbe:
 
     def _run(self, req: RemoteProbeRequest) -> None:
         try:
-            report = run_probe(req.models, threads=req.threads, runs=req.runs,
-                               warmup=req.warmup, source=self._source, labels=self._labels,
-                               delegate=self._delegate)
+            report = run_probe(
+                req.models,
+                threads=req.threads,
+                runs=req.runs,
+                warmup=req.warmup,
+                source=self._source,
+                labels=self._labels,
+                delegate=self._delegate,
+            )
         except EdgecamError as exc:
             self._error(str(exc))
             return
@@ -133,5 +149,3 @@ class RemoteProbe:
             t.join(timeout)
             return not t.is_alive()
         return True
-
-

@@ -18,8 +18,13 @@ def _summary(values) -> dict:
     return {"p50_ms": round(s.p50, 3), "p95_ms": round(s.p95, 3), "max_ms": round(s.max, 3)}
 
 
-def probe_imx500(backend, runs: int = 50, spec: SourceSpec = SourceSpec(uri="picamera"),
-                 progress: Optional[Callable[[str], None]] = None, max_frames: int = 0) -> dict:
+def probe_imx500(
+    backend,
+    runs: int = 50,
+    spec: SourceSpec = SourceSpec(uri="picamera"),
+    progress: Optional[Callable[[str], None]] = None,
+    max_frames: int = 0,
+) -> dict:
     """Capture frames until `runs` carried outputs (or `max_frames`, default 20 x runs, were
     read) and report the sensor's and the CPU's times in ms."""
     cam = PicameraCapture(spec, sensor=backend)
@@ -47,17 +52,28 @@ def probe_imx500(backend, runs: int = 50, spec: SourceSpec = SourceSpec(uri="pic
                 progress(f"imx500: {len(cpu)}/{runs} frames")
     finally:
         cam.release()
-    return {"detector": "imx500", "network": backend.network_file, "frames": frames,
-            "frames_without_outputs": empty, "sensor_dnn": _summary(dnn),
-            "sensor_dsp": _summary(dsp), "cpu_per_frame": _summary(cpu)}
+    return {
+        "detector": "imx500",
+        "network": backend.network_file,
+        "frames": frames,
+        "frames_without_outputs": empty,
+        "sensor_dnn": _summary(dnn),
+        "sensor_dsp": _summary(dsp),
+        "cpu_per_frame": _summary(cpu),
+    }
 
 
 def format_sensor_report(report: dict) -> str:
     """The report as a few aligned lines."""
-    lines = [f"{report['network']}: {report['frames']} frame(s), "
-             f"{report['frames_without_outputs']} without outputs"]
-    for key, what in (("sensor_dnn", "sensor DNN"), ("sensor_dsp", "sensor DSP"),
-                      ("cpu_per_frame", "CPU per frame")):
+    lines = [
+        f"{report['network']}: {report['frames']} frame(s), "
+        f"{report['frames_without_outputs']} without outputs"
+    ]
+    for key, what in (
+        ("sensor_dnn", "sensor DNN"),
+        ("sensor_dsp", "sensor DSP"),
+        ("cpu_per_frame", "CPU per frame"),
+    ):
         r = report[key]
         lines.append(f"  {what:<14} p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  max {r['max_ms']} ms")
     return "\n".join(lines)

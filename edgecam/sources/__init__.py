@@ -13,13 +13,34 @@ from .base import IMAGE_SUFFIXES, STREAM_SCHEMES, Source, SourceSpec
 from .files import ImageSource, VideoSource, list_image_files
 from .live import CaptureDevice, Captured, DeadlineReader, LiveSource, OpenCVCapture
 from .opening import is_live, names_local_camera, open_source, quiet_video_libraries
-from .picamera import (PicameraCapture, Picamera2Unavailable, import_picamera2,
-                       picamera_available, yuv420_to_bgr)
+from .picamera import (
+    PicameraCapture,
+    Picamera2Unavailable,
+    import_picamera2,
+    picamera_available,
+    yuv420_to_bgr,
+)
 
 __all__ = [
-    "IMAGE_SUFFIXES", "STREAM_SCHEMES", "Source", "SourceSpec", "ImageSource", "VideoSource",
-    "list_image_files", "CaptureDevice", "Captured", "DeadlineReader", "LiveSource",
-    "OpenCVCapture", "is_live", "names_local_camera", "open_source", "quiet_video_libraries",
-    "PicameraCapture", "Picamera2Unavailable", "import_picamera2", "picamera_available",
+    "IMAGE_SUFFIXES",
+    "STREAM_SCHEMES",
+    "Source",
+    "SourceSpec",
+    "ImageSource",
+    "VideoSource",
+    "list_image_files",
+    "CaptureDevice",
+    "Captured",
+    "DeadlineReader",
+    "LiveSource",
+    "OpenCVCapture",
+    "is_live",
+    "names_local_camera",
+    "open_source",
+    "quiet_video_libraries",
+    "PicameraCapture",
+    "Picamera2Unavailable",
+    "import_picamera2",
+    "picamera_available",
     "yuv420_to_bgr",
 ]

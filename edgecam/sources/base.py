@@ -61,11 +61,23 @@ class Source:
         """True once close() was called."""
         return self._closed.is_set()
 
-    def _frame(self, image: np.ndarray, model_input: Optional[np.ndarray] = None,
-               detected: Optional[SensorDetections] = None, name: Optional[str] = None,
-               ts: Optional[float] = None) -> Frame:
+    def _frame(
+        self,
+        image: np.ndarray,
+        model_input: Optional[np.ndarray] = None,
+        detected: Optional[SensorDetections] = None,
+        name: Optional[str] = None,
+        ts: Optional[float] = None,
+    ) -> Frame:
         """The next Frame; `ts` is the source's own time when it has one (a file), else now."""
-        f = Frame(self._seq, time.time() if ts is None else ts, time.monotonic(), image, name or self.name,
-                  model_input, detected)
+        f = Frame(
+            self._seq,
+            time.time() if ts is None else ts,
+            time.monotonic(),
+            image,
+            name or self.name,
+            model_input,
+            detected,
+        )
         self._seq += 1
         return f

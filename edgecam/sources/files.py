@@ -87,19 +87,24 @@ class ImageSource(Source):
         if path.is_dir():
             self.files = list_image_files(path)
             if not self.files:
-                raise EdgecamError(f"no images in folder {path} "
-                                   f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+                raise EdgecamError(
+                    f"no images in folder {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
         else:
             self.files = [path]
             # Decoded once up front so a bad file fails before the run starts, not as 0 frames.
             image, truncated = read_image(path)
             if truncated:
-                raise EdgecamError(f"cannot read image {path}: it is truncated (the file ends "
-                                   "before the image does): give the whole file")
+                raise EdgecamError(
+                    f"cannot read image {path}: it is truncated (the file ends "
+                    "before the image does): give the whole file"
+                )
             if image is None:
-                raise EdgecamError(f"cannot read image {path}: OpenCV cannot decode it (corrupt, "
-                                   "truncated or not an image): give a JPEG, PNG, BMP, WebP, TIFF, "
-                                   "PPM or PGM file, or a folder")
+                raise EdgecamError(
+                    f"cannot read image {path}: OpenCV cannot decode it (corrupt, "
+                    "truncated or not an image): give a JPEG, PNG, BMP, WebP, TIFF, "
+                    "PPM or PGM file, or a folder"
+                )
 
     def frames(self) -> Iterator[Frame]:
         while not self.closed:

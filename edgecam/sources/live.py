@@ -75,8 +75,7 @@ class DeadlineReader:
         self._asked, self._answered = threading.Event(), threading.Event()
         self._result: Optional[Captured] = None
         self._abandoned = False
-        self._thread = threading.Thread(target=self._serve, daemon=True,
-                                        name=f"read-{device.name}")
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"read-{device.name}")
         self._thread.start()
 
     def _serve(self) -> None:
@@ -132,9 +131,14 @@ class LiveSource(Source):
     live = True
     BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
-    def __init__(self, name: str, open_device: Callable[[], CaptureDevice], stall_timeout: float = 5.0,
-                 on_status: Optional[Callable[[bool], None]] = None,
-                 backoff: Sequence[float] = BACKOFF):
+    def __init__(
+        self,
+        name: str,
+        open_device: Callable[[], CaptureDevice],
+        stall_timeout: float = 5.0,
+        on_status: Optional[Callable[[bool], None]] = None,
+        backoff: Sequence[float] = BACKOFF,
+    ):
         super().__init__()
         self.name, self._open_device, self.stall_timeout = name, open_device, stall_timeout
         self.on_status, self.backoff = on_status, tuple(backoff)
@@ -195,8 +199,11 @@ class LiveSource(Source):
                 yield self._frame(*got)
                 continue
             if online is not False:
-                log.warning("source %s lost: no frame within %.1f s; reopening with backoff",
-                            self.name, self.stall_timeout)
+                log.warning(
+                    "source %s lost: no frame within %.1f s; reopening with backoff",
+                    self.name,
+                    self.stall_timeout,
+                )
                 online = False
                 self.reconnecting = True
                 self._tell(False)

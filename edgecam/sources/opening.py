@@ -70,8 +70,9 @@ def quiet_video_libraries() -> None:
         opencv_logging.setLogLevel(getattr(opencv_logging, "LOG_LEVEL_ERROR", 2))
 
 
-def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None,
-                sensor=None, recorder=None) -> Source:
+def open_source(
+    spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = None, sensor=None, recorder=None
+) -> Source:
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits.
 
     `sensor` (a camera that detects on its sensor, see PicameraCapture) needs the Pi camera.
@@ -82,12 +83,18 @@ def open_source(spec: SourceSpec, on_status: Optional[Callable[[bool], None]] = 
     uri = spec.uri.strip()
     if sensor is not None:
         if uri not in ("auto", "picamera"):
-            raise EdgecamError(f"the {sensor.name} detects on the camera's own sensor, so it needs "
-                               f"--source picamera (not {uri}): use --detector cpu or hailo for "
-                               "other sources")
+            raise EdgecamError(
+                f"the {sensor.name} detects on the camera's own sensor, so it needs "
+                f"--source picamera (not {uri}): use --detector cpu or hailo for "
+                "other sources"
+            )
         picamera2_class = import_picamera2()
-        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, sensor, recorder),
-                          spec.stall_timeout, on_status)
+        return LiveSource(
+            "picamera",
+            lambda: PicameraCapture(spec, picamera2_class, sensor, recorder),
+            spec.stall_timeout,
+            on_status,
+        )
     if _names_camera(uri):  # the same test is_live() uses
         return _open_camera(uri, spec, on_status, recorder)
     path = Path(uri).expanduser()
@@ -104,8 +111,10 @@ def _readable_stat(uri: str, path: Path) -> os.stat_result:
     except PermissionError:
         raise EdgecamError(_permission_denied(path)) from None
     except OSError:
-        raise EdgecamError(f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
-                           "an rtsp:// or http:// URL, a video file, an image or a folder)") from None
+        raise EdgecamError(
+            f"source not found: {uri} (give picamera, a camera index, /dev/videoN, "
+            "an rtsp:// or http:// URL, a video file, an image or a folder)"
+        ) from None
     if not os.access(path, os.R_OK | (os.X_OK if stat.S_ISDIR(st.st_mode) else 0)):
         raise EdgecamError(_permission_denied(path))
     return st
@@ -121,33 +130,45 @@ def _permission_denied(path: Path) -> str:
     real = os.path.realpath(path)
     in_home = any(real == d or real.startswith(d + "/") for d in HOME_DIRS)
     if "INVOCATION_ID" in os.environ or in_home:  # systemd sets INVOCATION_ID for a service
-        return (f"{line}: the likely cause is the service's ProtectHome=, which hides "
-                f"{', '.join(HOME_DIRS)} (home directories are private, too): keep the source "
-                f"outside them, e.g. in /srv/edgecam, readable by {user}")
+        return (
+            f"{line}: the likely cause is the service's ProtectHome=, which hides "
+            f"{', '.join(HOME_DIRS)} (home directories are private, too): keep the source "
+            f"outside them, e.g. in /srv/edgecam, readable by {user}"
+        )
     return f"{line}: let {user} read it and search every folder above it (chmod/chgrp)"
 
 
-def _open_camera(uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]],
-                 recorder=None) -> Source:
+def _open_camera(
+    uri: str, spec: SourceSpec, on_status: Optional[Callable[[bool], None]], recorder=None
+) -> Source:
     if uri == "auto":
         if picamera_available():
             uri = "picamera"
         elif os.path.exists("/dev/video0"):
             uri = "/dev/video0"
         else:
-            raise EdgecamError("no camera found (picamera2 not installed, no /dev/video0): give "
-                               "--source picamera | N | /dev/videoN | rtsp://... | FILE | DIR")
+            raise EdgecamError(
+                "no camera found (picamera2 not installed, no /dev/video0): give "
+                "--source picamera | N | /dev/videoN | rtsp://... | FILE | DIR"
+            )
     if uri == "picamera":
         picamera2_class = import_picamera2()
-        return LiveSource("picamera", lambda: PicameraCapture(spec, picamera2_class, recorder=recorder),
-                          spec.stall_timeout, on_status).open_now(
-            "is it connected (`rpicam-hello --list-cameras`), or in use by another program?")
+        return LiveSource(
+            "picamera",
+            lambda: PicameraCapture(spec, picamera2_class, recorder=recorder),
+            spec.stall_timeout,
+            on_status,
+        ).open_now("is it connected (`rpicam-hello --list-cameras`), or in use by another program?")
     source = LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
     if uri.startswith(STREAM_SCHEMES):
         return source  # a stream that is not up yet (a camera still booting) is waited for
     device = f"/dev/video{uri}" if uri.isdigit() else uri  # V4L2 opens index N as /dev/videoN
     if not os.path.exists(device):
-        raise EdgecamError(f"camera {uri} does not exist{f' (no {device})' if device != uri else ''}: "
-                           "plug it in, or list cameras with `ls /dev/video*`")
-    return source.open_now(f"is it in use by another program (`fuser {device}`), or not a "
-                           "capture device? List them with `v4l2-ctl --list-devices`")
+        raise EdgecamError(
+            f"camera {uri} does not exist{f' (no {device})' if device != uri else ''}: "
+            "plug it in, or list cameras with `ls /dev/video*`"
+        )
+    return source.open_now(
+        f"is it in use by another program (`fuser {device}`), or not a "
+        "capture device? List them with `v4l2-ctl --list-devices`"
+    )

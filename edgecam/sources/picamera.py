@@ -43,13 +43,13 @@ class PicameraCapture(CaptureDevice):
             streams["lores"] = {"size": tuple(spec.model_input_size), "format": "YUV420"}
         controls = {"FrameRate": float(spec.fps), **(sensor.controls() if sensor else {})}
         try:
-            config = self.cam.create_video_configuration(
-                **streams, buffer_count=4, controls=controls)
+            config = self.cam.create_video_configuration(**streams, buffer_count=4, controls=controls)
             self.cam.configure(config)
             self.cam.start()
             # libcamera may have changed the size asked for; the buffers have the size it chose.
-            self.lores_size: Optional[Tuple[int, ...]] = tuple(
-                self.cam.stream_configuration("lores")["size"]) if "lores" in streams else None
+            self.lores_size: Optional[Tuple[int, ...]] = (
+                tuple(self.cam.stream_configuration("lores")["size"]) if "lores" in streams else None
+            )
             if sensor is not None:
                 sensor.started(self.cam)
             if recorder is not None:
@@ -60,8 +60,12 @@ class PicameraCapture(CaptureDevice):
         model_size = tuple(spec.model_input_size) if spec.model_input_size else None
         self.model_input_size: Optional[Tuple[int, ...]] = model_size
         if self.lores_size and model_size and self.lores_size != model_size:
-            log.info("libcamera made the low-resolution stream %dx%d instead of %dx%d: "
-                     "resizing it to the model's input", *self.lores_size, *model_size)
+            log.info(
+                "libcamera made the low-resolution stream %dx%d instead of %dx%d: "
+                "resizing it to the model's input",
+                *self.lores_size,
+                *model_size,
+            )
 
     def read(self) -> Captured:
         names = ["main", "lores"] if self.lores_size else ["main"]
@@ -117,8 +121,10 @@ def import_picamera2():
         except ModuleNotFoundError as exc:
             if exc.name == "picamera2":
                 raise Picamera2Unavailable(
-                    False, "picamera2 is not installed", "`sudo apt install python3-picamera2` "
-                    "and create the venv with --system-site-packages") from None
+                    False,
+                    "picamera2 is not installed",
+                    "`sudo apt install python3-picamera2` and create the venv with --system-site-packages",
+                ) from None
             raise _broken_picamera2(exc) from None
         except Exception as exc:  # the import ran picamera2's own code, which failed
             raise _broken_picamera2(exc) from None
@@ -129,15 +135,22 @@ def import_picamera2():
 def _broken_picamera2(exc: Exception) -> Picamera2Unavailable:
     reason = f"picamera2 is installed but cannot be imported ({type(exc).__name__}: {exc})"
     if "numpy" not in str(exc):
-        return Picamera2Unavailable(True, reason, "reinstall it with `sudo apt install --reinstall "
-                                    "python3-picamera2 python3-libcamera`")
+        return Picamera2Unavailable(
+            True,
+            reason,
+            "reinstall it with `sudo apt install --reinstall python3-picamera2 python3-libcamera`",
+        )
     pip = f"{sys.executable} -m pip"
     if int(np.__version__.split(".")[0]) >= 2:
-        fix = (f"a numpy {np.__version__} wheel in the venv shadows the system numpy 1.x its "
-               f"compiled modules were built against: `{pip} install 'numpy<2'`")
+        fix = (
+            f"a numpy {np.__version__} wheel in the venv shadows the system numpy 1.x its "
+            f"compiled modules were built against: `{pip} install 'numpy<2'`"
+        )
     else:
-        fix = (f"numpy {np.__version__} ({os.path.dirname(np.__file__)}) is not the numpy its "
-               f"compiled modules were built against: `{pip} uninstall numpy` to use the system's")
+        fix = (
+            f"numpy {np.__version__} ({os.path.dirname(np.__file__)}) is not the numpy its "
+            f"compiled modules were built against: `{pip} uninstall numpy` to use the system's"
+        )
     return Picamera2Unavailable(True, reason, fix)
 
 

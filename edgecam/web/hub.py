@@ -19,8 +19,14 @@ from ..datatypes import FrameResult
 class JpegHub:
     """Latest result in, latest JPEG out; counts viewers and caps them at `max_viewers`."""
 
-    def __init__(self, annotate: Annotate, max_fps: float, max_viewers: int, quality: int = 80,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        annotate: Annotate,
+        max_fps: float,
+        max_viewers: int,
+        quality: int = 80,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._annotate, self._quality, self._clock = annotate, quality, clock
         self._interval = 1.0 / max_fps
         self.max_viewers = max_viewers

@@ -56,8 +56,10 @@ def parse_listen(value: str, key: str = "service.web") -> Tuple[str, int]:
     if not port.isdigit() or int(port) > 65535:
         raise EdgecamError(f"config {key} = {value!r}: use HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
     if host and not is_valid_host(host):
-        raise EdgecamError(f"config {key} = {value!r}: {host} is not a valid IP address or host "
-                           "name: use HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080")
+        raise EdgecamError(
+            f"config {key} = {value!r}: {host} is not a valid IP address or host "
+            "name: use HOST:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080"
+        )
     return host or "127.0.0.1", int(port)
 
 
@@ -73,8 +75,7 @@ def is_valid_host(host: str) -> bool:
     except ValueError:
         pass
     labels = host.rstrip(".").split(".")
-    return (len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels)
-            and not labels[-1].isdigit())
+    return len(host) <= 253 and all(_HOST_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
 
 
 def is_loopback(host: str) -> bool:
@@ -94,15 +95,27 @@ class PreviewServer(HTTPServer):
     request_queue_size = 128
     allow_reuse_address = True
 
-    def __init__(self, address: Tuple[str, int], hub: JpegHub, metrics: Metrics,
-                 status: Callable[[], dict], token: Optional[str] = None, *,
-                 max_idle: int = 256, idle_timeout: float = 10.0, request_timeout: float = 5.0,
-                 send_timeout: float = 5.0, clips: Optional[Path] = None):
+    def __init__(
+        self,
+        address: Tuple[str, int],
+        hub: JpegHub,
+        metrics: Metrics,
+        status: Callable[[], dict],
+        token: Optional[str] = None,
+        *,
+        max_idle: int = 256,
+        idle_timeout: float = 10.0,
+        request_timeout: float = 5.0,
+        send_timeout: float = 5.0,
+        clips: Optional[Path] = None,
+    ):
         host, port = address
         if not is_loopback(host) and not token:
-            raise EdgecamError(f"the preview server on {host}:{port} is reachable from other machines: "
-                               "set a token ([service] web_token or env EDGECAM_WEB_TOKEN), "
-                               "or bind it to 127.0.0.1")
+            raise EdgecamError(
+                f"the preview server on {host}:{port} is reachable from other machines: "
+                "set a token ([service] web_token or env EDGECAM_WEB_TOKEN), "
+                "or bind it to 127.0.0.1"
+            )
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.hub, self.metrics, self.status, self.token = hub, metrics, status, token
@@ -114,11 +127,13 @@ class PreviewServer(HTTPServer):
         try:
             super().__init__((host, port), PreviewHandler)
         except OSError as exc:
-            raise EdgecamError(f"cannot serve the preview on {host}:{port}: {exc.strerror} "
-                               "(pick another [service] web port)") from None
+            raise EdgecamError(
+                f"cannot serve the preview on {host}:{port}: {exc.strerror} (pick another [service] web port)"
+            ) from None
         self.socket.setblocking(False)
-        self._pool = concurrent.futures.ThreadPoolExecutor(hub.max_viewers + SHORT_WORKERS,
-                                                          thread_name_prefix="edgecam-web")
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            hub.max_viewers + SHORT_WORKERS, thread_name_prefix="edgecam-web"
+        )
         self._busy = 0  # connections handed to the pool, not yet finished
         self._busy_lock = threading.Lock()
         self._streams: "set[socket.socket]" = set()  # guarded by _busy_lock
@@ -262,14 +277,24 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         url = urlsplit(self.path)
         if not self._authorised(url.query):
-            self._send(401, b"token required: Authorization: Bearer TOKEN or ?token=TOKEN\n",
-                       "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="edgecam"'})
+            self._send(
+                401,
+                b"token required: Authorization: Bearer TOKEN or ?token=TOKEN\n",
+                "text/plain; charset=utf-8",
+                {"WWW-Authenticate": 'Bearer realm="edgecam"'},
+            )
             return
-        route = {"/": self._page, "/index.html": self._page, "/stream.mjpg": self._stream,
-                 "/snapshot.jpg": self._snapshot, "/api/status": self._status,
-                 "/metrics": self._metrics, "/api/clips": self._clips}.get(url.path)
+        route = {
+            "/": self._page,
+            "/index.html": self._page,
+            "/stream.mjpg": self._stream,
+            "/snapshot.jpg": self._snapshot,
+            "/api/status": self._status,
+            "/metrics": self._metrics,
+            "/api/clips": self._clips,
+        }.get(url.path)
         if route is None and url.path.startswith("/clips/"):
-            route = lambda: self._clip(url.path[len("/clips/"):])  # noqa: E731
+            route = lambda: self._clip(url.path[len("/clips/") :])  # noqa: E731
         if route is None:
             self._send(404, b"not found\n", "text/plain; charset=utf-8")
             return
@@ -329,8 +354,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
         if first >= len(data):
             self._send(416, b"", ctype, {"Content-Range": f"bytes */{len(data)}"})
             return
-        self._send(206, data[first:last + 1], ctype,
-                   {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{len(data)}"})
+        self._send(
+            206,
+            data[first : last + 1],
+            ctype,
+            {"Accept-Ranges": "bytes", "Content-Range": f"bytes {first}-{last}/{len(data)}"},
+        )
 
     def _metrics(self) -> None:
         self._send(200, self.server.metrics.render(), METRICS_TYPE)
@@ -345,8 +374,12 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def _stream(self) -> None:
         hub = self.server.hub
         if not hub.join():
-            self._send(503, f"at most {hub.max_viewers} streams at a time\n".encode(),
-                       "text/plain; charset=utf-8", {"Retry-After": "5"})
+            self._send(
+                503,
+                f"at most {hub.max_viewers} streams at a time\n".encode(),
+                "text/plain; charset=utf-8",
+                {"Retry-After": "5"},
+            )
             return
         server = self.server
         with server._busy_lock:
@@ -378,8 +411,14 @@ class PreviewHandler(BaseHTTPRequestHandler):
                     if jpeg is None:
                         continue
                 sent = time.monotonic()
-                self.wfile.write(b"--" + BOUNDARY.encode() + b"\r\nContent-Type: image/jpeg\r\n"
-                                 + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                self.wfile.write(
+                    b"--"
+                    + BOUNDARY.encode()
+                    + b"\r\nContent-Type: image/jpeg\r\n"
+                    + f"Content-Length: {len(jpeg)}\r\n\r\n".encode()
+                    + jpeg
+                    + b"\r\n"
+                )
         except (OSError, ValueError) as exc:  # timeout, reset, closed file: the viewer left
             log.debug("preview: stream to %s ended: %s", self.client_address[0], exc)
         finally:
