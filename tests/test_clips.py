@@ -395,3 +395,58 @@ def test_clip_index_reads_a_sidecar_once(tmp_path):
     write_clip(tmp_path, "20261203T120000Z-cat-new", 2000.0, encoded(10, t0=2000.0))
     (tmp_path / f"{names[1]}.mp4").unlink()
     assert [c.name for c in index.clips()] == ["20261203T120000Z-cat-new", names[0]]
+
+
+def test_an_event_longer_than_max_seconds_goes_on_in_consecutive_clips(tmp_path):
+    """A cat walking 6 s with max_seconds = 2: the event's span (pre + 6 s + post) is cut into
+    clips of at most 2 s that follow each other frame for frame, none lost or shown twice,
+    and the end event names the last of them."""
+    import sys
+    w, h = 640, 480
+    bg = tv.background(w, h)
+    cat = tv.crop("cat_720p.jpg", tv.CAT_BOX, 220 / (tv.CAT_BOX[2] - tv.CAT_BOX[0]))
+    frames = [bg.copy() for _ in range(20)]
+    for i in range(60):
+        f = bg.copy()
+        tv.paste(f, cat, int(i * (w - cat.shape[1]) / 59), h - cat.shape[0] - 10)
+        frames.append(f)
+    frames += [bg.copy() for _ in range(40)]
+    video = tv.write_video(tmp_path / "long.avi", frames, FPS)
+    config = tmp_path / "clips.toml"
+    config.write_text(f"[clips]\npre_roll = {PRE}\npost_roll = {POST}\nmax_seconds = 2.0\n")
+    folder = tmp_path / "clips"
+    env = dict(os.environ, EDGECAM_HOME=str(tmp_path / "home"), STATE_DIRECTORY=str(tmp_path / "state"))
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecam", "run", "--config", str(config), "--model", str(SSD_MODEL),
+         "--labels", str(COCO_LABELS), "--source", str(video), "--realtime", "--no-drop",
+         "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder), "--json"],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ends = [e for e in map(json.loads, proc.stdout.splitlines())
+            if e.get("type") == "event" and e["event"] == "end"]
+    assert len(ends) == 1, ends
+    end = ends[0]
+    clips = sorted(list_clips(folder), key=lambda c: c.name)
+    sides = [json.loads((folder / f"{c.name}.json").read_text()) for c in clips]
+    sides.sort(key=lambda s: s["start"])
+    span = (end["last_seen"] - end["first_seen"]) + PRE + POST
+    assert len(sides) == math.ceil(span / 2.0 - 1e-6) >= 3, [s["start"] for s in sides]
+    interval = 1.0 / FPS
+    for side, clip in zip(sides, sorted(clips, key=lambda c: c.name)):
+        times, _, duration = decode(folder / f"{clip.name}.mp4")
+        assert duration <= 2.0 + interval + 1e-3, (clip.name, duration)
+    seqs = [f["seq"] for s in sides for f in s["frames"]]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "frames lost or repeated at a split"
+    at = lambda side, frame: side["start"] + frame["t"]  # noqa: E731 (a frame's time in the source)
+    for before, after in zip(sides, sides[1:]):
+        gap = at(after, after["frames"][0]) - at(before, before["frames"][-1])
+        assert gap == pytest.approx(interval, abs=1e-3)
+    assert sides[0]["start"] == pytest.approx(end["first_seen"] - PRE, abs=1e-3)
+    last = at(sides[-1], sides[-1]["frames"][-1])
+    assert last == pytest.approx(end["last_seen"] + POST, abs=interval + 1e-3)
+    # The object coasted unseen through the last split (its track ends max_lost after it was
+    # last seen): its end event names the last part that holds it, with that part's length.
+    assert end["clip"] == f"{clips[-1].name}.mp4"
+    assert end["clip_seconds"] == pytest.approx(at(sides[-1], sides[-1]["frames"][-1]) - sides[-1]["start"], abs=interval + 1e-3)
+    assert not [p for p in folder.iterdir() if p.name.endswith(".part")]

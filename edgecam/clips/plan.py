@@ -104,6 +104,7 @@ class _Clip:
     end: float
     active: Set[str] = field(default_factory=set)
     events: Dict[str, dict] = field(default_factory=dict)
+    earlier: Tuple[Tuple[str, float], ...] = ()  # (name, start) of the parts before a split
 
 
 def _summary(ev: Event) -> dict:
@@ -209,10 +210,18 @@ class ClipStage(Processor):
         if clip is None or ev.id not in clip.events:
             return ev
         clip.active.discard(ev.id)
-        clip.events[ev.id] = _summary(ev)
-        clip.end = max(clip.end, ev.last_seen + self.times.post_roll)
-        seconds = min(clip.end, clip.start + self.times.max_seconds) - clip.start
-        file = f"{clip.name}.mp4"
+        until = ev.last_seen + self.times.post_roll
+        name, start = clip.name, clip.start
+        if until <= clip.start and clip.earlier:
+            # The object coasted unseen through a split: its clip is the part that holds its
+            # post-roll, and this part (empty, unless another object is in it) has none of it.
+            name, start = next(((n, s) for n, s in reversed(clip.earlier) if s < until), clip.earlier[0])
+            clip.events.pop(ev.id, None)
+        else:
+            clip.events[ev.id] = _summary(ev)
+            clip.end = max(clip.end, until)
+        seconds = min(until if name != clip.name else clip.end, start + self.times.max_seconds) - start
+        file = f"{name}.mp4"
         url = f"{self.url_base}{file}" if self.url_base else None
         return dataclasses.replace(ev, clip=file, clip_seconds=round(seconds, 2), clip_url=url)
 
@@ -228,7 +237,14 @@ class ClipStage(Processor):
             return [closing]
         first = clip.events[sorted(clip.active)[0]]
         name = clip_name(t, first["label"], first["id"])
-        self._clip = _Clip(name, t, clip.end, set(clip.active), {i: clip.events[i] for i in clip.active})
+        self._clip = _Clip(
+            name,
+            t,
+            clip.end,
+            set(clip.active),
+            {i: clip.events[i] for i in clip.active},
+            clip.earlier + ((clip.name, clip.start),),
+        )
         self.clips_opened += 1
         return [closing, OpenClip(name, t, fresh=True, previous=clip.name)]
 
