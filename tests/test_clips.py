@@ -14,6 +14,7 @@ import math
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,8 +27,8 @@ import scenes as tv
 from conftest import COCO_LABELS, SSD_MODEL
 
 from edgecam.clips.encoder import FrameEncoder
-from edgecam.clips.packets import EncodedPacket, PacketRing
-from edgecam.clips.store import list_clips, prune, remove_partials
+from edgecam.clips.packets import PacketRing
+from edgecam.clips.store import list_clips, prune
 from edgecam.clips.writer import ClipWriter
 
 FPS = 10.0
@@ -53,10 +54,26 @@ def known_events_frames(size=(640, 480)):
     return frames
 
 
+
+def run_with_clips(tmp: Path, video: Path, folder: Path, extra: str = ""):
+    """`edgecam run --track --watch cat --clips FOLDER --json` over `video`, live-paced, with
+    PRE/POST rolls (and `extra` [clips] lines); (its end events, its stderr)."""
+    config = tmp / "clips.toml"
+    config.write_text(f"[clips]\npre_roll = {PRE}\npost_roll = {POST}\n{extra}")
+    env = dict(os.environ, EDGECAM_HOME=str(tmp / "home"), STATE_DIRECTORY=str(tmp / "state"))
+    env.pop("NOTIFY_SOCKET", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgecam", "run", "--config", str(config), "--model", str(SSD_MODEL),
+         "--labels", str(COCO_LABELS), "--source", str(video), "--realtime", "--no-drop",
+         "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder), "--json"],
+        env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    return [e for e in lines if e.get("type") == "event" and e["event"] == "end"], proc.stderr
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     """One run over the known-events video; (source frames, end events, clips folder, stderr)."""
-    import sys
     tmp = tmp_path_factory.mktemp("clips")
     frames = known_events_frames()
     video = tv.write_video(tmp / "known.avi", frames, FPS)
@@ -67,20 +84,9 @@ def recorded(tmp_path_factory):
         if not ok:
             break
         decoded.append(img)
-    config = tmp / "clips.toml"
-    config.write_text(f"[clips]\npre_roll = {PRE}\npost_roll = {POST}\n")
     folder = tmp / "clips"
-    env = dict(os.environ, EDGECAM_HOME=str(tmp / "home"), STATE_DIRECTORY=str(tmp / "state"))
-    env.pop("NOTIFY_SOCKET", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgecam", "run", "--config", str(config), "--model", str(SSD_MODEL),
-         "--labels", str(COCO_LABELS), "--source", str(video), "--realtime", "--no-drop",
-         "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder), "--json"],
-        env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
-    ends = [e for e in lines if e.get("type") == "event" and e["event"] == "end"]
-    return decoded, ends, folder, proc.stderr
+    ends, stderr = run_with_clips(tmp, video, folder)
+    return decoded, ends, folder, stderr
 
 
 def decode(path: Path):
@@ -401,7 +407,6 @@ def test_an_event_longer_than_max_seconds_goes_on_in_consecutive_clips(tmp_path)
     """A cat walking 6 s with max_seconds = 2: the event's span (pre + 6 s + post) is cut into
     clips of at most 2 s that follow each other frame for frame, none lost or shown twice,
     and the end event names the last of them."""
-    import sys
     w, h = 640, 480
     bg = tv.background(w, h)
     cat = tv.crop("cat_720p.jpg", tv.CAT_BOX, 220 / (tv.CAT_BOX[2] - tv.CAT_BOX[0]))
@@ -412,19 +417,8 @@ def test_an_event_longer_than_max_seconds_goes_on_in_consecutive_clips(tmp_path)
         frames.append(f)
     frames += [bg.copy() for _ in range(40)]
     video = tv.write_video(tmp_path / "long.avi", frames, FPS)
-    config = tmp_path / "clips.toml"
-    config.write_text(f"[clips]\npre_roll = {PRE}\npost_roll = {POST}\nmax_seconds = 2.0\n")
     folder = tmp_path / "clips"
-    env = dict(os.environ, EDGECAM_HOME=str(tmp_path / "home"), STATE_DIRECTORY=str(tmp_path / "state"))
-    env.pop("NOTIFY_SOCKET", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgecam", "run", "--config", str(config), "--model", str(SSD_MODEL),
-         "--labels", str(COCO_LABELS), "--source", str(video), "--realtime", "--no-drop",
-         "--threads", "1", "--track", "--watch", "cat", "--clips", str(folder), "--json"],
-        env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    ends = [e for e in map(json.loads, proc.stdout.splitlines())
-            if e.get("type") == "event" and e["event"] == "end"]
+    ends, _ = run_with_clips(tmp_path, video, folder, "max_seconds = 2.0\n")
     assert len(ends) == 1, ends
     end = ends[0]
     clips = sorted(list_clips(folder), key=lambda c: c.name)
