@@ -192,7 +192,7 @@ c systemd-run --quiet --unit=systest-sub -p Restart=always -p RestartSec=500ms \
     mosquitto_sub -h 127.0.0.1 -p "$PORT" -q 1 -c -i edgecam-systest-sub -F '%U %t %p' \
     -t "edgecam/$DEVICE/availability" -t "edgecam/$DEVICE/detections" \
     -t "edgecam/$DEVICE/events" -t "edgecam/$DEVICE/stats" -t "edgecam/$DEVICE/camera/status" \
-    -t 'homeassistant/+/+/+/config'
+    -t 'homeassistant/device/+/config' -t 'homeassistant/+/+/+/config'
 ln -s "$ROOT$MQTT_LOG" "$LOGS/mqtt.log"
 wait_for 10 test -e "$LOGS/mqtt.log"
 
@@ -280,12 +280,12 @@ phase "mqtt"
 have_all() {
     [ "$(mqtt_count availability 1 ' online$')" -gt 0 ] && [ "$(mqtt_count detections)" -gt 0 ] \
         && [ "$(mqtt_count events)" -gt 0 ] && [ "$(mqtt_count stats)" -gt 0 ] \
-        && grep -q "^[0-9.]* homeassistant/.*/config " "$LOGS/mqtt.log"
+        && grep -q "^[0-9.]* homeassistant/device/edgecam_[^/]*/config {" "$LOGS/mqtt.log"
 }
 wait_for 30 have_all
-discovery=$(grep -c "^[0-9.]* homeassistant/.*/config " "$LOGS/mqtt.log")
+discovery=$(grep -c "^[0-9.]* homeassistant/device/edgecam_[^/]*/config {" "$LOGS/mqtt.log")
 detail="availability online $(mqtt_count availability 1 ' online$'), detections $(mqtt_count detections), events $(mqtt_count events), stats $(mqtt_count stats), discovery $discovery"
-have_all; check "MQTT: availability, detections, events, stats and discovery arrive" $? "$detail"
+have_all; check "MQTT: availability, detections, events, stats and device discovery arrive" $? "$detail"
 
 c test -s /var/lib/edgecam/mqtt-spool.sqlite3
 check "the spool is written in StateDirectory (/var/lib/edgecam/mqtt-spool.sqlite3)" $?
