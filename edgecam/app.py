@@ -17,7 +17,7 @@ from typing import Callable, Optional, Sequence, TextIO
 from .annotate import Annotate, Annotator
 from . import backends
 from .backends import Backend, LoadRequest, resolve_backend, with_backend
-from .config import Config, state_dir
+from .config import Config, check_combination, state_dir
 from .datatypes import DetectOptions, EndReason
 from .errors import EdgecamError
 from .label_events import label_events_from_config
@@ -135,7 +135,7 @@ def run(
     stop: Optional[threading.Event] = None,
 ) -> RunSummary:
     """Run until the source ends, a limit is reached or `stop` is set; returns the summary."""
-    config = resolved_backend(config)
+    config = resolved_backend(check_combination(config))  # a Config not made by config.resolve too
     check_regions(config)
     # Loaded first: the IMX500 must exist before Picamera2 is created.
     request = load_request(config)
@@ -339,13 +339,12 @@ def picamera_tap(config: Config):
 
 
 def clip_side(config: Config, stage, annotate: Annotate, tap=None):
-    """(processor, clip sink): with [clips] on, the event stage wrapped by the clip plan and
-    the sink that records (from `tap`'s packets while picamera2 encodes); else (stage, None)."""
+    """(processor, clip sink): with [clips] on, the event stage (there is one: see
+    config.check_combination) wrapped by the clip plan and the sink that records (from
+    `tap`'s packets while picamera2 encodes); else (stage, None)."""
     c = config.clips
     if not c.enabled:
         return stage, None
-    if stage is None:
-        raise EdgecamError("[clips] needs tracking: set [track] enabled = true (or give --track)")
     from .clips.encoder import pick_encoder
     from .clips.plan import ClipNotes, ClipStage, ClipTimes
     from .clips.sink import ClipSettings, ClipSink

@@ -689,6 +689,18 @@ def load_file(path: str) -> Config:
     return from_mapping(data)
 
 
+def check_combination(config: Config) -> Config:
+    """`config`, or an EdgecamError for settings of two sections that cannot go together.
+
+    Checked on the whole config (file, environment and options merged), never on one layer:
+    a file with [clips] on may leave --track to the command line. `config check`, `run` and
+    `doctor` all call this one function, so they refuse the same configs with the same line.
+    """
+    if config.clips.enabled and not config.track.enabled:
+        raise EdgecamError("[clips] needs tracking: set [track] enabled = true (or give --track)")
+    return config
+
+
 def state_dir(config: Config, env: Optional[Mapping[str, str]] = None) -> Path:
     """Where the spool and state live (not created here): `[service] state_dir`, else
     systemd's $STATE_DIRECTORY, else ~/.local/state/edgecam."""
@@ -755,7 +767,7 @@ def resolve(
         config = load_default(default_config_path(env), note)
     config = from_mapping(env_overrides(env), config)
     given = {s: {k: v for k, v in vals.items() if v is not None} for s, vals in overrides.items()}
-    return from_mapping({s: v for s, v in given.items() if v}, config)
+    return check_combination(from_mapping({s: v for s, v in given.items() if v}, config))
 
 
 _ENV_KEY = re.compile(r"^EDGECAM_([A-Z]+)__([A-Z0-9_]+)$")

@@ -290,6 +290,30 @@ def test_clips_without_tracking_is_one_line(tmp_path, edgecam_cmd, cli_env):
         "edgecam: error: [clips] needs tracking: set [track] enabled = true (or give --track)"]
 
 
+def test_clips_without_tracking_is_refused_by_check_run_and_doctor(tmp_path, edgecam_cmd, cli_env):
+    config = tmp_path / "c.toml"
+    config.write_text(f'[clips]\nenabled = true\ndir = "{tmp_path / "c"}"\n')
+    checked = subprocess.run([*edgecam_cmd, "config", "check", str(config)], env=cli_env,
+                             capture_output=True, text=True, timeout=60)
+    line = "edgecam: error: [clips] needs tracking: set [track] enabled = true (or give --track)"
+    assert checked.returncode == 2 and checked.stdout == "", checked.stdout + checked.stderr
+    assert checked.stderr.strip().splitlines() == [line]
+    ran = subprocess.run([*edgecam_cmd, "run", "--config", str(config), "--model", str(SSD_MODEL),
+                          "--source", str(tmp_path / "none.avi")],
+                         env=cli_env, capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 2 and ran.stderr.strip().splitlines() == [line]
+    doctor = subprocess.run([*edgecam_cmd, "doctor", "--config", str(config)], env=cli_env,
+                            capture_output=True, text=True, timeout=120)
+    rows = [row for row in doctor.stdout.splitlines() if row.split()[1:2] == ["config"]]
+    assert doctor.returncode == 1 and len(rows) == 1, doctor.stdout + doctor.stderr
+    assert rows[0].startswith("FAIL") and "[clips] needs tracking" in rows[0], doctor.stdout
+    # With tracking on, the same file is valid.
+    config.write_text(config.read_text() + "[track]\nenabled = true\n")
+    fixed = subprocess.run([*edgecam_cmd, "config", "check", str(config)], env=cli_env,
+                           capture_output=True, text=True, timeout=60)
+    assert fixed.returncode == 0 and fixed.stdout.strip() == f"{config}: ok", fixed.stderr
+
+
 def test_bad_clips_setting_is_one_line(tmp_path, edgecam_cmd, cli_env):
     config = tmp_path / "c.toml"
     config.write_text("[clips]\npre_roll = -1\n")

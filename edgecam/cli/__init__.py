@@ -78,7 +78,7 @@ def config_group():
 @click.argument("path", type=click.Path(dir_okay=False))
 def config_check(path):
     """Validate a TOML config file; exit 0 when it is valid."""
-    cfg.load_file(path)
+    cfg.check_combination(cfg.load_file(path))
     click.echo(f"{path}: ok")
 
 
