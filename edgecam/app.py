@@ -26,7 +26,7 @@ from .models import resolve_model
 from .pipeline import Pipeline
 from .settings import THRESHOLD_MIN
 from .sinks import JsonLinesSink, SnapshotSink, SummarySink, output_sink
-from .sources import SourceSpec, is_live, open_source
+from .sources import REMUX_SCHEMES, SourceSpec, is_live, open_source
 from .stages import Sink
 from .stats import ClipCounts, EventCounts, PipelineStats, RunSummary
 
@@ -158,7 +158,7 @@ def run(
         if mqtt_sink is not None:
             sinks.append(mqtt_sink)
         s = config.source
-        tap = picamera_tap(config)
+        tap = clip_tap(config)
         source = open_source(
             SourceSpec(
                 s.uri, s.width, s.height, s.fps, s.loop, s.stall_timeout, s.realtime, detectors[0].input_size
@@ -326,13 +326,19 @@ def clips_url(config: Config) -> Optional[str]:
     return f"http://[{host}]:{port}/clips/" if ":" in host else f"http://{host}:{port}/clips/"
 
 
-def picamera_tap(config: Config):
-    """With [clips] on, what runs picamera2's own encoder on the Pi camera's main stream
-    (edgecam.clips.picamera; other sources never start it), else None. With annotate = true
-    the frames are drawn in Python, so edgecam encodes them itself."""
+def clip_tap(config: Config):
+    """With [clips] on, what records the camera's own H.264 so that edgecam encodes nothing:
+    for an rtsp:// source its packets as they come (edgecam.clips.stream), else picamera2's
+    encoder on the Pi camera's main stream (edgecam.clips.picamera; other sources never start
+    it); None with clips off. With annotate = true the frames are drawn in Python, so edgecam
+    encodes them itself."""
     c = config.clips
     if not c.enabled or c.annotate:
         return None
+    if config.source.uri.strip().startswith(REMUX_SCHEMES):
+        from .clips.stream import StreamClipTap
+
+        return StreamClipTap()
     from .clips.picamera import PicameraClipTap
 
     return PicameraClipTap(config.source.fps, c.bitrate, c.keyframe_interval)

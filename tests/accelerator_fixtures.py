@@ -123,7 +123,7 @@ def capture_once(backend, size=(1280, 720)):
     cam = PicameraCapture(SourceSpec(uri="picamera", width=size[0], height=size[1], fps=30),
                           sensor=backend)
     try:
-        main, _lores, detected = cam.read()
+        main, _lores, detected, _ts = cam.read()
     finally:
         cam.release()
     return cam, Frame(0, time.time(), time.monotonic(), main, "picamera", None, detected)

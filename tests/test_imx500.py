@@ -90,7 +90,7 @@ def test_imx500_frames_without_outputs_are_no_information(standin, network, cpu)
     frames = []
     cam = PicameraCapture(SourceSpec(uri="picamera", width=640, height=480), sensor=backend)
     for seq in range(5):
-        main, _lores, detected = cam.read()
+        main, _lores, detected, _ts = cam.read()
         frames.append(Frame(seq, time.time(), time.monotonic(), main, "picamera", None, detected))
     cam.release()
     assert [f.detected is None for f in frames] == [True, True, True, False, False]

@@ -99,15 +99,15 @@ def test_padded_i420_converts_to_the_configured_width(standin):
     assert cv2.absdiff(back, photo).mean() < 6
 
 
-def test_a_camera_without_a_sensor_reads_the_same_triple_with_nothing_detected(standin):
+def test_a_camera_without_a_sensor_reads_the_same_tuple_with_nothing_detected(standin):
     standin(camera="imx708", scene=str(IMAGES / "pets.jpg"))
     cam = PicameraCapture(SourceSpec(uri="picamera", width=640, height=480, model_input_size=(300, 300)))
     try:
-        image, model_input, detected = cam.read()
+        image, model_input, detected, ts = cam.read()
     finally:
         cam.release()
     assert image.shape == (480, 640, 3) and model_input.shape == (300, 300, 3)
-    assert detected is None
+    assert detected is None and ts is None  # the frame is stamped when it is read
 
 
 def test_the_stand_in_refuses_what_picamera2_refuses(standin):

@@ -205,7 +205,7 @@ class SocketCamera:
                     if not chunk:
                         return None
                     buf += chunk
-                return np.frombuffer(bytes(buf), np.uint8).reshape(SocketCamera.SHAPE), None
+                return np.frombuffer(bytes(buf), np.uint8).reshape(SocketCamera.SHAPE), None, None, None
 
             def release(self):
                 sock.close()
@@ -265,7 +265,7 @@ class StillCamera(CaptureDevice):
 
     def read(self):
         self.left -= 1
-        return (self.image, None, None) if self.left >= 0 else None
+        return (self.image, None, None, None) if self.left >= 0 else None
 
     def release(self):
         self.released = True

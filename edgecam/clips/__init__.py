@@ -6,7 +6,10 @@ Parts, one job each:
 - `writer`: one clip file (temporary name, renamed when complete) and its JSON sidecar;
 - `store`: the clips folder: names, listing, the disk budget, leftovers of a crash;
 - `plan`: which frames belong to which clip, from the events (a pipeline processor);
-- `sink`: the pipeline sink that encodes every frame and writes what the plan asks for.
+- `picamera`, `stream`: taps of a camera's own H.264 (picamera2's encoder, an RTSP camera's
+  packets), recorded instead of encoding frames;
+- `sink`: the pipeline sink that encodes every frame (or takes a tap's packets) and writes
+  what the plan asks for.
 
 See docs/clips.md.
 """

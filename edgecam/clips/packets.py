@@ -1,10 +1,14 @@
-"""Encoded packets and the pre-roll ring that holds the last seconds of them."""
+"""Encoded packets, the pre-roll ring that holds the last seconds of them, and the tap that
+collects a camera's own packets for the clip sink."""
 
 from __future__ import annotations
 
 import collections
+import threading
 from dataclasses import dataclass
-from typing import Deque, List
+from typing import Deque, List, Optional, Tuple
+
+QUEUE_MAX = 900  # packets a tap keeps for the sink (30 s at 30 fps) if it falls behind
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,32 @@ class PacketRing:
             elif p.t > t:
                 break
         return packets[start:]
+
+
+class PacketTap:
+    """H.264 packets a camera encoded itself (picamera2's encoder, an RTSP camera), collected
+    on the capture's thread for the clip sink, which records them instead of encoding frames.
+
+    `encoder_name` names what made them while they come (the sidecar says it), None while
+    none do: the sink then encodes the frames itself. `size` is their (width, height).
+    Packets are numbered in arrival order; the sink matches them to frames by time.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._packets: Deque[EncodedPacket] = collections.deque(maxlen=QUEUE_MAX)
+        self._seq = 0
+        self.size: Optional[Tuple[int, int]] = None
+        self.encoder_name: Optional[str] = None
+
+    def drain(self) -> List[EncodedPacket]:
+        """The packets received since the last call, oldest first."""
+        with self._lock:
+            out = list(self._packets)
+            self._packets.clear()
+        return out
+
+    def _add(self, t: float, key: bool, data: bytes) -> None:
+        with self._lock:
+            self._seq += 1
+            self._packets.append(EncodedPacket(t, self._seq, key, data))

@@ -15,21 +15,17 @@ start at the oldest keyframe of its buffer, always `buffer_duration_ms` late, an
 
 from __future__ import annotations
 
-import collections
 import fractions
 import logging
-import threading
 import time
-from typing import Deque, List, Optional, Tuple
+from typing import Optional
 
-from .packets import EncodedPacket
+from .packets import PacketTap
 
 log = logging.getLogger(__name__)
 
-QUEUE_MAX = 900  # packets kept for the sink (30 s at 30 fps) if it falls behind
 
-
-class PicameraClipTap:
+class PicameraClipTap(PacketTap):
     """Starts picamera2's H264Encoder on the camera's main stream and collects its packets
     for the clip sink (`drain()`), timed on the frames' clock (unix seconds).
 
@@ -38,13 +34,9 @@ class PicameraClipTap:
     """
 
     def __init__(self, fps: float, bitrate_kbps: int, keyframe_interval: float):
+        super().__init__()
         self.fps, self.bitrate_kbps, self.keyframe_interval = fps, bitrate_kbps, keyframe_interval
-        self._lock = threading.Lock()
-        self._packets: Deque[EncodedPacket] = collections.deque(maxlen=QUEUE_MAX)
         self._encoder = None
-        self._seq = 0  # the packets' own numbering (the frames' seq is not known here)
-        self.size: Optional[Tuple[int, int]] = None
-        self.encoder_name: Optional[str] = None
 
     @property
     def active(self) -> bool:
@@ -88,13 +80,6 @@ class PicameraClipTap:
             except Exception as exc:  # a camera gone away must not stop the release
                 log.warning("clips: stopping picamera2's encoder failed: %s", exc)
 
-    def drain(self) -> List[EncodedPacket]:
-        """The packets received since the last call, oldest first."""
-        with self._lock:
-            out = list(self._packets)
-            self._packets.clear()
-        return out
-
     def _received(self, data: bytes, key: bool, timestamp_us: Optional[int]) -> None:
         encoder = self._encoder
         first = getattr(encoder, "firsttimestamp", None) if encoder is not None else None
@@ -102,6 +87,4 @@ class PicameraClipTap:
             t = time.time()
         else:
             t = (first + timestamp_us) / 1e6 + self._wall_minus_boot
-        with self._lock:
-            self._seq += 1
-            self._packets.append(EncodedPacket(t, self._seq, key, data))
+        self._add(t, key, data)

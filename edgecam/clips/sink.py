@@ -1,5 +1,6 @@
-"""The clip sink: encodes every frame into the pre-roll ring and writes the clips the plan
-asks for, on its own pipeline thread (a slow disk delays clips, never detection).
+"""The clip sink: encodes every frame (or takes a camera tap's own packets) into the pre-roll
+ring and writes the clips the plan asks for, on its own pipeline thread (a slow disk delays
+clips, never detection).
 
 A disk that is full, read-only or gone is logged once; the clip being written is given up
 and the next one is tried again (logged again only once one has been written).
@@ -56,8 +57,9 @@ class ClipSink(Sink):
     """Pipeline sink writing the clips of `notes` (from plan.ClipStage) into `settings.folder`.
 
     `image(result)` is the picture recorded: the raw frame, or the annotated one
-    (`annotate = true`). `tap` (clips.picamera.PicameraClipTap): while picamera2's encoder
-    runs for it, its packets are recorded instead and no frame is encoded here.
+    (`annotate = true`). `tap` (clips.packets.PacketTap: picamera2's encoder, an RTSP
+    camera's packets): while packets come through it, they are recorded instead and no frame
+    is encoded here.
     """
 
     name = "clips"
@@ -84,6 +86,7 @@ class ClipSink(Sink):
         self._cursor = -1  # the last frame (seq) given to the writer
         self._boxes: Dict[int, Tuple[dict, ...]] = {}
         self._disk_ok = True
+        self._was_tapped = False
         self.written = 0
         self.failed = 0
 
@@ -93,6 +96,8 @@ class ClipSink(Sink):
         self._thumbnails(result)
         if result.state is FrameState.FLUSH:
             return
+        if self._tapped != self._was_tapped:
+            self._switch_packets()
         if self._tapped:
             # picamera2 encoded the main stream itself: its packets carry their own numbers,
             # matched to frames (for the sidecar's boxes) by time.
@@ -108,7 +113,7 @@ class ClipSink(Sink):
         self._feed(result.frame.ts - WRITE_LAG_S)
 
     def close(self) -> None:
-        if self.encoder is not None:
+        if self.encoder is not None and not self._tapped:
             for packet in self.encoder.flush():
                 self.ring.add(packet)
         if self._tapped:  # what picamera2's encoder gave before the camera was released
@@ -142,9 +147,19 @@ class ClipSink(Sink):
 
     @property
     def _tapped(self) -> bool:
-        # Once picamera2's encoder has run, it is the one source of packets (the camera is
-        # away between a loss and its reopening: no frames come then).
+        # Once the camera's packets have come, they are the one source of packets (the camera
+        # is away between a loss and its reopening: no frames come then), until the tap says
+        # they stopped (a reconnected stream that cannot be remuxed).
         return self.tap is not None and self.tap.encoder_name is not None
+
+    def _switch_packets(self) -> None:
+        # The packets now come from the tap or from our encoder instead of the other: the two
+        # number them apart, so what is held of the other (ring, clip) cannot go on.
+        self._was_tapped = self._tapped
+        if self.writer is not None:
+            self._finish(self.writer, (), float("inf"))
+        self.ring = PacketRing(self.ring.seconds, self.ring.max_bytes)
+        self.encoder, self._cursor = None, -1
 
     def _size(self) -> Optional[Tuple[int, int]]:
         if self._tapped:

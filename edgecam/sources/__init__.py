@@ -5,14 +5,16 @@ the run, file sources end it when they run out (or repeat with `loop`).
 
 One module per job: `base` (SourceSpec, the Source interface), `files` (images, folders,
 video files), `live` (capture devices read under a deadline, reopened with backoff),
-`picamera` (the Pi camera and the diagnosis of a broken picamera2), `opening` (which source
+`picamera` (the Pi camera and the diagnosis of a broken picamera2), `stream` (an RTSP
+stream through PyAV, its H.264 packets kept for clips), `opening` (which source
 a URI names, and opening it). The names below are the package's interface.
 """
 
-from .base import IMAGE_SUFFIXES, STREAM_SCHEMES, Source, SourceSpec
+from .base import IMAGE_SUFFIXES, REMUX_SCHEMES, STREAM_SCHEMES, Source, SourceSpec
 from .files import ImageSource, VideoSource, list_image_files
 from .live import CaptureDevice, Captured, DeadlineReader, LiveSource, OpenCVCapture
 from .opening import is_live, names_local_camera, open_source, quiet_video_libraries
+from .stream import StreamCapture
 from .picamera import (
     PicameraCapture,
     Picamera2Unavailable,
@@ -23,6 +25,7 @@ from .picamera import (
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "REMUX_SCHEMES",
     "STREAM_SCHEMES",
     "Source",
     "SourceSpec",
@@ -34,6 +37,7 @@ __all__ = [
     "DeadlineReader",
     "LiveSource",
     "OpenCVCapture",
+    "StreamCapture",
     "is_live",
     "names_local_camera",
     "open_source",

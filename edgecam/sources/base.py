@@ -14,6 +14,8 @@ from ..datatypes import Frame, SensorDetections
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+# The streams whose H.264 packets clips record as they come (sources.stream).
+REMUX_SCHEMES = ("rtsp://", "rtsps://")
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,20 @@ log = logging.getLogger("edgecam.sources")
 
 
 # One read of a CaptureDevice: the BGR image, the model-size image when the device makes one,
-# and what a sensor that detects on its own (the IMX500) saw, None without one.
-Captured = Tuple[np.ndarray, Optional[np.ndarray], Optional[SensorDetections]]
+# what a sensor that detects on its own (the IMX500) saw, None without one, and the capture
+# time (unix s) when the device has a clock of its own (a stream's packet times), else None:
+# the time it was read.
+Captured = Tuple[np.ndarray, Optional[np.ndarray], Optional[SensorDetections], Optional[float]]
 
 
 class CaptureDevice:
-    """An opened live capture: `read()` returns one Captured (image, model_input, detected) or None."""
+    """An opened live capture: `read()` returns one Captured (image, model_input, detected, ts)
+    or None."""
 
     name = "capture"
 
     def read(self) -> Optional[Captured]:
-        """The next (image, model_input, detected), or None when the device failed."""
+        """The next (image, model_input, detected, ts), or None when the device failed."""
         raise NotImplementedError
 
     def release(self) -> None:
@@ -59,7 +62,7 @@ class OpenCVCapture(CaptureDevice):
 
     def read(self) -> Optional[Captured]:
         ok, image = self.cap.read()
-        return (image, None, None) if ok and image is not None else None
+        return (image, None, None, None) if ok and image is not None else None
 
     def release(self):
         self.cap.release()
@@ -92,7 +95,7 @@ class DeadlineReader:
             self._answered.set()
 
     def read(self, timeout: float) -> Optional[Captured]:
-        """The device's next (image, model_input, detected), or None on failure or after
+        """The device's next (image, model_input, detected, ts), or None on failure or after
         `timeout` s."""
         self._answered.clear()
         self._asked.set()
@@ -196,7 +199,8 @@ class LiveSource(Source):
                     online, attempt = True, 0
                     self.reconnecting = False
                     self._tell(True)
-                yield self._frame(*got)
+                image, model_input, detected, ts = got
+                yield self._frame(image, model_input, detected, ts=ts)
                 continue
             if online is not False:
                 log.warning(

@@ -13,10 +13,11 @@ from typing import Callable, Optional
 import cv2
 
 from ..errors import EdgecamError
-from .base import IMAGE_SUFFIXES, STREAM_SCHEMES, Source, SourceSpec
+from .base import IMAGE_SUFFIXES, REMUX_SCHEMES, STREAM_SCHEMES, Source, SourceSpec
 from .files import ImageSource, VideoSource
 from .live import LiveSource, OpenCVCapture
 from .picamera import PicameraCapture, import_picamera2, picamera_available
+from .stream import StreamCapture
 
 log = logging.getLogger("edgecam.sources")
 
@@ -76,8 +77,10 @@ def open_source(
     """The Source for a spec's URI; an EdgecamError naming the URI and the choices if none fits.
 
     `sensor` (a camera that detects on its sensor, see PicameraCapture) needs the Pi camera.
-    `recorder` records the Pi camera's main stream with picamera2's encoder (see
-    PicameraCapture); other sources ignore it.
+    `recorder` records the camera's own H.264 for clips: the Pi camera's main stream through
+    picamera2's encoder (clips.picamera.PicameraClipTap, see PicameraCapture), or an rtsp://
+    stream's packets (clips.stream.StreamClipTap, see StreamCapture: the stream is then read
+    through PyAV, not OpenCV); other sources ignore it.
     """
     quiet_video_libraries()
     uri = spec.uri.strip()
@@ -159,6 +162,8 @@ def _open_camera(
             spec.stall_timeout,
             on_status,
         ).open_now("is it connected (`rpicam-hello --list-cameras`), or in use by another program?")
+    if recorder is not None and uri.startswith(REMUX_SCHEMES):
+        return LiveSource(uri, lambda: StreamCapture(uri, spec, recorder), spec.stall_timeout, on_status)
     source = LiveSource(uri, lambda: OpenCVCapture(uri, spec), spec.stall_timeout, on_status)
     if uri.startswith(STREAM_SCHEMES):
         return source  # a stream that is not up yet (a camera still booting) is waited for

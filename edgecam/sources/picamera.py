@@ -72,7 +72,7 @@ class PicameraCapture(CaptureDevice):
         arrays, metadata = self.cam.capture_arrays(names)
         lores = self._model_input(arrays[1]) if self.lores_size else None
         detected = self.sensor.read(metadata, self.cam) if self.sensor is not None else None
-        return arrays[0][:, :, :3], lores, detected
+        return arrays[0][:, :, :3], lores, detected, None
 
     def _model_input(self, yuv: np.ndarray) -> np.ndarray:
         lores_size, model_size = self.lores_size, self.model_input_size
