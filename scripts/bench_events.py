@@ -7,7 +7,11 @@ detections (score >= the threshold, edgecam's default 0.5). One row per tracker 
 
 - from `motmetrics` against the known paths (objects at least half visible, not blurred):
   MOTA, IDF1, ID switches, fragmentations; a tracker's output in a frame is its confirmed
-  tracks that matched a detection in that frame (what the user sees boxed);
+  tracks that matched a detection in that frame (what the user sees boxed live). IDF1 is
+  also given for the record (`idf1_record`): each confirmed track with its sightings from
+  its first one on, before it was confirmed too, which is what an event covers (its
+  `first_seen`, and its clip's boxes in the sidecar); ByteTrack's from its tracks' sightings
+  before they were reported, the same way;
 - what users feel: starts per real object (goal 1.00), objects never started (goal 0), false
   starts (a start on no real object), and the time from an object's first appearance to its
   start (mean, seconds). A start is assigned to the object its box overlaps most (IoU >= 0.3).
@@ -53,11 +57,27 @@ Detections = List[Tuple[Detection, ...]]  # per frame
 @dataclass
 class Run:
     """What one tracker made of one fixture: per frame the boxes it shows (track id, label,
-    pixel box), and its starts (frame index, track id, label, pixel box)."""
+    pixel box); the same with each reported track's sightings before it was reported
+    (`record`); and its starts (frame index, track id, label, pixel box)."""
 
     tracker: str
     shown: List[List[Tuple[str, str, Box]]] = field(default_factory=list)
+    record: List[List[Tuple[str, str, Box]]] = field(default_factory=list)
     starts: List[Tuple[int, str, str, Box]] = field(default_factory=list)
+    _pending: Dict[object, List[Tuple[int, Box]]] = field(default_factory=dict)
+
+    def sighted(self, key: object, frame: int, box: Box) -> None:
+        """A track not reported yet was seen at `box` in `frame`."""
+        self._pending.setdefault(key, []).append((frame, box))
+
+    def shows(self, shown: List[Tuple[str, str, Box]], first: Dict[str, object]) -> None:
+        """This frame's reported boxes; `first`: report id -> the key its earlier sightings
+        were noted under, for the tracks reported for the first time in this frame."""
+        self.shown.append(shown)
+        self.record.append(list(shown))
+        for tid, label, _ in shown:
+            for frame, box in self._pending.pop(first.get(tid), ()) if tid in first else ():
+                self.record[frame].append((tid, label, box))
 
 
 def load_detector(threshold: float = 0.5, threads: int = 1) -> Detector:
@@ -89,7 +109,7 @@ def run_edgecam(scene: scenes.Scene, dets: Detections, options: TrackerOptions =
     """edgecam's Tracker + EventStage (default options), fed frame by frame at the source's time."""
     counter = iter(range(1, 1 << 30))
     stage = EventStage(Tracker(options, new_id=lambda: f"e{next(counter)}"), EventOptions(labels=WATCH))
-    run = Run("edgecam")
+    run, reported = Run("edgecam"), set()
     blank = np.zeros((scene.size[1], scene.size[0], 3), np.uint8)
     for i, frame_dets in enumerate(dets):
         ts = i / scene.fps
@@ -97,8 +117,13 @@ def run_edgecam(scene: scenes.Scene, dets: Detections, options: TrackerOptions =
         for ev in result.events:
             if getattr(ev, "kind", None) == "start":
                 run.starts.append((i, ev.id, ev.label, to_pixels(BBox(*ev.box), scene.size)))
-        run.shown.append([(t.id, t.label, to_pixels(t.box, scene.size)) for t in stage.tracker.tracks
-                          if t.confirmed and t.missed == 0 and t.last_seen == ts and t.label in WATCH])
+        seen = [t for t in stage.tracker.tracks if t.missed == 0 and t.last_seen == ts]
+        for t in seen:
+            if not t.confirmed:
+                run.sighted(t.id, i, to_pixels(t.box, scene.size))
+        shown = [(t.id, t.label, to_pixels(t.box, scene.size)) for t in seen if t.confirmed and t.label in WATCH]
+        run.shows(shown, {tid: tid for tid, _, _ in shown if tid not in reported})
+        reported.update(tid for tid, _, _ in shown)
     stage.finish()
     return run
 
@@ -119,7 +144,13 @@ def run_bytetrack(scene: scenes.Scene, dets: Detections, min_hits: int = DEFAULT
         out = bt.update_with_detections(sv.Detections(
             xyxy=xyxy, confidence=np.array([d.score for d in frame_dets], np.float32),
             class_id=np.array([d.class_id for d in frame_dets], int)))
-        shown = []
+        # Its tracks' sightings before they are reported (supervision's STrack: a tracked,
+        # not yet activated track matched in this frame), for the record.
+        internal = {t.external_track_id: t.internal_track_id for t in bt.tracked_tracks}
+        for t in bt.tracked_tracks:
+            if t.frame_id == bt.frame_id and not t.is_activated:
+                run.sighted(t.internal_track_id, i, tuple(float(v) for v in t.tlbr))
+        shown, first = [], {}
         for box, cls, tid in zip(out.xyxy, out.class_id, out.tracker_id):
             if tid is None or tid < 0 or labels[int(cls)] not in WATCH:
                 continue
@@ -127,8 +158,9 @@ def run_bytetrack(scene: scenes.Scene, dets: Detections, min_hits: int = DEFAULT
             shown.append((key, labels[int(cls)], box))
             if key not in seen:
                 seen.add(key)
+                first[key] = internal.get(int(tid))
                 run.starts.append((i, key, labels[int(cls)], box))
-        run.shown.append(shown)
+        run.shows(shown, first)
     return run
 
 
@@ -155,12 +187,18 @@ def _iou(a: Box, b: Box) -> float:
 
 
 def mot_row(truths: Sequence[Sequence[scenes.Truth]], run: Run) -> Dict[str, float]:
-    """MOTA, IDF1, ID switches and fragmentations (py-motmetrics, IoU >= 0.5 to match)."""
+    """MOTA, IDF1, ID switches and fragmentations of what is shown live (py-motmetrics, IoU
+    >= 0.5 to match), and the IDF1 of the record."""
+    live = _mot(truths, run.shown)
+    return {**live, "idf1_record": _mot(truths, run.record)["idf1"]}
+
+
+def _mot(truths: Sequence[Sequence[scenes.Truth]], boxes: Sequence[Sequence[Tuple[str, str, Box]]]) -> Dict[str, float]:
     import motmetrics as mm
 
     acc = mm.MOTAccumulator(auto_id=True)
     hyp_ids: Dict[str, int] = {}  # motmetrics stores ids as floats
-    for truth, shown in zip(truths, run.shown):
+    for truth, shown in zip(truths, boxes):
         gt = [t for t in truth if t.observable]
         # 1 - IoU, NaN (no match possible) under 0.5: what mm.distances.iou_matrix computes, which
         # motmetrics 1.4.0 cannot run on numpy 2 (it calls the removed np.asfarray).
@@ -271,7 +309,7 @@ def cpu_us_per_frame(n_objects: int = 10, n_frames: int = 300, repeat: int = 3) 
 
 # -- report ------------------------------------------------------------------------------------
 COLUMNS = ("fixture", "mode", "tracker", "objects", "starts_per_object", "missed", "false_starts",
-           "wrong_label", "start_delay_s", "mota", "idf1", "id_switches", "fragmentations",
+           "wrong_label", "start_delay_s", "mota", "idf1", "idf1_record", "id_switches", "fragmentations",
            "invokes_per_frame", "cpu_ms_per_frame")
 
 

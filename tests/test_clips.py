@@ -149,6 +149,10 @@ def test_sidecar_has_the_tracked_boxes(recorded):
         side = json.loads((folder / end["clip"]).with_suffix(".json").read_text())
         mine = [b for f in side["frames"] for b in f["boxes"] if b["id"] == end["id"]]
         assert len(mine) >= 10
+        # Boxed from the first sighting, not only from the start (min_age, 0.4 s, later).
+        boxed = [f["t"] for f in side["frames"] if any(b["id"] == end["id"] for b in f["boxes"])]
+        assert boxed[0] == pytest.approx(end["first_seen"] - side["start"], abs=1e-3), (boxed[:3], end)
+        assert all(b["label"] == end["label"] for b in mine)
         assert mine[-1]["box"] == pytest.approx(end["box"], abs=1e-3)
         assert any(e["id"] == end["id"] and e["label"] == "cat" for e in side["events"])
         # The snapshot thumbnail of the clip.

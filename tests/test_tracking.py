@@ -351,6 +351,33 @@ def test_a_misread_lasting_a_few_frames_starts_nothing():
     assert list(labels_of(tr, started).values()) == ["dog"]
 
 
+
+def test_a_started_track_read_as_another_label_for_a_frame_stays_one_track():
+    # A small dog read as a person or a kite in every other frame (scenes.twelve_objects):
+    # without a dog box those frames it coasted, and a person track took the dog in turns.
+    tr = Tracker()
+    frames = [[det(("dog", "person", "dog", "kite")[i % 4] if i >= 6 else "dog",
+                   0.3 + i * 0.002, 0.3, 0.36 + i * 0.002, 0.5)] for i in range(60)]
+    started = feed(tr, frames)
+    assert [t.label for t in tr.tracks if t.confirmed] == ["dog"] and len(started) == 1
+    dog = tr.tracks[0]
+    assert dog.missed == 0 and dog.last_seen == pytest.approx(5.9)  # seen in every frame
+    assert dog.votes.keys() == {"dog"}  # its label was never in question once it started
+
+
+def test_another_labels_box_on_an_object_seen_this_frame_does_not_keep_a_track_alive():
+    # A sitting dog hidden by a passing dog whose box is partly read as a person over it: that
+    # person box is the passing dog's, so the sitting dog's track coasts (its box stays).
+    tr = Tracker()
+    sitting = det("dog", 0.2, 0.3, 0.4, 0.7)
+    passing = [det("dog", 0.6 - 0.03 * i, 0.3, 0.8 - 0.03 * i, 0.7) for i in range(11)]
+    feed(tr, [[sitting, passing[i]] for i in range(10)])
+    sit = next(t for t in tr.tracks if t.box == sitting.bbox)
+    part = det("person", 0.25, 0.32, 0.42, 0.7)  # IoU 0.65 with the sitting dog, 71 % on the passing one
+    tr.update([passing[10], part], 1.0)
+    assert sit.missed == 1 and sit.box == sitting.bbox
+
+
 @pytest.fixture(scope="module")
 def photo_video(tmp_path_factory):
     return tv.photo_cut_scene().write(tmp_path_factory.mktemp("photos") / "photos.avi")

@@ -55,11 +55,14 @@ class CloseClip:
 @dataclass(frozen=True)
 class ClipNote:
     """What the plan says about frame `seq`: clips to close then open before it is written,
-    and the boxes of the open clip's objects in it."""
+    and the boxes of the open clip's objects in it; `earlier`: (seq, box) of an object that
+    started at this frame, from its first sighting on (the frames before its track was sure),
+    for the frames of the clip before this one."""
 
     seq: int
     actions: Tuple[Union[CloseClip, OpenClip], ...] = ()
     boxes: Tuple[dict, ...] = ()
+    earlier: Tuple[Tuple[int, dict], ...] = ()
 
 
 class ClipNotes:
@@ -131,6 +134,10 @@ class ClipStage(Processor):
     ):
         self.events, self.notes, self.times, self.url_base = events, notes, times, url_base
         self._clip: Optional[_Clip] = None
+        # Per track not yet in the clip: (seq, t, box) of its sightings, so a clip shows an
+        # object boxed from its first sighting, not from min_age later, when it started.
+        self._sightings: Dict[str, Deque[Tuple[int, float, dict]]] = {}
+        self._earlier: List[Tuple[int, dict]] = []
         self._first_t: Optional[float] = None
         self._last_t: Optional[float] = None
         self.clips_opened = 0
@@ -204,6 +211,11 @@ class ClipStage(Processor):
             actions.append(OpenClip(name, start))
         clip.active.add(ev.id)
         clip.events[ev.id] = _summary(ev)
+        self._earlier += [
+            (seq, {**box, "label": ev.label})
+            for seq, seen, box in self._sightings.pop(ev.id, ())
+            if clip.start <= seen < t
+        ]
 
     def _end(self, ev: Event) -> Event:
         clip = self._clip
@@ -251,11 +263,20 @@ class ClipStage(Processor):
     def _post(self, result: FrameResult, actions: list) -> None:
         clip = self._clip
         boxes: Tuple[dict, ...] = ()
-        if clip is not None and not result.skipped:
-            boxes = tuple(
-                {"id": tr.id, "label": tr.label, "box": tr.box.as_list()}
-                for tr in self.events.tracker.tracks
-                if tr.id in clip.events and not tr.missed
-            )
+        if not result.skipped:
+            seen = [tr for tr in self.events.tracker.tracks if not tr.missed and tr.last_seen == result.frame.ts]
+            in_clip = clip.events if clip is not None else {}
+            boxes = tuple({"id": tr.id, "label": tr.label, "box": tr.box.as_list()} for tr in seen if tr.id in in_clip)
+            self._note_sightings(result, [tr for tr in seen if tr.id not in in_clip])
+        earlier, self._earlier = tuple(self._earlier), []
         if actions or clip is not None:
-            self.notes.post(ClipNote(result.frame.seq, tuple(actions), boxes))
+            self.notes.post(ClipNote(result.frame.seq, tuple(actions), boxes, earlier))
+
+    def _note_sightings(self, result: FrameResult, tracks) -> None:
+        keep = max(1, round(self.times.pre_roll * 60))  # frames: pre_roll at up to 60 fps
+        alive = {tr.id for tr in self.events.tracker.tracks}
+        for gone in set(self._sightings) - alive:
+            del self._sightings[gone]
+        for tr in tracks:
+            log = self._sightings.setdefault(tr.id, collections.deque(maxlen=keep))
+            log.append((result.frame.seq, result.frame.ts, {"id": tr.id, "box": tr.box.as_list()}))

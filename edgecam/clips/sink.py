@@ -194,6 +194,11 @@ class ClipSink(Sink):
                     self._finish(self.writer, action.events, action.end)
             elif isinstance(action, OpenClip):
                 self._open(action)
+        if self.writer is not None:
+            # Frames not yet written (they wait WRITE_LAG_S): an object that started now is
+            # boxed in them from its first sighting.
+            for seq, box in note.earlier:
+                self._boxes[seq] = self._boxes.get(seq, ()) + (box,)
 
     def _open(self, action: OpenClip) -> None:
         if self.writer is not None:  # never two at once: the plan closes before it opens
