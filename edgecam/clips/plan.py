@@ -264,9 +264,13 @@ class ClipStage(Processor):
         clip = self._clip
         boxes: Tuple[dict, ...] = ()
         if not result.skipped:
-            seen = [tr for tr in self.events.tracker.tracks if not tr.missed and tr.last_seen == result.frame.ts]
+            seen = [
+                tr for tr in self.events.tracker.tracks if not tr.missed and tr.last_seen == result.frame.ts
+            ]
             in_clip = clip.events if clip is not None else {}
-            boxes = tuple({"id": tr.id, "label": tr.label, "box": tr.box.as_list()} for tr in seen if tr.id in in_clip)
+            boxes = tuple(
+                {"id": tr.id, "label": tr.label, "box": tr.box.as_list()} for tr in seen if tr.id in in_clip
+            )
             self._note_sightings(result, [tr for tr in seen if tr.id not in in_clip])
         earlier, self._earlier = tuple(self._earlier), []
         if actions or clip is not None:
