@@ -131,7 +131,9 @@ class BackendInfo:
     present ones for `auto` (lowest first); `tflite` says it runs a .tflite on this CPU or a
     Coral (the default model, the doctor's model check and remote probes apply); `parallel`
     that several interpreters may run side by side on consecutive frames; `crops` that it runs
-    on the frames edgecam gives it, so also on crops of them (`[detect] regions`).
+    on the frames edgecam gives it, so also on crops of them (`[detect] regions`);
+    `sensor_time` that its camera's sensor reports its own inference time per frame (the
+    stats message and Home Assistant discovery then carry it).
     """
 
     name: str
@@ -142,6 +144,7 @@ class BackendInfo:
     tflite: bool = False
     parallel: bool = False
     crops: bool = True
+    sensor_time: bool = False
 
     def load(self, request: LoadRequest) -> List[Backend]:
         """The loaded backends, one per worker (the loader's module is imported now)."""
@@ -172,6 +175,7 @@ REGISTRY: Mapping[str, BackendInfo] = _entries(
         lambda root: bool(imx500_subdevs(root)),
         auto_rank=1,
         crops=False,
+        sensor_time=True,
     ),
     BackendInfo(
         "hailo",

@@ -36,6 +36,7 @@ import threading
 import uuid
 from typing import Callable, Dict, Iterable, List, Optional, Set
 
+from .. import backends
 from ..labels import slug
 from .base import Communicator
 from .topics import Topics
@@ -90,7 +91,8 @@ def device_discovery(
 ) -> dict:
     """The device-based discovery payload: `dev`, `o`, shared availability and `cmps`.
 
-    `backend`: the detector backend (the AI Camera also gets its sensor's inference time).
+    `backend`: the detector backend (one whose sensor times itself, the AI Camera, also gets
+    its sensor's inference time).
     Each watched label has an `event` entity (its starts and ends: per tracked object with the
     tracker, per stretch of time in view without); `tracking`: the tracker runs, so each label
     also has an `image` entity (the best frame of its last tracked object).
@@ -157,7 +159,7 @@ def device_discovery(
         entity_category="diagnostic",
         icon="mdi:chip",
     )
-    if backend == "imx500":
+    if backends.info(backend).sensor_time:
         add(
             "sensor",
             "sensor_inference_ms",

@@ -6,6 +6,7 @@ import time
 from collections import deque
 from typing import Deque, Optional
 
+from .. import backends
 from ..stats import soc_temperature, summarize
 
 
@@ -57,7 +58,7 @@ class StatsCollector:
             "spool_dropped": int(spool_dropped),
             "backend": self._backend,
         }
-        if self._backend == "imx500":
+        if backends.info(self._backend).sensor_time:
             payload["sensor_inference_ms"] = _percentiles(sensor)
         return payload
 
