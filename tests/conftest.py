@@ -25,6 +25,16 @@ IMAGENET_LABELS = MODELS / "imagenet_labels.txt"
 pytest_plugins = ["mqtt_fixtures", "accelerator_fixtures"]
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (scripts/test): no workers when every argument names single tests (`file::test`):
+    starting them costs more than those few tests, and the output stays the test runner's
+    dots alone (tests/test_two_commands.py)."""
+    args = [a for a in config.args if not a.startswith("-")]
+    if args and all("::" in a for a in args):
+        return 0
+    return None
+
+
 def pytest_configure(config):
     if not SSD_MODEL.exists():
         pytest.exit(f"test data missing: {SHARED} must sit beside the repo (see README)", 3)
