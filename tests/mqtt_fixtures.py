@@ -25,11 +25,29 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
+# Ports handed out by free_port: below the kernel's ephemeral range (32768-60999 by default),
+# where a port asked of the kernel (bind to 0) lies and where any outgoing connection of
+# another test may take it before the server the test starts binds it; one band per pytest-xdist
+# worker, so two workers never hand out the same port.
+PORT_BAND = 2000
+_next_port = [0]
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now, never handed out before in this test run."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    first = 20000 + (index % 6) * PORT_BAND
+    while _next_port[0] < PORT_BAND:
+        port = first + _next_port[0]
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port left in {first}-{first + PORT_BAND - 1}")
 
 
 class Broker:

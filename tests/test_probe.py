@@ -20,6 +20,7 @@ from edgecam.probe.measure import (STAGES, load_frames, parse_threads, probe_to_
 from edgecam.probe.remote import RemoteProbe, parse_probe_request
 
 from conftest import CLASSIFIER_025, CLASSIFIER_050, COCO_LABELS, IMAGES, SSD_MODEL
+from mqtt_fixtures import free_port
 
 RUNS, WARMUP = 5, 1
 PCTS = ("p50_ms", "p95_ms", "p99_ms", "max_ms")
@@ -176,16 +177,12 @@ def test_probe_to_payload_roundtrip():
     assert doc["results"][0]["raw_invoke"]["count"] == 2 and "noise" in doc["source"]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not shutil.which("mosquitto"), reason="mosquitto not installed")
 def test_probe_mqtt_publishes_retained_results(edgecam_cmd, cli_env, tmp_path):
     import paho.mqtt.client as mqtt
-    port = _free_port()
+    port = free_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
     broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL,

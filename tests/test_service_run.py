@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import COCO_LABELS, IMAGES, SSD_MODEL
+from mqtt_fixtures import free_port
 from waiting import wait_until
 
 LOOPING_DOGS = ["--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
@@ -151,9 +152,7 @@ def test_sigkill_leaves_offline_by_last_will(edgecam_cmd, cli_env, mqtt_broker, 
 
 
 def test_unreachable_broker_does_not_stop_detection(edgecam_cmd, cli_env):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead_port = s.getsockname()[1]
+    dead_port = free_port()
     out = subprocess.run([*edgecam_cmd, "run", "--model", str(SSD_MODEL), "--labels", str(COCO_LABELS),
                           "--source", str(IMAGES), "--json", "--mqtt", f"127.0.0.1:{dead_port}",
                           "--device-id", "cam1"], env=cli_env, capture_output=True, text=True, timeout=60)
