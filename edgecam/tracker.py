@@ -229,7 +229,7 @@ class Tracker:
         # or snapshot from a box that may be another object's, as at a scene cut). The box
         # goes on to start or feed a track of its own label (a person walking up to a parked
         # cat), which starts on its own evidence and then holds that box first.
-        seen = [tracks[ti].box for ti in range(len(tracks)) if tracks[ti].id in matched]
+        seen = [t.box for t in tracks if t.id in matched] if flickers else []
         for ti, di in flickers:
             t, d = tracks[ti], dets[di]
             on_another = sum(d.bbox.intersect(b).area for b in seen) >= self.options.contained * d.bbox.area

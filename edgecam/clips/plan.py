@@ -136,7 +136,7 @@ class ClipStage(Processor):
         self._clip: Optional[_Clip] = None
         # Per track not yet in the clip: (seq, t, box) of its sightings, so a clip shows an
         # object boxed from its first sighting, not from min_age later, when it started.
-        self._sightings: Dict[str, Deque[Tuple[int, float, dict]]] = {}
+        self._sightings: Dict[str, Deque[Tuple[int, float, List[float]]]] = {}
         self._earlier: List[Tuple[int, dict]] = []
         self._first_t: Optional[float] = None
         self._last_t: Optional[float] = None
@@ -212,7 +212,7 @@ class ClipStage(Processor):
         clip.active.add(ev.id)
         clip.events[ev.id] = _summary(ev)
         self._earlier += [
-            (seq, {**box, "label": ev.label})
+            (seq, {"id": ev.id, "label": ev.label, "box": box})
             for seq, seen, box in self._sightings.pop(ev.id, ())
             if clip.start <= seen < t
         ]
@@ -283,4 +283,4 @@ class ClipStage(Processor):
             del self._sightings[gone]
         for tr in tracks:
             log = self._sightings.setdefault(tr.id, collections.deque(maxlen=keep))
-            log.append((result.frame.seq, result.frame.ts, {"id": tr.id, "box": tr.box.as_list()}))
+            log.append((result.frame.seq, result.frame.ts, tr.box.as_list()))
